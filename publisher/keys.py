@@ -1,0 +1,60 @@
+"""Every Redis key name, in one place.
+
+Keys that change together share a hash tag (`{warnings}`, `{audit}`, ...) so that each
+transaction stays in one slot and the store runs on Redis Cluster unchanged. Warnings are few
+(about a hundred a day), so one slot for all of them is plenty and lets a workflow step update
+a message and its indexes atomically.
+"""
+
+from __future__ import annotations
+
+PREFIX = "wc"
+
+# Area registry: one hash code -> JSON, plus a version counter bumped on every load.
+AREAS = f"{PREFIX}:{{areas}}:by-code"
+AREAS_VERSION = f"{PREFIX}:{{areas}}:version"
+
+# Warnings (CAP messages). `msg` holds one message as JSON; the sorted sets index them.
+WARNINGS_INDEX = f"{PREFIX}:{{warnings}}:index"  # id -> created (epoch s)
+WARNINGS_SCHEDULE = f"{PREFIX}:{{warnings}}:scheduled"  # id -> effective (epoch s)
+WARNINGS_EXPIRY = f"{PREFIX}:{{warnings}}:expiry"  # thread id -> expires (epoch s)
+WARNINGS_EVENTS = f"{PREFIX}:{{warnings}}:events"  # stream of lifecycle events
+APPROVAL_RULES = f"{PREFIX}:{{warnings}}:approval-rules"  # JSON document
+
+
+def warning(message_id: str) -> str:
+    return f"{PREFIX}:{{warnings}}:msg:{message_id}"
+
+
+def thread(thread_id: str) -> str:
+    """Hash of a warning's thread: the current published message and the lifecycle state."""
+    return f"{PREFIX}:{{warnings}}:thread:{thread_id}"
+
+
+def identifier_sequence(second: str) -> str:
+    return f"{PREFIX}:{{warnings}}:idseq:{second}"
+
+
+# People and access.
+def user(name: str) -> str:
+    return f"{PREFIX}:{{users}}:user:{name}"
+
+
+USERS = f"{PREFIX}:{{users}}:names"
+
+
+def token(token_hash: str) -> str:
+    return f"{PREFIX}:{{tokens}}:{token_hash}"
+
+
+def session(session_id_hash: str) -> str:
+    return f"{PREFIX}:{{sessions}}:{session_id_hash}"
+
+
+def login_failures(subject: str) -> str:
+    return f"{PREFIX}:{{ratelimit}}:login:{subject}"
+
+
+# Tamper-evident audit log: a list of entries and the head (last seq and hash).
+AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
+AUDIT_HEAD = f"{PREFIX}:{{audit}}:head"

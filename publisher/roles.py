@@ -1,0 +1,27 @@
+"""Roles and what each may do: the whole access policy in one table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+ROLES = ("drafter", "approver", "chief", "triage", "admin")
+
+# action -> roles allowed. Separation of duties: admins manage people and rules but publish nothing.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "warning.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
+    "warning.create": frozenset({"drafter", "chief"}),
+    "warning.submit": frozenset({"drafter", "chief"}),
+    "warning.approve": frozenset({"approver", "chief"}),
+    "warning.reject": frozenset({"approver", "chief"}),
+    "warning.fast_path": frozenset({"chief"}),
+    "warning.review": frozenset({"chief"}),
+    "warning.update": frozenset({"drafter", "chief"}),
+    "warning.cancel": frozenset({"drafter", "chief"}),
+    "audit.read": frozenset({"chief", "admin"}),
+    "rules.edit": frozenset({"admin"}),
+    "users.manage": frozenset({"admin"}),
+}
+
+
+def allowed(roles: Iterable[str], action: str) -> bool:
+    return bool(PERMISSIONS[action].intersection(roles))

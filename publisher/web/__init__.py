@@ -1,0 +1,1 @@
+"""The web app: JSON API, CAP output, the operator console and the public page."""

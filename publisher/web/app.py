@@ -1,0 +1,75 @@
+"""`create_app(settings)`: the only way the web app is built, in production and in tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from ..services import Services
+from ..settings import Settings
+from ..storage import open_redis
+from ..workflow import Clock
+from . import api, console, public
+from .keys import BACKGROUND, JINJA, SERVICES, SETTINGS
+from .middleware import MIDDLEWARES
+from .templating import build_environment
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_BODY = 1024 * 1024  # warnings are text; nothing legitimate is larger
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_BODY)
+    app[SETTINGS] = settings
+    app[JINJA] = build_environment()
+    app.add_routes(public.routes)
+    app.add_routes(api.routes)
+    app.add_routes(console.routes)
+    app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+    app.cleanup_ctx.append(_services_ctx(clock))
+    app.cleanup_ctx.append(_background_ctx)
+    return app
+
+
+def _services_ctx(clock: Clock | None):  # type: ignore[no-untyped-def]
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with open_redis(app[SETTINGS]) as redis:
+            app[SERVICES] = await Services.build(app[SETTINGS], redis, clock)
+            yield
+
+    return ctx
+
+
+async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
+    tasks: list[asyncio.Task[None]] = []
+    if app[SETTINGS].run_scheduler:
+        tasks.append(asyncio.create_task(run_scheduler(app[SERVICES]), name="scheduler"))
+    app[BACKGROUND] = tasks
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def run_scheduler(services: Services, interval: float = 1.0) -> None:
+    """Publish scheduled warnings and expire lapsed ones, once a second, in every process.
+
+    Every step is a guarded transaction, so several processes running this loop do no harm.
+    """
+    while True:
+        try:
+            await services.registry.refresh(services.redis)
+            await services.warnings.run_due()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("scheduler round failed; retrying")
+        await asyncio.sleep(interval)

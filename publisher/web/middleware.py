@@ -1,0 +1,156 @@
+"""Middlewares: language, identity, CSRF, errors in the user's language, security headers."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..auth import csrf_matches
+from ..errors import ValidationFailed, WarncastError
+from ..i18n import LANG_COOKIE, N_, negotiate
+from .pages import page
+from .requests import (
+    ACTOR,
+    AUTH_KIND,
+    CSRF,
+    LOCALE,
+    SESSION_COOKIE,
+    services,
+    t,
+)
+
+log = logging.getLogger("warncast.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def wants_json(request: web.Request) -> bool:
+    path = request.path
+    return path.startswith(("/api/", "/cap/", "/healthz", "/readyz")) or (
+        "application/json" in request.headers.get("Accept", "") and "text/html" not in request.headers.get("Accept", "")
+    )
+
+
+@web.middleware
+async def locale_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[LOCALE] = negotiate(
+        request.query.get("lang"), request.cookies.get(LANG_COOKIE), request.headers.get("Accept-Language")
+    )
+    return await handler(request)
+
+
+@web.middleware
+async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve a bearer token or a console session; check CSRF on session-authenticated writes."""
+    accounts = services(request).accounts
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        actor = await accounts.token_actor(authorization[7:].strip())
+        if actor is None:
+            raise _http_error(request, 401, "unauthorized", N_("The API token is not valid."))
+        request[ACTOR], request[AUTH_KIND] = actor, "token"
+    elif session_id := request.cookies.get(SESSION_COOKIE):
+        found = await accounts.session(session_id)
+        if found:
+            request[ACTOR], request[CSRF] = found
+            request[AUTH_KIND] = "session"
+    if request.method in UNSAFE and request.get(AUTH_KIND) == "session":
+        given = request.headers.get("X-CSRF-Token")
+        if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+            given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
+        if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
+            raise _http_error(
+                request,
+                403,
+                "csrf",
+                N_("The form has expired or did not come from this site. Reload the page and try again."),
+            )
+    return await handler(request)
+
+
+def _http_error(request: web.Request, status: int, code: str, message: str) -> WarncastError:
+    error = WarncastError(message)
+    error.status, error.code = status, code  # type: ignore[misc]
+    return error
+
+
+def error_body(request: web.Request, error: WarncastError) -> dict[str, object]:
+    body: dict[str, object] = {"code": error.code, "message": t(request, error.message, **error.params)}
+    if isinstance(error, ValidationFailed):
+        body["fields"] = [
+            {"field": e.field, "code": e.code, "message": t(request, e.message, **e.params)} for e in error.errors
+        ]
+    return {"error": body}
+
+
+async def error_page(request: web.Request, status: int, body: dict[str, object]) -> web.Response:
+    return await page(request, "error.html", status=status, status_code=status, error=body["error"])
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except WarncastError as error:
+        body = error_body(request, error)
+        if wants_json(request):
+            return web.json_response(body, status=error.status)
+        return await error_page(request, error.status, body)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {
+            404: N_("Not found."),
+            405: N_("Method not allowed."),
+            413: N_("The request body is too large."),
+        }.get(exc.status, exc.reason)
+        body = {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": t(request, message)}}
+        if wants_json(request):
+            return web.json_response(body, status=exc.status)
+        return await error_page(request, exc.status, body)
+    except Exception:
+        reference = secrets.token_hex(6)
+        log.exception("unhandled error %s on %s %s", reference, request.method, request.path)
+        body = {
+            "error": {
+                "code": "internal",
+                "message": t(
+                    request, N_("Something went wrong on our side (reference %(reference)s)."), reference=reference
+                ),
+            }
+        }
+        if wants_json(request):
+            return web.json_response(body, status=500)
+        return await error_page(request, 500, body)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    response.headers.setdefault("Content-Security-Policy", CSP)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith("/console") or request.get(ACTOR) is not None:
+        response.headers["Cache-Control"] = "no-store"
+    if response.prepared:
+        return response
+    log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status,
+        extra={"status": response.status, "ms": round((time.perf_counter() - started) * 1000, 1)},
+    )
+    return response
+
+
+MIDDLEWARES = [headers_middleware, locale_middleware, error_middleware, identity_middleware]

@@ -1,0 +1,199 @@
+"""The OpenAPI 3.1 document for /api/v1, built from one table of operations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..settings import Settings
+from ..taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
+
+_TEXTS = {
+    "type": "object",
+    "required": ["headline", "description"],
+    "additionalProperties": False,
+    "properties": {
+        "headline": {"type": "string", "maxLength": 160},
+        "description": {"type": "string", "maxLength": 3000},
+        "instruction": {"type": "string", "maxLength": 1000},
+    },
+}
+_POINT = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "[lat, lon]"}
+WARNING_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["grade", "event", "expires", "info"],
+    "properties": {
+        "grade": {"enum": list(GRADES)},
+        "event": {"enum": list(EVENTS)},
+        "category": {"enum": list(CAP_CATEGORIES), "description": "must match the event's category"},
+        "areas": {"type": "array", "items": {"type": "string"}, "description": "area codes from /api/v1/areas"},
+        "polygons": {
+            "type": "array",
+            "items": {"type": "array", "items": _POINT, "minItems": 4},
+            "description": "closed rings, first point = last point",
+        },
+        "circles": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["lat", "lon", "radius_km"],
+                "properties": {"lat": {"type": "number"}, "lon": {"type": "number"}, "radius_km": {"type": "number"}},
+            },
+        },
+        "status": {"enum": list(STATUSES), "description": "Exercise and Test are drills"},
+        "urgency": {"enum": list(URGENCIES)},
+        "certainty": {"enum": list(CERTAINTIES)},
+        "response_type": {"enum": list(RESPONSE_TYPES)},
+        "effective": {"type": "string", "format": "date-time", "description": "default: at publication"},
+        "onset": {"type": "string", "format": "date-time"},
+        "expires": {"type": "string", "format": "date-time"},
+        "info": {
+            "type": "object",
+            "required": ["zh-CN", "en"],
+            "properties": {"zh-CN": _TEXTS, "en": _TEXTS},
+            "additionalProperties": False,
+        },
+    },
+}
+ERROR = {
+    "type": "object",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "field": {"type": "string"},
+                            "code": {"type": "string"},
+                            "message": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        }
+    },
+}
+_TEXT_FIELD = lambda name: {"type": "object", "properties": {name: {"type": "string", "maxLength": 1000}}}  # noqa: E731
+
+# (method, path, summary, role needed or None for public, request body schema or None)
+OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
+    ("get", "/api/v1/areas", "The area registry (?level=, ?parent=, ?point=lat,lon)", None, None),
+    ("get", "/api/v1/taxonomy", "Grades, CAP categories and event types", None, None),
+    (
+        "get",
+        "/api/v1/warnings",
+        "Messages (?active=true, ?state=, ?limit=); the public sees published ones",
+        None,
+        None,
+    ),
+    ("post", "/api/v1/warnings", "Create a draft", "drafter, chief", {"$ref": "#/components/schemas/WarningBody"}),
+    ("get", "/api/v1/warnings/{id}", "One message", None, None),
+    (
+        "patch",
+        "/api/v1/warnings/{id}",
+        "Edit a draft or a rejected message (partial body)",
+        "drafter, chief",
+        {"$ref": "#/components/schemas/WarningBody"},
+    ),
+    ("post", "/api/v1/warnings/{id}/submit", "Submit for approval", "drafter, chief", None),
+    (
+        "post",
+        "/api/v1/warnings/{id}/approve",
+        "Approve; the approval completing the quorum publishes or schedules",
+        "approver, chief",
+        _TEXT_FIELD("comment"),
+    ),
+    ("post", "/api/v1/warnings/{id}/reject", "Reject with a comment", "approver, chief", _TEXT_FIELD("comment")),
+    (
+        "post",
+        "/api/v1/warnings/{id}/publish",
+        "Emergency fast path: publish at once with a reason",
+        "chief",
+        _TEXT_FIELD("reason"),
+    ),
+    (
+        "post",
+        "/api/v1/warnings/{id}/review",
+        "Review a fast-path publication afterwards",
+        "chief",
+        _TEXT_FIELD("comment"),
+    ),
+    (
+        "post",
+        "/api/v1/warnings/{id}/update",
+        "Create an Update message (partial body); answers with the new message",
+        "drafter, chief",
+        {"$ref": "#/components/schemas/WarningBody"},
+    ),
+    (
+        "post",
+        "/api/v1/warnings/{id}/cancel",
+        "Create a Cancel message; answers with the new message",
+        "drafter, chief",
+        _TEXT_FIELD("reason"),
+    ),
+    ("get", "/api/v1/approval-rules", "Approval quorum per grade", "any staff role", None),
+    ("put", "/api/v1/approval-rules", "Replace the approval rules", "admin", {"type": "object"}),
+    ("get", "/api/v1/audit", "The newest audit log entries", "chief, admin", None),
+    ("get", "/api/v1/openapi.json", "This document", None, None),
+]
+
+
+def openapi_document(settings: Settings) -> dict[str, Any]:
+    paths: dict[str, dict[str, Any]] = {}
+    for method, path, summary, roles, body in OPERATIONS:
+        operation: dict[str, Any] = {
+            "summary": summary,
+            "responses": {
+                "200": {"description": "OK"},
+                "4XX": {
+                    "description": "Error naming the field and reason, in the request's language",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                },
+            },
+        }
+        if "{id}" in path:
+            operation["parameters"] = [
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": r"^\d{14}_\d{14}_\d$"},
+                }
+            ]
+        if roles:
+            operation["security"] = [{"bearer": []}, {"session": []}]
+            operation["description"] = f"Roles: {roles}."
+        if body:
+            operation["requestBody"] = {
+                "required": method != "post" or "$ref" in body,
+                "content": {"application/json": {"schema": body}},
+            }
+        paths.setdefault(path, {})[method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "warncast",
+            "version": "1",
+            "description": "Graded early warnings (CAP 1.2) from draft to publication.",
+        },
+        "servers": [{"url": settings.public_url}],
+        "paths": paths,
+        "components": {
+            "schemas": {"WarningBody": WARNING_BODY, "Error": ERROR},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "warncast admin create-token"},
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "wc_session",
+                    "description": "console session; writes need the X-CSRF-Token header",
+                },
+            },
+        },
+    }

@@ -1,0 +1,82 @@
+"""Per-request helpers: who is asking, in which language, and reading bodies safely."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..audit import Actor
+from ..errors import FieldError, Forbidden, Unauthorized, ValidationFailed, WarncastError
+from ..i18n import N_, PoTranslations
+from ..roles import allowed
+from ..services import Services
+from .keys import SERVICES
+
+ACTOR = web.RequestKey("actor", Actor)
+CSRF = web.RequestKey("csrf", str)
+AUTH_KIND = web.RequestKey("auth_kind", str)  # "session" | "token"
+LOCALE = web.RequestKey("locale", str)
+SESSION_COOKIE = "wc_session"
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def locale(request: web.Request) -> str:
+    return request.get(LOCALE, "zh_Hans")
+
+
+def translations(request: web.Request) -> PoTranslations:
+    return services(request).catalogs.get(locale(request))
+
+
+def t(request: web.Request, message: str, **params: object) -> str:
+    return services(request).catalogs.text(locale(request), message, **params)
+
+
+def current_actor(request: web.Request) -> Actor | None:
+    return request.get(ACTOR)
+
+
+def require_actor(request: web.Request, action: str | None = None) -> Actor:
+    actor = current_actor(request)
+    if actor is None:
+        raise Unauthorized(N_("Log in or send an API token."))
+    if action and not allowed(actor.roles, action):
+        raise Forbidden(N_("Your role does not allow this action."))
+    return actor
+
+
+class BadRequest(WarncastError):
+    status = 400
+    code = "bad_request"
+
+
+async def json_body(request: web.Request) -> Any:
+    if request.content_type != "application/json":
+        raise BadRequest(N_("Send a JSON body with Content-Type: application/json."))
+    raw = await request.read()
+    try:
+        return json.loads(raw) if raw else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(N_("The body is not valid JSON: %(reason)s."), reason=str(exc)[:120]) from None
+
+
+async def optional_text(request: web.Request, field: str) -> str:
+    """A single text field from a JSON body (API) or a form (console)."""
+    if request.content_type == "application/json":
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
+        value = body.get(field, "")
+    else:
+        form = await request.post()
+        value = form.get(field, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationFailed([FieldError(field, "type", N_("Must be text."))])
+    return value

@@ -1,0 +1,172 @@
+"""Test fixtures: one real redis-server (the embedded binary) per session, a clean db per test,
+the real app built by create_app, and operators of every role."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import redis as sync_redis
+from aiohttp.test_utils import TestClient
+
+from publisher.areas import store_areas
+from publisher.demo_city import demo_areas
+from publisher.services import Services
+from publisher.settings import Settings
+from publisher.storage import redis_server_binary
+from publisher.web.app import create_app
+from publisher.web.keys import SERVICES
+
+TZ = ZoneInfo("Asia/Shanghai")
+ROLE_USERS = {
+    "drafter": ["drafter"],
+    "drafter2": ["drafter"],
+    "approver": ["approver"],
+    "approver2": ["approver"],
+    "chief": ["chief"],
+    "chief2": ["chief"],
+    "triage": ["triage"],
+    "admin": ["admin"],
+}
+
+
+@pytest.fixture(scope="session")
+def redis_socket() -> Iterator[str]:
+    directory = Path(tempfile.mkdtemp(prefix="wc-redis-"))
+    sock = directory / "redis.sock"
+    proc = subprocess.Popen(
+        [
+            str(redis_server_binary()),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--loglevel",
+            "warning",
+        ]
+    )
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        assert proc.poll() is None, "redis-server exited"
+        assert time.monotonic() < deadline, "redis-server did not start"
+        time.sleep(0.02)
+    yield f"unix://{sock}"
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_socket: str) -> None:
+    client = sync_redis.Redis.from_url(redis_socket)
+    client.flushall()
+    client.close()
+
+
+@dataclass
+class Clock:
+    """The time the app sees; tests move it forward instead of sleeping."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(TZ).replace(microsecond=0))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def settings(redis_socket: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_socket,
+        data_dir=tmp_path,
+        secret_key="test-secret",
+        log_json=False,
+        run_scheduler=False,
+        public_url="http://warncast.test",
+    )
+
+
+@dataclass
+class Staff:
+    """Bearer-token headers per operator name (see ROLE_USERS)."""
+
+    tokens: dict[str, dict[str, str]]
+
+    def __getitem__(self, name: str) -> dict[str, str]:
+        return self.tokens[name]
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, clock: Clock) -> TestClient:
+    return await aiohttp_client(create_app(settings, clock=clock))
+
+
+@pytest.fixture
+async def services(client: TestClient) -> AsyncIterator[Services]:
+    svc = client.app[SERVICES]
+    await store_areas(svc.redis, demo_areas())
+    await svc.registry.refresh(svc.redis)
+    yield svc
+
+
+@pytest.fixture
+async def staff(services: Services) -> Staff:
+    """API tokens named like the operators (cheap: no password hashing)."""
+    tokens = {}
+    for name, roles in ROLE_USERS.items():
+        tokens[name] = {"Authorization": f"Bearer {await services.accounts.create_token(name, roles)}"}
+    return Staff(tokens)
+
+
+@pytest.fixture
+async def users(services: Services) -> dict[str, str]:
+    """Console users of every role; name -> password."""
+    passwords = {}
+    for name, roles in ROLE_USERS.items():
+        passwords[name] = f"{name}-password"
+        await services.accounts.create_user(name, roles, passwords[name])
+    return passwords
+
+
+def warning_body(clock: Clock, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "grade": "red",
+        "event": "rainstorm",
+        "category": "Met",
+        "areas": ["990101"],
+        "expires": (clock.now + timedelta(hours=6)).isoformat(),
+        "info": {
+            "zh-CN": {
+                "headline": "滨江区暴雨红色预警",
+                "description": "预计3小时内降雨量将达100毫米以上。",
+                "instruction": "停止户外活动，远离低洼地带。",
+            },
+            "en": {
+                "headline": "Red rainstorm warning",
+                "description": "Over 100 mm of rain expected within 3 hours.",
+                "instruction": "Stop outdoor activities.",
+            },
+        },
+    }
+    body.update(overrides)
+    return body

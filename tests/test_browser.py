@@ -1,0 +1,105 @@
+"""A person in a real browser (Debian's chromium driven by Playwright): log in, compose, approve
+as a second user, and see the warning on the public page; and the public page on a phone."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import timedelta
+
+import pytest
+from playwright.async_api import async_playwright
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser():
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield instance
+        await instance.close()
+
+
+@pytest.fixture
+async def base_url(aiohttp_server, settings, clock):
+    from publisher.web.app import create_app
+
+    server = await aiohttp_server(create_app(settings, clock=clock))
+    return str(server.make_url("")).rstrip("/"), server
+
+
+async def _login(page, base: str, name: str, password: str) -> None:
+    await page.goto(f"{base}/console/login?lang=en")
+    await page.fill("input[name=username]", name)
+    await page.fill("input[name=password]", password)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{base}/console")
+
+
+@pytest.mark.timeout(120)
+async def test_compose_approve_and_see_it_public(browser, base_url, clock):
+    base, server = base_url
+    from publisher.areas import store_areas
+    from publisher.demo_city import demo_areas
+    from publisher.web.keys import SERVICES
+
+    services = server.app[SERVICES]
+    await store_areas(services.redis, demo_areas())
+    await services.registry.refresh(services.redis)
+    await services.accounts.create_user("drafter", ["drafter"], "drafter-password")
+    await services.accounts.create_user("approver", ["approver"], "approver-password")
+
+    drafter = await browser.new_context()
+    page = await drafter.new_page()
+    await _login(page, base, "drafter", "drafter-password")
+    await page.click("text=Compose a warning")
+    await page.select_option("#grade", "yellow")
+    await page.select_option("#event", "heat")
+    await page.select_option("#areas", ["990103"])
+    await page.fill("#expires", (clock.now + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M"))
+    await page.fill("input[name='zh-CN.headline']", "高温黄色预警")
+    await page.fill("textarea[name='zh-CN.description']", "最高气温将达35℃以上。")
+    await page.fill("input[name='en.headline']", "Yellow heat warning <b>now</b>")
+    await page.fill("textarea[name='en.description']", "Highs above 35 °C.")
+    # The live preview follows the typing, per language, without interpreting markup.
+    preview = page.locator("[data-preview-lang=en] [data-out=headline]")
+    await preview.wait_for()
+    assert await preview.text_content() == "Yellow heat warning <b>now</b>"
+    assert await page.locator("[data-preview-lang=zh-CN] [data-out=headline]").text_content() == "高温黄色预警"
+    await page.click("button[value=submit]")
+    await page.wait_for_url("**/console/warnings/*")
+    assert await page.locator("#state").text_content() == "submitted"
+    detail_path = page.url.split(base, 1)[1].split("?")[0]
+    await drafter.close()
+
+    approver = await browser.new_context()
+    page = await approver.new_page()
+    await _login(page, base, "approver", "approver-password")
+    await page.goto(f"{base}{detail_path}?lang=en")
+    await page.fill("input[name=comment] >> nth=0", "Checked with the met office")
+    await page.click("#approve")
+    await page.wait_for_url(f"**{detail_path}")
+    assert await page.locator("#state").text_content() == "published"
+    await approver.close()
+
+    public = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page = await public.new_page()
+    await page.goto(f"{base}/?lang=en")
+    card = page.locator(".warning-card").first
+    assert "Yellow heat warning <b>now</b>" in await card.locator("h2").text_content()
+    # The map colours the district's communities yellow.
+    fill = await page.locator("svg path[data-code^='990103']").first.get_attribute("fill")
+    assert fill and fill.lower() == "#f2c200"
+    # Nothing overflows sideways on a phone.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    await public.close()

@@ -1,0 +1,144 @@
+"""Bad input on every field: a clear error naming the field, in the request's language, and
+nothing stored."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from .conftest import warning_body
+
+
+def _set(body: dict, path: str, value: Any) -> dict:
+    target = body
+    parts = path.split(".")
+    for part in parts[:-1]:
+        target = target[part]
+    if value is DELETE:
+        del target[parts[-1]]
+    else:
+        target[parts[-1]] = value
+    return body
+
+
+DELETE = object()
+LONG = "x" * 161
+
+CASES = [
+    ("grade", DELETE, "grade", "required"),
+    ("grade", "purple", "grade", "choice"),
+    ("grade", 3, "grade", "choice"),
+    ("event", "alien_invasion", "event", "choice"),
+    ("category", "Geo", "category", "mismatch"),
+    ("category", "Weather", "category", "choice"),
+    ("status", "Draft", "status", "choice"),
+    ("urgency", "Soon", "urgency", "choice"),
+    ("certainty", True, "certainty", "choice"),
+    ("areas", "990101", "areas", "type"),
+    ("areas", ["000000"], "areas[0]", "unknown_area"),
+    ("areas", [], "areas", "required"),
+    ("expires", DELETE, "expires", "required"),
+    ("expires", "tomorrow", "expires", "datetime"),
+    ("expires", "2020-01-01T00:00:00+08:00", "expires", "in_past"),
+    ("expires", 1234, "expires", "datetime"),
+    ("info", DELETE, "info", "required"),
+    ("info.en", DELETE, "info.en", "required"),
+    ("info.fr", {"headline": "x", "description": "y"}, "info.fr", "unknown_language"),
+    ("info.en.headline", DELETE, "info.en.headline", "required"),
+    ("info.en.headline", "   ", "info.en.headline", "required"),
+    ("info.en.headline", LONG, "info.en.headline", "too_long"),
+    ("info.en.headline", ["a"], "info.en.headline", "type"),
+    ("info.en.headline", "bell\x07", "info.en.headline", "control_characters"),
+    ("info.zh-CN.description", "长" * 3001, "info.zh-CN.description", "too_long"),
+    ("info.en.colour", "red", "info.en.colour", "unknown_field"),
+    ("priority", "high", "priority", "unknown_field"),
+    ("polygons", [[[30.6, 121.0], [30.6, 121.1], [30.7, 121.1]]], "polygons[0]", "points"),
+    ("polygons", [[[30.6, 121.0], [30.6, 121.1], [30.7, 121.1], [30.7, 121.0]]], "polygons[0]", "not_closed"),
+    (
+        "polygons",
+        [[[30.6, 121.0], [30.7, 121.1], [30.6, 121.1], [30.7, 121.0], [30.6, 121.0]]],
+        "polygons[0]",
+        "invalid_polygon",
+    ),
+    ("polygons", [[[95, 121.0], [30.6, 121.1], [30.7, 121.1], [95, 121.0]]], "polygons[0][0]", "range"),
+    ("polygons", [[["a", 1], [30.6, 121.1], [30.7, 121.1], ["a", 1]]], "polygons[0][0]", "type"),
+    ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": -1}], "circles[0].radius_km", "range"),
+    ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": float("nan")}], "circles[0].radius_km", "range"),
+    ("circles", ["x"], "circles[0]", "type"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "field", "code"), CASES, ids=[f"{c[0]}-{c[3]}" for c in CASES])
+async def test_bad_field_is_named_and_nothing_stored(client, services, staff, clock, path, value, field, code):
+    body = _set(warning_body(clock), path, value)
+    resp = await client.post("/api/v1/warnings", json=body, headers=staff["drafter"])
+    assert resp.status == 422, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "validation_failed"
+    assert {"field": field, "code": code} in [{"field": f["field"], "code": f["code"]} for f in error["fields"]]
+    assert all(f["message"] for f in error["fields"])
+    listing = await (await client.get("/api/v1/warnings", headers=staff["drafter"])).json()
+    assert listing["warnings"] == []
+
+
+async def test_time_order(client, services, staff, clock):
+    body = warning_body(clock, effective=(clock.now + timedelta(hours=8)).isoformat())
+    resp = await client.post("/api/v1/warnings", json=body, headers=staff["drafter"])
+    assert (await resp.json())["error"]["fields"][0]["code"] == "before_effective"
+    body = warning_body(clock, onset=(clock.now + timedelta(hours=7)).isoformat())
+    resp = await client.post("/api/v1/warnings", json=body, headers=staff["drafter"])
+    assert (await resp.json())["error"]["fields"][0]["code"] == "after_expires"
+    body = warning_body(clock, expires=(clock.now + timedelta(days=40)).isoformat())
+    resp = await client.post("/api/v1/warnings", json=body, headers=staff["drafter"])
+    assert (await resp.json())["error"]["fields"][0]["code"] == "too_far"
+
+
+async def test_several_errors_are_reported_together(client, services, staff, clock):
+    body = {"grade": "pink", "info": {}}
+    resp = await client.post("/api/v1/warnings", json=body, headers=staff["drafter"])
+    fields = {f["field"] for f in (await resp.json())["error"]["fields"]}
+    assert {"grade", "event", "expires", "areas", "info.zh-CN", "info.en"} <= fields
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"\xff\xfe", "application/json"),
+        (b"grade=red", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_malformed_bodies(client, services, staff, raw, content_type):
+    resp = await client.post("/api/v1/warnings", data=raw, headers={**staff["drafter"], "Content-Type": content_type})
+    assert resp.status == 400
+    assert (await resp.json())["error"]["code"] == "bad_request"
+
+
+async def test_body_must_be_an_object(client, services, staff):
+    resp = await client.post("/api/v1/warnings", json=[1, 2], headers=staff["drafter"])
+    assert resp.status == 422
+    assert (await resp.json())["error"]["fields"][0]["code"] == "type"
+
+
+async def test_oversized_body_is_refused(client, services, staff):
+    resp = await client.post(
+        "/api/v1/warnings",
+        data=io.BytesIO(b"{" + b" " * (2 * 1024 * 1024) + b"}"),
+        headers={**staff["drafter"], "Content-Type": "application/json"},
+    )
+    assert resp.status == 413
+
+
+async def test_errors_in_the_request_language(client, services, staff, clock):
+    body = warning_body(clock, grade="purple")
+    zh = await client.post(
+        "/api/v1/warnings", json=body, headers={**staff["drafter"], "Accept-Language": "zh-CN,zh;q=0.9"}
+    )
+    en = await client.post("/api/v1/warnings?lang=en", json=body, headers=staff["drafter"])
+    zh_error, en_error = (await zh.json())["error"], (await en.json())["error"]
+    assert en_error["fields"][0]["message"].startswith("Must be one of")
+    assert zh_error["fields"][0]["message"] != en_error["fields"][0]["message"]
+    assert any("\u4e00" <= ch <= "\u9fff" for ch in zh_error["fields"][0]["message"])
