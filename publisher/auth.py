@@ -28,7 +28,6 @@ MIN_PASSWORD = 10
 MAX_LOGIN_FAILURES = 5
 LOGIN_LOCK_SECONDS = 300
 
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 
 def _sha256(value: str) -> str:
@@ -43,8 +42,10 @@ def check_roles(roles: list[str]) -> list[str]:
 
 
 class Accounts:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, memory_kib: int = 65536) -> None:
         self.redis = redis
+        # Argon2id; the library's recommended time cost, memory as configured (64 MiB by default).
+        self.hasher = PasswordHasher(memory_cost=memory_kib)
 
     # users
     async def create_user(self, name: str, roles: list[str], password: str, *, display: str = "") -> None:
@@ -57,7 +58,7 @@ class Accounts:
             "name": name,
             "display": display or name,
             "roles": json.dumps(roles),
-            "password": _hasher.hash(password),
+            "password": self.hasher.hash(password),
             "created": datetime.now(UTC).isoformat(),
             "disabled": "0",
         }
@@ -100,11 +101,11 @@ class Accounts:
         ok = False
         if record and record.get("disabled") != "1":
             try:
-                ok = _hasher.verify(record["password"], password)
+                ok = self.hasher.verify(record["password"], password)
             except (VerificationError, InvalidHashError):
                 ok = False
         else:
-            _hasher.hash(password)  # spend the same time, so timing does not reveal user names
+            self.hasher.hash(password)  # spend the same time, so timing does not reveal user names
         if not ok:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.incr(throttle)
@@ -112,8 +113,8 @@ class Accounts:
                 await pipe.execute()
             return None
         await self.redis.delete(throttle)
-        if _hasher.check_needs_rehash(record["password"]):
-            await self.redis.hset(keys.user(name), "password", _hasher.hash(password))
+        if self.hasher.check_needs_rehash(record["password"]):
+            await self.redis.hset(keys.user(name), "password", self.hasher.hash(password))
         return Actor(name, frozenset(json.loads(record["roles"])))
 
     # API tokens

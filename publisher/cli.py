@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="web app and background workers in one process")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    commands.add_parser("worker", help="background workers only (scheduling and expiry)")
+    commands.add_parser("worker", help="background workers only: dispatch, scheduling and expiry")
     admin = commands.add_parser("admin", help="administration").add_subparsers(dest="admin", required=True)
     for name, what in (("create-user", "a console user"), ("create-token", "an API token for a machine")):
         sub = admin.add_parser(name, help=f"create {what}")
@@ -70,6 +70,7 @@ def _serve(settings: Settings) -> int:
 
 
 async def _worker(settings: Settings) -> int:
+    from .dispatch.runner import start_dispatch
     from .web.app import run_scheduler
 
     stop = asyncio.Event()
@@ -78,11 +79,14 @@ async def _worker(settings: Settings) -> int:
         loop.add_signal_handler(sig, stop.set)
     async with open_redis(settings) as redis:
         services = await Services.build(settings, redis)
-        task = asyncio.create_task(run_scheduler(services))
+        await services.start_channels()
+        tasks = [asyncio.create_task(run_scheduler(services)), *start_dispatch(services)]
         log.info("worker running")
         await stop.wait()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await services.close_channels()
     log.info("worker stopped")
     return 0
 

@@ -58,3 +58,63 @@ def login_failures(subject: str) -> str:
 # Tamper-evident audit log: a list of entries and the head (last seq and hash).
 AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
 AUDIT_HEAD = f"{PREFIX}:{{audit}}:head"
+
+
+# Subscribers. One hash per subscriber (its own slot); per-area index sets split by minimum grade so
+# planning reads only the sets a grade needs. Index sets are a hint: the subscriber hash is checked
+# again at send time, so a STOP is honoured even for work already queued.
+def subscriber(channel: str, address: str) -> str:
+    return f"{PREFIX}:{{sub:{channel}:{address}}}"
+
+
+def area_subscribers(area: str, channel: str, min_grade: str) -> str:
+    return f"{PREFIX}:{{area:{area}}}:subs:{channel}:{min_grade}"
+
+
+def area_drill_subscribers(area: str, channel: str) -> str:
+    return f"{PREFIX}:{{area:{area}}}:drill:{channel}"
+
+
+CHANNEL_POLICY = f"{PREFIX}:{{policy}}:channels"  # JSON document
+
+# Dispatch: one stream of work segments consumed by every worker through one consumer group.
+DISPATCH_QUEUE = f"{PREFIX}:{{dispatch}}:queue"
+DISPATCH_RETRY = f"{PREFIX}:{{dispatch}}:retry"      # sorted set: JSON job -> due (epoch s)
+DISPATCH_DEAD = f"{PREFIX}:{{dispatch}}:dead"        # list of JSON dead letters
+PLANNER_GROUP = "planner"
+DISPATCH_GROUP = "dispatch"
+
+
+def worker_heartbeat(worker_id: str) -> str:
+    return f"{PREFIX}:{{workers}}:{worker_id}"
+
+
+def plan(message_id: str) -> str:
+    return f"{PREFIX}:{{plan:{message_id}}}"
+
+
+def delivery_state(message_id: str, channel: str, shard: int) -> str:
+    """Per-recipient state of one warning version, sharded so a million recipients spread out."""
+    return f"{PREFIX}:{{deliv:{message_id}:{channel}:{shard}}}"
+
+
+def delivery_stats(message_id: str) -> str:
+    return f"{PREFIX}:{{stats:{message_id}}}"
+
+
+def thread_recipients(thread_id: str, channel: str, shard: int) -> str:
+    """Everyone who received some version of a warning: updates and cancellations go to them."""
+    return f"{PREFIX}:{{recv:{thread_id}:{channel}:{shard}}}"
+
+
+def provider_message(provider_id: str) -> str:
+    return f"{PREFIX}:{{pmsg:{provider_id}}}"
+
+
+def rate_bucket(name: str) -> str:
+    return f"{PREFIX}:{{rate:{name}}}"
+
+
+def outbox(channel: str) -> str:
+    return f"{PREFIX}:{{outbox}}:{channel}"
+DELIVERY_TOTALS = f"{PREFIX}:{{metrics}}:deliveries"   # hash channel.outcome -> count, all workers

@@ -18,6 +18,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "warning.update": frozenset({"drafter", "chief"}),
     "warning.cancel": frozenset({"drafter", "chief"}),
     "audit.read": frozenset({"chief", "admin"}),
+    "delivery.read": frozenset({"drafter", "approver", "chief", "admin"}),
+    "delivery.replay": frozenset({"chief", "admin"}),
     "rules.edit": frozenset({"admin"}),
     "users.manage": frozenset({"admin"}),
 }

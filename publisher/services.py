@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+import jinja2
 import redis.asyncio as aioredis
 
 from .areas import AreaRegistry
 from .audit import AuditLog
 from .auth import Accounts
 from .i18n import Catalogs
+from .policy import ChannelPolicy
 from .settings import Settings
+from .subscribers import Subscribers
 from .workflow import Clock, Warnings
+
+if TYPE_CHECKING:
+    from channels.base import Channel
 
 
 @dataclass
@@ -23,9 +30,15 @@ class Services:
     audit: AuditLog
     accounts: Accounts
     warnings: Warnings
+    subscribers: Subscribers
+    policy: ChannelPolicy
+    env: jinja2.Environment
+    channels: dict[str, Channel] = field(default_factory=dict)  # started by start_channels()
 
     @classmethod
     async def build(cls, settings: Settings, redis: aioredis.Redis, clock: Clock | None = None) -> Services:
+        from .web.templating import build_environment
+
         catalogs = Catalogs.load()
         registry = AreaRegistry()
         await registry.refresh(redis)
@@ -36,6 +49,21 @@ class Services:
             catalogs=catalogs,
             registry=registry,
             audit=audit,
-            accounts=Accounts(redis),
+            accounts=Accounts(redis, settings.password_memory_kib),
             warnings=Warnings(redis, registry, audit, settings, catalogs, clock),
+            subscribers=Subscribers(redis), policy=ChannelPolicy(redis), env=build_environment(),
         )
+
+    async def start_channels(self) -> None:
+        from channels import ChannelContext, build_channels
+
+        ctx = ChannelContext(self.settings, self.redis, self.env, self.catalogs, self.registry,
+                             self.subscribers)
+        self.channels = build_channels(ctx)
+        for channel in self.channels.values():
+            await channel.start()
+
+    async def close_channels(self) -> None:
+        for channel in self.channels.values():
+            await channel.close()
+        self.channels = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -30,8 +31,27 @@ class Settings:
     id_prefix: str = "99010000000100"
     languages: tuple[str, ...] = ("zh-CN", "en")
     session_hours: int = 8
+    password_memory_kib: int = 65536  # Argon2id memory cost
     log_json: bool = True
     run_scheduler: bool = True
+    # Delivery. Without credentials a channel runs in outbox mode.
+    twilio_account_sid: str = ""
+    twilio_auth_token: str = ""
+    twilio_from: str = ""
+    twilio_messaging_service_sid: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    telegram_bot_token: str = ""
+    telegram_api_base: str = "https://api.telegram.org"
+    telegram_webhook_secret: str = ""
+    sms_max_segments: int = 3
+    sms_rate: float = 10.0            # message segments per second, all workers together
+    telegram_rate: float = 30.0       # messages per second, all workers together
+    dispatch_concurrency: int = 64    # sends in flight per worker
+    provider_timeout: float = 10.0    # seconds for one provider API call
+    dispatch_max_attempts: int = 5
+    dispatch_backoff: float = 2.0     # seconds; doubles per attempt, with jitter
+    dispatch_reclaim_after: float = 30.0  # seconds a segment may sit unacknowledged by a dead worker
+    run_workers: bool = True          # dispatch workers inside `warncast serve`
 
     @property
     def tz(self) -> ZoneInfo:
@@ -76,8 +96,32 @@ class Settings:
             sender_name=env.get("WARNCAST_SENDER_NAME", cls.sender_name),
             id_prefix=id_prefix,
             session_hours=_int(env, "WARNCAST_SESSION_HOURS", 8, 1, 24 * 7),
+            password_memory_kib=_int(env, "WARNCAST_PASSWORD_MEMORY_KIB", 65536, 8192, 4 * 1024 * 1024),
             log_json=env.get("WARNCAST_LOG_FORMAT", "json") != "text",
+            twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+            twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+            twilio_from=env.get("TWILIO_FROM", ""),
+            twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
+            twilio_api_base=env.get("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/"),
+            telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),
+            telegram_api_base=env.get("TELEGRAM_API_BASE", "https://api.telegram.org").rstrip("/"),
+            telegram_webhook_secret=_telegram_secret(env),
+            sms_max_segments=_int(env, "WARNCAST_SMS_MAX_SEGMENTS", 3, 1, 10),
+            sms_rate=_float(env, "WARNCAST_SMS_RATE", 10.0),
+            telegram_rate=_float(env, "WARNCAST_TELEGRAM_RATE", 30.0),
+            dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
+            dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
+            run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
         )
+
+    @property
+    def twilio_configured(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token
+                    and (self.twilio_from or self.twilio_messaging_service_sid))
+
+    @property
+    def telegram_configured(self) -> bool:
+        return bool(self.telegram_bot_token)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -91,6 +135,28 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     if not low <= value <= high:
         raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
     return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not 0 < value <= 1_000_000:
+        raise SettingsError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+def _telegram_secret(env: Mapping[str, str]) -> str:
+    secret = env.get("TELEGRAM_WEBHOOK_SECRET", "")
+    if secret and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", secret):
+        raise SettingsError("TELEGRAM_WEBHOOK_SECRET: 1-256 characters of A-Z a-z 0-9 _ -")
+    if env.get("TELEGRAM_BOT_TOKEN") and not secret:
+        raise SettingsError("TELEGRAM_WEBHOOK_SECRET is required with TELEGRAM_BOT_TOKEN")
+    return secret
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -102,6 +102,8 @@ def settings(redis_socket: str, tmp_path: Path) -> Settings:
         secret_key="test-secret",
         log_json=False,
         run_scheduler=False,
+        run_workers=False,  # tests drive workers in burst mode (Worker.run_once)
+        password_memory_kib=8192,  # the minimum we allow: fast tests, same algorithm
         public_url="http://warncast.test",
     )
 

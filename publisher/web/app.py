@@ -10,14 +10,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from channels import webhook_routes
+
+from ..dispatch.runner import start_dispatch
 from ..services import Services
 from ..settings import Settings
 from ..storage import open_redis
 from ..workflow import Clock
-from . import api, console, public
-from .keys import BACKGROUND, JINJA, SERVICES, SETTINGS
+from . import api, console, delivery, public
+from .keys import BACKGROUND, SERVICES, SETTINGS
 from .middleware import MIDDLEWARES
-from .templating import build_environment
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -27,10 +29,12 @@ MAX_BODY = 1024 * 1024  # warnings are text; nothing legitimate is larger
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_BODY)
     app[SETTINGS] = settings
-    app[JINJA] = build_environment()
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
+    app.add_routes(delivery.routes)
+    for routes in webhook_routes():
+        app.add_routes(routes)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)
@@ -40,8 +44,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 def _services_ctx(clock: Clock | None):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_redis(app[SETTINGS]) as redis:
-            app[SERVICES] = await Services.build(app[SETTINGS], redis, clock)
-            yield
+            services = app[SERVICES] = await Services.build(app[SETTINGS], redis, clock)
+            await services.start_channels()
+            try:
+                yield
+            finally:
+                await services.close_channels()
 
     return ctx
 
@@ -50,6 +58,8 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].run_scheduler:
         tasks.append(asyncio.create_task(run_scheduler(app[SERVICES]), name="scheduler"))
+    if app[SETTINGS].run_workers:
+        tasks.extend(start_dispatch(app[SERVICES]))
     app[BACKGROUND] = tasks
     yield
     for task in tasks:

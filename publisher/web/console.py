@@ -12,6 +12,8 @@ from multidict import MultiDictProxy
 from ..approval_rules import RULE_KEYS, validate_rules
 from ..errors import ValidationFailed, WarncastError
 from ..i18n import N_, tag_for
+from ..dispatch.preview import preview
+from ..dispatch.stats import delivery_stats
 from ..model import SUBMITTED, Content
 from ..taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
 from .middleware import error_body
@@ -233,6 +235,8 @@ async def detail(request: web.Request) -> web.Response:
         tag=tag_for(locale(request)),
         registry=svc.registry,
         history=await svc.warnings.thread_messages(message.thread),
+        preview=await preview(svc, message),
+        stats=await delivery_stats(svc, message.id),
     )
 
 

@@ -8,7 +8,6 @@ from aiohttp import web
 
 from ..i18n import SUPPORTED
 from ..roles import allowed
-from .keys import JINJA
 from .requests import ACTOR, CSRF, locale, services, translations
 from .templating import render
 
@@ -16,7 +15,7 @@ from .templating import render
 async def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     actor = request.get(ACTOR)
     html = await render(
-        request.app[JINJA],
+        services(request).env,
         template,
         {
             "translations": translations(request),

@@ -34,3 +34,73 @@
   form.addEventListener("change", update);
   update();
 })();
+
+// Every channel's exact text, SMS segments and reach, rendered by the server from the unsaved
+// form (POST /api/v1/warnings/preview), a moment after typing stops.
+(function () {
+  "use strict";
+  var form = document.getElementById("compose");
+  var box = document.getElementById("channel-preview");
+  var hint = document.getElementById("channel-preview-hint");
+  if (!form || !box) return;
+  var timer = null;
+  function body() {
+    var data = { areas: [], info: {} };
+    ["grade", "event", "status", "urgency", "certainty", "effective", "onset", "expires"].forEach(function (name) {
+      var el = form.elements[name];
+      if (el && el.value) data[name] = el.value;
+    });
+    var areas = form.elements["areas"];
+    if (areas) Array.prototype.forEach.call(areas.selectedOptions, function (o) { data.areas.push(o.value); });
+    document.querySelectorAll("fieldset.lang").forEach(function (fs) {
+      var lang = fs.getAttribute("data-lang");
+      data.info[lang] = {};
+      ["headline", "description", "instruction"].forEach(function (part) {
+        data.info[lang][part] = form.elements[lang + "." + part].value;
+      });
+    });
+    return data;
+  }
+  function el(tag, cls, text) {
+    var node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+  function show(result) {
+    var target = box.querySelector(".channel-preview-body");
+    target.textContent = "";
+    Object.keys(result.channels).forEach(function (name) {
+      var ch = result.channels[name];
+      var title = (name === "sms" ? "SMS" : "Telegram") + " \u00b7 " + box.getAttribute("data-reach").replace("{count}", ch.reach);
+      if (ch.policy === "off") title += " \u00b7 " + box.getAttribute("data-off");
+      target.appendChild(el("h3", "", title));
+      Object.keys(ch.texts).forEach(function (tag) {
+        var r = ch.texts[tag];
+        var label = tag;
+        if (r.segments) label += " \u00b7 " + box.getAttribute("data-segments").replace("{count}", r.segments).replace("{encoding}", r.encoding);
+        target.appendChild(el("p", "lang-label", label));
+        var pre = el("pre", "message-text", r.text);
+        pre.setAttribute("data-channel", name);
+        pre.setAttribute("data-lang", tag);
+        target.appendChild(pre);
+      });
+    });
+    box.hidden = false;
+    hint.hidden = true;
+  }
+  function refresh() {
+    fetch("/api/v1/warnings/preview", {
+      method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements["csrf_token"].value },
+      body: JSON.stringify(body())
+    }).then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (result) {
+        if (result) { show(result); } else { box.hidden = true; hint.hidden = false; }
+      }).catch(function () {});
+  }
+  function later() { window.clearTimeout(timer); timer = window.setTimeout(refresh, 500); }
+  form.addEventListener("input", later);
+  form.addEventListener("change", later);
+  refresh();
+})();

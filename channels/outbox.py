@@ -1,0 +1,34 @@
+"""Outbox mode: a channel without provider credentials delivers into a Redis stream that the
+console and the API show, with the same bookkeeping as a real send. Nothing is dropped silently."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+
+from publisher import keys
+
+from .base import Rendition, SendResult
+
+
+class OutboxTransport:
+    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
+        self.redis = redis
+        self.key = keys.outbox(channel)
+
+    async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
+        entry_id = await self.redis.xadd(self.key, {
+            "to": address, "text": rendition.text, "reference": reference,
+            "units": str(rendition.units), "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        })
+        return SendResult(provider_id=f"outbox-{entry_id}", status="delivered")
+
+    async def close(self) -> None:
+        return None
+
+
+async def read_outbox(redis: aioredis.Redis, channel: str, count: int = 100) -> list[dict[str, str]]:
+    """The newest outbox entries, newest first."""
+    entries = await redis.xrevrange(keys.outbox(channel), count=count)
+    return [{"id": entry_id, **fields} for entry_id, fields in entries]

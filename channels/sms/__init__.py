@@ -1,0 +1,1 @@
+"""SMS through Twilio: segment counting, the Messages API transport, keyword subscriptions."""

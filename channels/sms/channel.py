@@ -1,0 +1,104 @@
+"""The SMS channel: texts within the segment budget, sent with the twilio client (async)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import aiohttp
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+
+from publisher.model import Message
+
+from ..base import AuthError, ChannelContext, ChannelError, PermanentError, Rendition, SendResult, TemporaryError, Transport
+from ..outbox import OutboxTransport
+from ..render import build_view
+from .segments import count_segments, fit
+from .twilio_http import TwilioHttp
+
+# Twilio error codes that mean this number will never take the message.
+PERMANENT_CODES = {21211, 21214, 21217, 21408, 21612, 21614, 21635, 30003, 30005, 30006}
+UNSUBSCRIBED = 21610          # the resident replied STOP to our sender
+TEMPORARY_CODES = {20429, 21611, 30001, 30008}
+
+
+class TwilioTransport:
+    def __init__(self, ctx: ChannelContext) -> None:
+        self.settings = ctx.settings
+        self.session: aiohttp.ClientSession | None = None
+        self.client: Client | None = None
+
+    async def start(self) -> None:
+        # One session for every send; the twilio client needs a running loop to be built.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        s = self.settings
+        self.client = Client(s.twilio_account_sid, s.twilio_auth_token, environment={},
+                             http_client=TwilioHttp(self.session, s.twilio_api_base, s.provider_timeout))
+
+    async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
+        assert self.client is not None, "start() first"
+        s = self.settings
+        try:
+            message = await self.client.messages.create_async(
+                to=address, body=rendition.text,
+                from_=s.twilio_from or None,
+                messaging_service_sid=None if s.twilio_from else s.twilio_messaging_service_sid,
+                status_callback=f"{s.public_url}/webhooks/twilio/status",
+                validity_period=rendition.ttl,
+            )
+        except TwilioRestException as exc:
+            raise classify(exc) from exc
+        except (aiohttp.ClientError, asyncio.TimeoutError, TwilioException) as exc:
+            raise TemporaryError(f"Twilio unreachable: {exc.__class__.__name__}") from exc
+        return SendResult(provider_id=message.sid or "", status=str(message.status or "queued"))
+
+    async def close(self) -> None:
+        if self.session:
+            await self.session.close()
+
+
+def classify(exc: TwilioRestException) -> ChannelError:
+    code = int(exc.code or 0)
+    text = f"Twilio {exc.status}/{code}: {exc.msg}"
+    if exc.status in (401, 403) or code in (20003, 20005):
+        return AuthError(text, code=str(code))
+    if exc.status == 429 or exc.status >= 500 or code in TEMPORARY_CODES:
+        return TemporaryError(text, code=str(code))
+    if code == UNSUBSCRIBED:
+        return PermanentError(text, code=str(code), unsubscribe=True)
+    return PermanentError(text, code=str(code))
+
+
+class SmsChannel:
+    name = "sms"
+
+    def __init__(self, ctx: ChannelContext) -> None:
+        self.ctx = ctx
+        self.outbox_mode = not ctx.settings.twilio_configured
+        self.transport: Transport = (
+            OutboxTransport(ctx.redis, self.name) if self.outbox_mode else TwilioTransport(ctx))
+
+    async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
+        ctx = self.ctx
+        view = build_view(message, locale, kind=kind, registry=ctx.registry, settings=ctx.settings,
+                          catalogs=ctx.catalogs)
+        template = ctx.env.get_template("messages/sms.txt")
+        module = await template.make_module_async({
+            "view": view, "translations": ctx.catalogs.get(locale), "locale": locale, "tz": ctx.settings.tz})
+        body, tail = " ".join(str(module.body).split()), " ".join(str(module.tail).split())
+        text = fit(body, ctx.settings.sms_max_segments, keep_tail=" " + tail if tail else "")
+        counted = count_segments(text)
+        remaining = int((message.content.expires - datetime.now(ctx.settings.tz)).total_seconds())
+        return Rendition(text=text, units=max(1, counted.segments), encoding=counted.encoding,
+                         ttl=min(36_000, max(60, remaining)))
+
+    async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
+        return await self.transport.send(address, rendition, reference=reference)
+
+    async def start(self) -> None:
+        if isinstance(self.transport, TwilioTransport):
+            await self.transport.start()
+
+    async def close(self) -> None:
+        await self.transport.close()

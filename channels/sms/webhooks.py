@@ -1,0 +1,69 @@
+"""Twilio webhooks: inbound SMS (keywords, answered with TwiML) and delivery receipts.
+
+Both check X-Twilio-Signature against the public URL Twilio called; an unsigned or forged request
+gets 403 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from twilio.request_validator import RequestValidator
+from twilio.twiml.messaging_response import MessagingResponse
+
+from publisher.subscribers import SubscriberError, normalize_phone
+from publisher.web.keys import SERVICES
+
+from .keywords import handle_keyword
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+
+async def _verified_form(request: web.Request) -> dict[str, str] | None:
+    services = request.app[SERVICES]
+    token = services.settings.twilio_auth_token
+    form = await request.post()
+    url = services.settings.public_url + request.path_qs  # what Twilio signed, not our bind address
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not token or not signature or not RequestValidator(token).validate(url, form, signature):
+        return None
+    return {k: str(v) for k, v in form.items()}
+
+
+def _forbidden() -> web.Response:
+    return web.json_response({"error": {"code": "forbidden", "message": "Invalid Twilio signature."}}, status=403)
+
+
+@routes.post("/webhooks/twilio/sms")
+async def inbound_sms(request: web.Request) -> web.Response:
+    form = await _verified_form(request)
+    if form is None:
+        return _forbidden()
+    services = request.app[SERVICES]
+    channel = services.channels["sms"]
+    try:
+        phone = normalize_phone(form.get("From", ""))
+    except SubscriberError:
+        return web.json_response({"error": {"code": "bad_request", "message": "From is not a phone number."}},
+                                 status=400)
+    body = form.get("Body", "")[:1600]
+    reply = await handle_keyword(channel.ctx, phone, body)
+    await services.audit.append(f"sms:{phone[:-4]}****", f"sms.{reply.action}", "subscription")
+    twiml = MessagingResponse()
+    twiml.message(reply.text)
+    return web.Response(text=str(twiml), content_type="application/xml")
+
+
+@routes.post("/webhooks/twilio/status")
+async def status_callback(request: web.Request) -> web.Response:
+    form = await _verified_form(request)
+    if form is None:
+        return _forbidden()
+    services = request.app[SERVICES]
+    from publisher.dispatch.receipts import record_receipt
+
+    await record_receipt(services, form.get("MessageSid", ""), form.get("MessageStatus", ""),
+                         form.get("ErrorCode", ""))
+    return web.Response(status=204)

@@ -1,0 +1,1 @@
+"""Telegram through python-telegram-bot: warnings to chats, and the subscription bot."""

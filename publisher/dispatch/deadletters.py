@@ -1,0 +1,34 @@
+"""Dead letters: deliveries that failed every attempt, shown in the console and replayable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import keys
+from ..services import Services
+from .jobs import shard_of
+
+
+async def list_dead(services: Services, count: int = 200) -> tuple[int, list[dict[str, Any]]]:
+    total = await services.redis.llen(keys.DISPATCH_DEAD)
+    raw = await services.redis.lrange(keys.DISPATCH_DEAD, 0, count - 1)
+    return total, [{**json.loads(r), "raw": r} for r in raw]
+
+
+async def replay(services: Services, limit: int = 10_000) -> int:
+    """Put dead letters back on the queue as first attempts (RPOP decides who replays each)."""
+    replayed = 0
+    while replayed < limit:
+        raw = await services.redis.rpop(keys.DISPATCH_DEAD)
+        if raw is None:
+            break
+        job = json.loads(raw)
+        address = job["to"]
+        async with services.redis.pipeline(transaction=False) as pipe:
+            pipe.hdel(keys.delivery_state(job["msg"], job["ch"], shard_of(address)), address)
+            pipe.hincrby(keys.delivery_stats(job["msg"]), f"{job['ch']}.dead", -1)
+            pipe.xadd(keys.DISPATCH_QUEUE, {k: job[k] for k in ("msg", "ch", "kind", "to", "earlier")} | {"attempt": "0"})
+            await pipe.execute()
+        replayed += 1
+    return replayed

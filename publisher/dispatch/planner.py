@@ -1,0 +1,160 @@
+"""The planner: turns each publication (or expiry) into segments of recipients on the queue.
+
+It consumes the warnings events stream through a consumer group, so each event is planned once
+however many processes run a planner, and an event whose planner died is planned again (sending
+stays exactly-once because each recipient is claimed per warning version before sending).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from shapely.geometry import Point, Polygon
+
+from .. import keys
+from ..model import Message
+from ..policy import PUSH_CHANNELS, grades_for
+from ..services import Services
+from .jobs import SHARDS, Segment, chunks
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def affected_areas(services: Services, message: Message) -> set[str]:
+    """Areas whose subscribers a message concerns: the targets, everything under them and above
+    them (a city-wide subscriber hears of a district warning), and areas a drawn shape touches."""
+    registry = services.registry
+    codes: set[str] = set()
+    for code in message.content.areas:
+        codes.add(code)
+        codes.update(registry.descendants(code))
+        codes.update(registry.ancestors(code))
+    shapes = [Polygon([(lon, lat) for lat, lon in poly]) for poly in message.content.polygons]
+    shapes += [Point(c.lon, c.lat).buffer(c.radius_km / 111.0) for c in message.content.circles]
+    for shape in shapes:
+        for area in registry.areas:
+            if area.geometry.intersects(shape):
+                codes.add(area.code)
+    return codes
+
+
+class Planner:
+    def __init__(self, services: Services, consumer: str) -> None:
+        self.services = services
+        self.redis = services.redis
+        self.consumer = consumer
+
+    async def run(self) -> None:
+        await ensure_group(self.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
+        while True:
+            await self.run_once(block_ms=1000)
+
+    async def run_once(self, block_ms: int | None = None) -> int:
+        """Plan pending events (our own unacknowledged ones first, then new ones)."""
+        done = 0
+        claimed = await self.redis.xautoclaim(keys.WARNINGS_EVENTS, keys.PLANNER_GROUP, self.consumer,
+                                              min_idle_time=int(self.services.settings.dispatch_reclaim_after * 1000),
+                                              start_id="0-0", count=10)
+        entries = list(claimed[1])
+        own = await self.redis.xreadgroup(keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: "0"}, count=10)
+        entries += [e for _, batch in own for e in batch]
+        if not entries:
+            fresh = await self.redis.xreadgroup(keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: ">"},
+                                                count=10, block=block_ms)
+            entries = [e for _, batch in fresh for e in batch]
+        for entry_id, fields in entries:
+            if fields:
+                await self.plan_event(fields)
+            await self.redis.xack(keys.WARNINGS_EVENTS, keys.PLANNER_GROUP, entry_id)
+            done += 1
+        return done
+
+    async def plan_event(self, event: dict[str, str]) -> None:
+        message = await self.services.warnings.get(event["id"])
+        if event["type"] == "published":
+            await self.plan(message, kind={"Alert": "alert", "Update": "update", "Cancel": "cancel"}[message.msg_type])
+        elif event["type"] == "expired" and message.content.grade in ("orange", "red"):
+            await self.plan(message, kind="expired")
+
+    async def plan(self, message: Message, *, kind: str) -> dict[str, int]:
+        started = time.perf_counter()
+        services = self.services
+        await services.registry.refresh(self.redis)
+        policy = await services.policy.get()
+        plan_id = message.id if kind != "expired" else f"{message.id}:expired"
+        counts: dict[str, int] = {}
+        for channel in PUSH_CHANNELS:
+            earlier = await self._earlier_recipients(message.thread, channel) if message.msg_type != "Alert" or kind == "expired" else set()
+            fresh: set[str] = set()
+            if kind in ("alert", "update"):
+                fresh = await self._by_area(message, channel, policy[message.content.grade][channel]) - earlier
+            await self._enqueue(plan_id, channel, kind, list(earlier), earlier=True)
+            await self._enqueue(plan_id, channel, kind, list(fresh), earlier=False)
+            counts[channel] = len(earlier) + len(fresh)
+        stats = {f"{ch}.planned": n for ch, n in counts.items()}
+        await self.redis.hset(keys.delivery_stats(plan_id), mapping={
+            **stats, "published_at": int((message.sent and _epoch_ms(message.sent)) or time.time() * 1000),
+            "kind": kind})
+        await self.redis.hset(keys.plan(plan_id), mapping={"done": "1", **stats,
+                                                           "seconds": f"{time.perf_counter() - started:.3f}"})
+        log.info("planned %s (%s): %s in %.2fs", message.id, kind, counts, time.perf_counter() - started)
+        return counts
+
+    async def _by_area(self, message: Message, channel: str, mode: str) -> set[str]:
+        if mode == "off":
+            return set()
+        areas = affected_areas(self.services, message)
+        if message.content.is_drill:
+            index_keys = [keys.area_drill_subscribers(a, channel) for a in areas]
+        else:
+            index_keys = [keys.area_subscribers(a, channel, g) for a in areas
+                          for g in grades_for(mode, message.content.grade)]
+        return await self._scan_sets(index_keys)
+
+    async def _earlier_recipients(self, thread_id: str, channel: str) -> set[str]:
+        return await self._scan_sets([keys.thread_recipients(thread_id, channel, s) for s in range(SHARDS)])
+
+    async def _scan_sets(self, set_keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        sizes = []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in set_keys:
+                pipe.scard(key)
+            sizes = await pipe.execute()
+        for key, size in zip(set_keys, sizes, strict=True):
+            if not size:
+                continue
+            if size <= 10_000:
+                found.update(await self.redis.smembers(key))
+                continue
+            async for member in self.redis.sscan_iter(key, count=10_000):
+                found.add(member)
+        return found
+
+    async def _enqueue(self, plan_id: str, channel: str, kind: str, addresses: list[str], *, earlier: bool) -> None:
+        segments = chunks(addresses)
+        for start in range(0, len(segments), 200):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for part in segments[start:start + 200]:
+                    pipe.xadd(keys.DISPATCH_QUEUE, Segment(plan_id, channel, kind, tuple(part),
+                                                           earlier=earlier).to_fields())
+                await pipe.execute()
+            await asyncio.sleep(0)
+
+
+def _epoch_ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso).timestamp() * 1000)

@@ -1,0 +1,32 @@
+"""Before approval: every channel's exact text per language, its cost, and the reach."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..i18n import SUPPORTED
+from ..model import Message
+from ..policy import PUSH_CHANNELS, grades_for
+from ..services import Services
+from .planner import affected_areas
+
+
+async def preview(services: Services, message: Message) -> dict[str, Any]:
+    policy = await services.policy.get()
+    grade = message.content.grade
+    areas = affected_areas(services, message)
+    channels: dict[str, Any] = {}
+    for name in PUSH_CHANNELS:
+        channel = services.channels.get(name)
+        mode = policy[grade][name]
+        reach = 0 if mode == "off" else await services.subscribers.count_active(
+            areas, name, grades_for(mode, grade), drill=message.content.is_drill)
+        texts = {}
+        if channel is not None:
+            for locale, tag in SUPPORTED.items():
+                rendition = await channel.render(message, locale)
+                texts[tag] = {"text": rendition.text, "segments": rendition.units if name == "sms" else None,
+                              "encoding": rendition.encoding or None, "characters": len(rendition.text)}
+        channels[name] = {"policy": mode, "reach": reach, "outbox_mode": bool(channel and channel.outbox_mode),
+                          "texts": texts}
+    return {"id": message.id, "grade": grade, "drill": message.content.is_drill, "channels": channels}

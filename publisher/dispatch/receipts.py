@@ -1,0 +1,42 @@
+"""Delivery receipts (Twilio StatusCallback): move a recipient forward, never back.
+
+Callbacks can arrive out of order and more than once; only sent → delivered / failed counts."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import keys
+from ..services import Services
+from .jobs import shard_of
+
+log = logging.getLogger(__name__)
+FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
+
+# Change the state only from `sent|…`, so a repeated or late callback does nothing.
+FORWARD = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current or string.sub(current, 1, 5) ~= 'sent|' then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+async def record_receipt(services: Services, provider_id: str, status: str, error_code: str = "") -> bool:
+    outcome = FINAL.get(status.lower())
+    if not provider_id or outcome is None:
+        return False
+    ref = await services.redis.get(keys.provider_message(provider_id[:64]))
+    if ref is None:
+        log.info("receipt for unknown message %s", provider_id[:64])
+        return False
+    plan_id, channel, address = ref.split("|", 2)
+    state_key = keys.delivery_state(plan_id, channel, shard_of(address))
+    value = f"delivered|{provider_id}" if outcome == "delivered" else f"failed|{error_code or status}"
+    moved = await services.redis.eval(FORWARD, 1, state_key, address, value)
+    if moved:
+        await services.redis.hincrby(keys.delivery_stats(plan_id), f"{channel}.{outcome}", 1)
+        await services.redis.hincrby(keys.DELIVERY_TOTALS, f"{channel}.{outcome}", 1)
+        if error_code == "21610":
+            await services.subscribers.stop(channel, address)
+    return bool(moved)

@@ -1,0 +1,30 @@
+"""Delivery statistics per warning version and channel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import keys
+from ..i18n import N_
+from ..policy import PUSH_CHANNELS
+from ..services import Services
+
+COUNTS = ("planned", "sent", "delivered", "failed", "retrying", "dead")
+COUNT_NAMES = {  # column headings in the console
+    "planned": N_("planned"), "sent": N_("sent"), "delivered": N_("delivered"), "failed": N_("failed"),
+    "retrying": N_("retrying"), "dead": N_("dead"),
+}
+
+
+async def delivery_stats(services: Services, plan_id: str) -> dict[str, Any]:
+    raw = await services.redis.hgetall(keys.delivery_stats(plan_id))
+    published = int(raw.get("published_at", 0))
+    channels: dict[str, dict[str, Any]] = {}
+    for channel in PUSH_CHANNELS:
+        row: dict[str, Any] = {name: int(raw.get(f"{channel}.{name}", 0)) for name in COUNTS}
+        first, last = int(raw.get(f"{channel}.first_at", 0)), int(raw.get(f"{channel}.last_at", 0))
+        row["seconds_to_first"] = round((first - published) / 1000, 3) if first and published else None
+        row["seconds_to_last"] = round((last - published) / 1000, 3) if last and published else None
+        row["pending"] = max(0, row["planned"] - row["sent"] - row["failed"] - row["dead"])
+        channels[channel] = row
+    return {"planned": bool(raw), "kind": raw.get("kind", ""), "channels": channels}

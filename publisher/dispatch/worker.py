@@ -1,0 +1,299 @@
+"""Dispatch workers: consume segments, send once per (warning version, recipient, channel).
+
+Exactly-once: before sending, a worker claims each recipient in the version's state hash (HSETNX).
+A claim left `sending` by a worker whose heartbeat has expired (it crashed mid-send) is taken over
+and sent again: that in-flight window is the only source of duplicates. A segment whose worker died
+is reclaimed from the consumer group after `dispatch_reclaim_after` seconds; a live worker keeps
+its segment by re-claiming it while it works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from channels.base import AuthError, Channel, PermanentError, Rendition, TemporaryError
+
+from .. import keys
+from ..model import Message
+from ..services import Services
+from ..subscribers import Subscriber
+from .jobs import Segment, shard_of
+from .planner import ensure_group
+from .ratelimit import PerAddressLimiter, RateLimiter
+
+log = logging.getLogger(__name__)
+HEARTBEAT_SECONDS = 15
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Outcome:
+    """What one segment did, written back to Redis in one pipeline."""
+
+    states: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+    stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    recipients: list[str] = field(default_factory=list)
+    providers: dict[str, str] = field(default_factory=dict)
+    retries: list[tuple[str, float]] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
+    unsubscribe: list[str] = field(default_factory=list)
+    first_ms: int = 0
+    last_ms: int = 0
+
+
+class Worker:
+    def __init__(self, services: Services, worker_id: str | None = None) -> None:
+        self.services = services
+        self.redis = services.redis
+        self.settings = services.settings
+        self.id = worker_id or f"w-{uuid.uuid4().hex[:10]}"
+        self.limiters = {
+            "sms": RateLimiter(self.redis, "sms", self.settings.sms_rate),
+            "telegram": RateLimiter(self.redis, "telegram", self.settings.telegram_rate),
+        }
+        self.per_chat = PerAddressLimiter(self.redis, "telegram-chat")
+        self.in_flight = asyncio.Semaphore(self.settings.dispatch_concurrency)
+        self._messages: dict[str, Message] = {}
+        self._renditions: dict[tuple[str, str, str, str], Rendition] = {}
+
+    # loops
+
+    async def run(self) -> None:
+        await ensure_group(self.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while True:
+                await self.run_once(block_ms=1000)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
+            await asyncio.sleep(HEARTBEAT_SECONDS / 3)
+
+    async def run_once(self, block_ms: int | None = None, count: int = 4) -> int:
+        """Handle a few segments: reclaimed ones from dead workers first, then new ones."""
+        await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
+        await self.promote_due_retries()
+        _, reclaimed, *_ = await self.redis.xautoclaim(
+            keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id,
+            min_idle_time=int(self.settings.dispatch_reclaim_after * 1000), start_id="0-0", count=count)
+        entries = list(reclaimed)
+        if not entries:
+            fresh = await self.redis.xreadgroup(keys.DISPATCH_GROUP, self.id, {keys.DISPATCH_QUEUE: ">"},
+                                                count=count, block=block_ms)
+            entries = [e for _, batch in fresh for e in batch]
+        await asyncio.gather(*(self._handle_entry(entry_id, fields) for entry_id, fields in entries))
+        return len(entries)
+
+    async def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
+        keeper = asyncio.create_task(self._keep_claimed(entry_id))
+        try:
+            await self.process(Segment.from_fields(fields))
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xack(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, entry_id)
+            pipe.xdel(keys.DISPATCH_QUEUE, entry_id)
+            await pipe.execute()
+
+    async def _keep_claimed(self, entry_id: str) -> None:
+        """Reset the entry's idle time while we work, so nobody reclaims a live worker's segment."""
+        interval = max(0.5, self.settings.dispatch_reclaim_after / 3)
+        while True:
+            await asyncio.sleep(interval)
+            await self.redis.xclaim(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id, 0, [entry_id],
+                                    justid=True)
+
+    # one segment
+
+    async def process(self, segment: Segment) -> None:
+        message = await self._message(segment.message_id)
+        channel = self.services.channels[segment.channel]
+        subscribers = await self.services.subscribers.get_many(segment.channel, list(segment.addresses))
+        policy_mode = (await self.services.policy.get())[message.content.grade][segment.channel]
+        eligible = [s for s in subscribers if s is not None and self._eligible(s, message, segment, policy_mode)]
+        claimed = await self._claim(segment, [s.address for s in eligible])
+        by_address = {s.address: s for s in eligible}
+        outcome = Outcome()
+        await asyncio.gather(*(self._deliver(channel, segment, message, by_address[a], outcome) for a in claimed))
+        await self._record(segment, message, outcome)
+
+    def _eligible(self, sub: Subscriber, message: Message, segment: Segment, mode: str) -> bool:
+        if not sub.active:
+            return False      # STOP is honoured even for work planned before it
+        if segment.earlier:
+            return True       # they received an earlier version: they hear of its update or end
+        if message.content.is_drill and not sub.drill:
+            return False      # drills reach drill participants only
+        if mode == "all":
+            return True
+        return mode == "opted_in" and sub.wants(message.content.grade)
+
+    async def _claim(self, segment: Segment, addresses: list[str]) -> list[str]:
+        if not addresses:
+            return []
+        mark = f"sending|{self.id}|{now_ms()}"
+        state_keys = [keys.delivery_state(segment.message_id, segment.channel, shard_of(a)) for a in addresses]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, address in zip(state_keys, addresses, strict=True):
+                pipe.hsetnx(key, address, mark)
+            fresh = await pipe.execute()
+        claimed = [a for a, ok in zip(addresses, fresh, strict=True) if ok]
+        taken = [(k, a) for k, a, ok in zip(state_keys, addresses, fresh, strict=True) if not ok]
+        if taken:
+            claimed += await self._take_over_from_dead(taken, mark, retry_attempt=segment.attempt)
+        return claimed
+
+    async def _take_over_from_dead(self, taken: list[tuple[str, str]], mark: str, retry_attempt: int) -> list[str]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, address in taken:
+                pipe.hget(key, address)
+            states = await pipe.execute()
+        mine = []
+        for (key, address), state in zip(taken, states, strict=True):
+            kind, _, rest = (state or "").partition("|")
+            if kind == "retry" and retry_attempt > 0:
+                mine.append((key, address))          # this is the scheduled retry itself
+            elif kind == "sending":
+                owner = rest.split("|", 1)[0]
+                if owner != self.id and not await self.redis.exists(keys.worker_heartbeat(owner)):
+                    mine.append((key, address))      # its worker died mid-send
+        if mine:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, address in mine:
+                    pipe.hset(key, address, mark)
+                await pipe.execute()
+        return [address for _, address in mine]
+
+    async def _message(self, plan_id: str) -> Message:
+        message_id = plan_id.split(":", 1)[0]
+        if message_id not in self._messages:
+            if len(self._messages) > 256:
+                self._messages.clear()
+                self._renditions.clear()
+            self._messages[message_id] = await self.services.warnings.get(message_id)
+        return self._messages[message_id]
+
+    async def _rendition(self, channel: Channel, message: Message, locale: str, kind: str) -> Rendition:
+        key = (message.id, channel.name, locale, kind)
+        if key not in self._renditions:
+            self._renditions[key] = await channel.render(message, locale, kind=kind)
+        return self._renditions[key]
+
+    async def _deliver(self, channel: Channel, segment: Segment, message: Message, sub: Subscriber,
+                       out: Outcome) -> None:
+        state_key = keys.delivery_state(segment.message_id, channel.name, shard_of(sub.address))
+        ch = channel.name
+        async with self.in_flight:
+            rendition = await self._rendition(channel, message, sub.lang, segment.kind)
+            await self.limiters[ch].take(rendition.units)
+            if ch == "telegram":
+                await self.per_chat.wait_turn(sub.address)
+            try:
+                result = await channel.send(sub.address, rendition, reference=segment.message_id)
+            except TemporaryError as exc:
+                self._retry_or_dead(segment, sub.address, state_key, out, exc.code or "temporary", exc.retry_after)
+                return
+            except AuthError as exc:
+                log.error("%s credentials refused: %s", ch, exc)
+                self._retry_or_dead(segment, sub.address, state_key, out, "auth", 60.0)
+                return
+            except PermanentError as exc:
+                out.states[state_key][sub.address] = f"failed|{exc.code}"
+                out.stats[f"{ch}.failed"] += 1
+                if exc.unsubscribe:
+                    out.unsubscribe.append(sub.address)
+                return
+            except Exception as exc:  # an unknown failure must not lose the recipient
+                log.exception("unexpected error sending on %s", ch)
+                self._retry_or_dead(segment, sub.address, state_key, out, exc.__class__.__name__, None)
+                return
+        stamp = now_ms()
+        out.first_ms = min(out.first_ms or stamp, stamp)
+        out.last_ms = max(out.last_ms, stamp)
+        delivered = result.status == "delivered"
+        out.states[state_key][sub.address] = f"{'delivered' if delivered else 'sent'}|{result.provider_id}"
+        out.stats[f"{ch}.sent"] += 1
+        if delivered:
+            out.stats[f"{ch}.delivered"] += 1
+        out.recipients.append(sub.address)
+        if result.provider_id and not delivered:
+            out.providers[result.provider_id] = f"{segment.message_id}|{ch}|{sub.address}"
+
+    def _retry_or_dead(self, segment: Segment, address: str, state_key: str, out: Outcome, code: str,
+                       retry_after: float | None) -> None:
+        attempt = segment.attempt + 1
+        ch = segment.channel
+        job = json.dumps({**Segment(segment.message_id, ch, segment.kind, (address,), attempt,
+                                    segment.earlier).to_fields(), "error": code})
+        if attempt >= self.settings.dispatch_max_attempts:
+            out.states[state_key][address] = f"dead|{code}"
+            out.dead.append(job)
+            out.stats[f"{ch}.dead"] += 1
+            return
+        backoff = self.settings.dispatch_backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
+        delay = max(backoff, retry_after or 0.0)
+        out.states[state_key][address] = f"retry|{attempt}"
+        out.retries.append((job, time.time() + min(delay, 3600)))
+        out.stats[f"{ch}.retrying"] += 1
+
+    async def _record(self, segment: Segment, message: Message, out: Outcome) -> None:
+        ch = segment.channel
+        stats_key = keys.delivery_stats(segment.message_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for state_key, states in out.states.items():
+                pipe.hset(state_key, mapping=states)
+                pipe.expire(state_key, 30 * 86400)
+            if segment.attempt > 0:
+                out.stats[f"{ch}.retrying"] -= 1     # this recipient was counted as retrying
+            for name, value in out.stats.items():
+                if value:
+                    pipe.hincrby(stats_key, name, value)
+                    if not name.endswith(".retrying"):
+                        pipe.hincrby(keys.DELIVERY_TOTALS, name, value)
+            if out.first_ms:
+                pipe.hsetnx(stats_key, f"{ch}.first_at", out.first_ms)
+                pipe.hset(stats_key, f"{ch}.last_at", out.last_ms)   # approximately the latest
+            by_shard: dict[int, list[str]] = defaultdict(list)
+            for address in out.recipients:
+                by_shard[shard_of(address)].append(address)
+            for shard, addresses in by_shard.items():
+                pipe.sadd(keys.thread_recipients(message.thread, ch, shard), *addresses)
+            for provider_id, ref in out.providers.items():
+                pipe.set(keys.provider_message(provider_id), ref, ex=7 * 86400)
+            if out.retries:
+                pipe.zadd(keys.DISPATCH_RETRY, dict(out.retries))
+            if out.dead:
+                pipe.lpush(keys.DISPATCH_DEAD, *[json.dumps({**json.loads(j), "at": now_ms()}) for j in out.dead])
+            await pipe.execute()
+        for address in out.unsubscribe:
+            await self.services.subscribers.stop(ch, address)
+
+    async def promote_due_retries(self) -> int:
+        """Move retries whose time has come back onto the queue (ZREM decides who moves each)."""
+        due = await self.redis.zrangebyscore(keys.DISPATCH_RETRY, "-inf", time.time(), start=0, num=500)
+        moved = 0
+        for job in due:
+            if await self.redis.zrem(keys.DISPATCH_RETRY, job):
+                fields = json.loads(job)
+                fields.pop("error", None)
+                await self.redis.xadd(keys.DISPATCH_QUEUE, fields)
+                moved += 1
+        return moved
