@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_parser("list-users", help="list console users")
     admin.add_parser("load-demo", help="load the demo city, operators and a demo warning")
     admin.add_parser("verify-audit", help="check the audit log's hash chain")
+    importer = admin.add_parser("import-subscribers", help="import residents from CSV (idempotent)")
+    importer.add_argument("file", help="CSV with columns channel,address,area,language,min_grade[,drill]")
     args = parser.parse_args(argv)
 
     try:
@@ -157,12 +159,31 @@ async def _verify_audit(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _import_subscribers(services: Services, args: argparse.Namespace) -> int:
+    from .subscriber_import import import_subscribers
+
+    try:
+        with open(args.file, encoding="utf-8-sig") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {args.file}: {exc}") from exc
+    report = await import_subscribers(services, text)
+    await services.audit.append("cli", "subscribers.import", args.file, imported=report.imported,
+                                unchanged=report.unchanged, errors=len(report.errors))
+    print(f"imported {report.imported}, unchanged {report.unchanged}, "
+          f"kept stopped {report.skipped_stopped}, errors {len(report.errors)}")
+    for error in report.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
 ADMIN: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
     "create-user": _create_user,
     "create-token": _create_token,
     "list-users": _list_users,
     "load-demo": _load_demo,
     "verify-audit": _verify_audit,
+    "import-subscribers": _import_subscribers,
 }
 
 if __name__ == "__main__":

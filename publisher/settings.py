@@ -111,6 +111,8 @@ class Settings:
             telegram_rate=_float(env, "WARNCAST_TELEGRAM_RATE", 30.0),
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
+            dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 30.0),
+            provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
         )
 

@@ -139,3 +139,32 @@ def _socket_answers(path: Path) -> bool:
             return True
         except OSError:
             return False
+
+
+def test_import_subscribers_is_idempotent_with_row_errors(tmp_path: Path) -> None:
+    run(tmp_path, "admin", "load-demo")
+    csv_file = tmp_path / "base.csv"
+    csv_file.write_text(
+        "channel,address,area,language,min_grade,drill\n"
+        "sms,13800000001,990101,zh,yellow,\n"
+        "sms,+8613800000002,Binjiang District,en,red,yes\n"
+        "telegram,777,990102,zh-CN,blue,\n"
+        "fax,123,990101,zh,red,\n"
+        "sms,not-a-number,990101,zh,red,\n"
+        "sms,13800000003,Atlantis,zh,red,\n"
+        "sms,13800000004,990101,fr,red,\n"
+        "sms,13800000005,990101,zh,purple,\n",
+        encoding="utf-8",
+    )
+    first = run(tmp_path, "admin", "import-subscribers", str(csv_file), check=False)
+    assert first.returncode == 1
+    assert "imported 3, unchanged 0" in first.stdout
+    for line in ("line 5: channel", "line 6: not a phone", "line 7: unknown area", "line 8: language",
+                 "line 9: min_grade"):
+        assert line in first.stderr, first.stderr
+    second = run(tmp_path, "admin", "import-subscribers", str(csv_file), check=False)
+    assert "imported 0, unchanged 3" in second.stdout
+    missing = tmp_path / "bad.csv"
+    missing.write_text("phone,area\n1,2\n")
+    result = run(tmp_path, "admin", "import-subscribers", str(missing), check=False)
+    assert result.returncode == 1 and "missing column(s): channel, address" in result.stderr

@@ -17,17 +17,18 @@ class Segment:
     addresses: tuple[str, ...]
     attempt: int = 0
     earlier: bool = False     # recipients of an earlier version: policy and grade do not filter them
+    recheck: bool = False     # claims another worker held: look again once a dead one's heartbeat is gone
 
     def to_fields(self) -> dict[str, str]:
         return {"msg": self.message_id, "ch": self.channel, "kind": self.kind,
                 "to": "\n".join(self.addresses), "attempt": str(self.attempt),
-                "earlier": "1" if self.earlier else "0"}
+                "earlier": "1" if self.earlier else "0", "recheck": "1" if self.recheck else "0"}
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Segment:
         return cls(fields["msg"], fields["ch"], fields["kind"],
                    tuple(a for a in fields.get("to", "").split("\n") if a),
-                   int(fields.get("attempt", "0")), fields.get("earlier") == "1")
+                   int(fields.get("attempt", "0")), fields.get("earlier") == "1", fields.get("recheck") == "1")
 
 
 def shard_of(address: str) -> int:

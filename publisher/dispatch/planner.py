@@ -76,19 +76,21 @@ class Planner:
             entries = [e for _, batch in fresh for e in batch]
         for entry_id, fields in entries:
             if fields:
-                await self.plan_event(fields)
+                await self.plan_event(fields, published_ms=int(entry_id.split("-")[0]))
             await self.redis.xack(keys.WARNINGS_EVENTS, keys.PLANNER_GROUP, entry_id)
             done += 1
         return done
 
-    async def plan_event(self, event: dict[str, str]) -> None:
+    async def plan_event(self, event: dict[str, str], published_ms: int) -> None:
+        """`published_ms`: when the event was written (its stream id), the start of every timing."""
         message = await self.services.warnings.get(event["id"])
         if event["type"] == "published":
-            await self.plan(message, kind={"Alert": "alert", "Update": "update", "Cancel": "cancel"}[message.msg_type])
+            kind = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}[message.msg_type]
+            await self.plan(message, kind=kind, published_ms=published_ms)
         elif event["type"] == "expired" and message.content.grade in ("orange", "red"):
-            await self.plan(message, kind="expired")
+            await self.plan(message, kind="expired", published_ms=published_ms)
 
-    async def plan(self, message: Message, *, kind: str) -> dict[str, int]:
+    async def plan(self, message: Message, *, kind: str, published_ms: int) -> dict[str, int]:
         started = time.perf_counter()
         services = self.services
         await services.registry.refresh(self.redis)
@@ -105,7 +107,7 @@ class Planner:
             counts[channel] = len(earlier) + len(fresh)
         stats = {f"{ch}.planned": n for ch, n in counts.items()}
         await self.redis.hset(keys.delivery_stats(plan_id), mapping={
-            **stats, "published_at": int((message.sent and _epoch_ms(message.sent)) or time.time() * 1000),
+            **stats, "published_at": published_ms,
             "kind": kind})
         await self.redis.hset(keys.plan(plan_id), mapping={"done": "1", **stats,
                                                            "seconds": f"{time.perf_counter() - started:.3f}"})
@@ -153,8 +155,3 @@ class Planner:
                 await pipe.execute()
             await asyncio.sleep(0)
 
-
-def _epoch_ms(iso: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso).timestamp() * 1000)

@@ -158,10 +158,19 @@ class Worker:
         claimed = [a for a, ok in zip(addresses, fresh, strict=True) if ok]
         taken = [(k, a) for k, a, ok in zip(state_keys, addresses, fresh, strict=True) if not ok]
         if taken:
-            claimed += await self._take_over_from_dead(taken, mark, retry_attempt=segment.attempt)
+            held: list[str] = []
+            claimed += await self._take_over_from_dead(taken, mark, segment.attempt, held)
+            if held:
+                # Their owner may have died a moment ago (its heartbeat has not expired yet): look again
+                # once it has, or we would lose them when this segment is acknowledged.
+                recheck = Segment(segment.message_id, segment.channel, segment.kind, tuple(held),
+                                  segment.attempt, segment.earlier, recheck=True)
+                await self.redis.zadd(keys.DISPATCH_RETRY,
+                                      {json.dumps(recheck.to_fields()): time.time() + HEARTBEAT_SECONDS + 1})
         return claimed
 
-    async def _take_over_from_dead(self, taken: list[tuple[str, str]], mark: str, retry_attempt: int) -> list[str]:
+    async def _take_over_from_dead(self, taken: list[tuple[str, str]], mark: str, retry_attempt: int,
+                                   held: list[str]) -> list[str]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, address in taken:
                 pipe.hget(key, address)
@@ -175,6 +184,8 @@ class Worker:
                 owner = rest.split("|", 1)[0]
                 if owner != self.id and not await self.redis.exists(keys.worker_heartbeat(owner)):
                     mine.append((key, address))      # its worker died mid-send
+                elif owner != self.id:
+                    held.append(address)             # another worker has it, or seems to: look later
         if mine:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, address in mine:
@@ -261,7 +272,7 @@ class Worker:
             for state_key, states in out.states.items():
                 pipe.hset(state_key, mapping=states)
                 pipe.expire(state_key, 30 * 86400)
-            if segment.attempt > 0:
+            if segment.attempt > 0 and not segment.recheck:
                 out.stats[f"{ch}.retrying"] -= 1     # this recipient was counted as retrying
             for name, value in out.stats.items():
                 if value:

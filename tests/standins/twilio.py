@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import secrets
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -37,6 +38,7 @@ class Sent:
     body: str
     fields: dict[str, str]
     sid: str
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -116,8 +118,8 @@ class TwilioStandIn:
         await self._runner.cleanup()
 
 
-async def _serve(port: int) -> None:
-    async with TwilioStandIn(port=port, record_bodies=False) as standin:
+async def _serve(port: int, account: str, token: str) -> None:
+    async with TwilioStandIn(account, token, port=port, record_bodies=False) as standin:
         print(json.dumps({"port": standin.port}), flush=True)
         await asyncio.Event().wait()
 
@@ -125,7 +127,10 @@ async def _serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
-    asyncio.run(_serve(parser.parse_args().port))
+    parser.add_argument("--account", default="ACtest")
+    parser.add_argument("--token", default="secret")
+    args = parser.parse_args()
+    asyncio.run(_serve(args.port, args.account, args.token))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,328 @@
+"""Fan-out through the real dispatch machinery (planner, workers, Redis streams) and the real twilio
+client against the stand-in: exactly once, policy and grades, drills, failures, retries, dead letters,
+rate limits across workers, lifecycle recipients, receipts, preview, outbox and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from publisher import keys
+from publisher.dispatch.jobs import Segment, shard_of
+from publisher.dispatch.planner import ensure_group
+from publisher.dispatch.worker import Worker
+
+from .delivery_helpers import drain, signed_post, sms_settings
+from .standins.twilio import TwilioStandIn
+from .test_workflow import act, published
+
+D1, D2 = "990101", "990102"          # two districts of the demo city
+
+
+@pytest.fixture
+async def twilio():
+    async with TwilioStandIn("ACtest", "secret") as standin:
+        yield standin
+
+
+@pytest.fixture
+def settings(settings: Any, twilio: TwilioStandIn) -> Any:
+    return sms_settings(settings, twilio.url, dispatch_max_attempts=3)
+
+
+async def subscribe(services: Any, n: int, area: str, *, start: int = 0, lang: str = "zh_Hans",
+                    min_grade: str | None = None, drill: bool = False, channel: str = "sms") -> list[str]:
+    phones = []
+    for i in range(start, start + n):
+        address = f"+86138{i:08d}" if channel == "sms" else str(100000 + i)
+        await services.subscribers.subscribe(channel, address, area, lang=lang, source="test")
+        changes: dict[str, Any] = {}
+        if min_grade:
+            changes["min_grade"] = min_grade
+        if drill:
+            changes["drill"] = True
+        if changes:
+            await services.subscribers.update(channel, address, **changes)
+        phones.append(address)
+    return phones
+
+
+def community_in(services: Any, district: str) -> str:
+    return next(c for c in services.registry.descendants(district) if services.registry.get(c).level == "community")
+
+
+async def test_red_warning_reaches_every_subscriber_once_in_their_language(client, services, staff, clock, twilio):
+    zh = await subscribe(services, 30, D1)
+    en = await subscribe(services, 20, community_in(services, D1), start=100, lang="en")
+    city = await subscribe(services, 5, "990100", start=200)          # city-wide subscribers hear of it
+    other = await subscribe(services, 10, D2, start=300)               # another district does not
+    stopped = await subscribe(services, 1, D1, start=400)
+    await services.subscribers.stop("sms", stopped[0])
+    message = await published(client, staff, clock, grade="red")
+    await drain(services)
+    assert set(twilio.counts) == set(zh + en + city)
+    assert all(count == 1 for count in twilio.counts.values())
+    assert not set(twilio.counts) & set(other + stopped)
+    bodies = {m.to: m.body for m in twilio.messages}
+    assert "红色" in bodies[zh[0]] and "Red" in bodies[en[0]]
+    stats = await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json()
+    sms = stats["channels"]["sms"]
+    assert (sms["planned"], sms["sent"], sms["failed"], sms["pending"]) == (55, 55, 0, 0)
+    assert sms["seconds_to_first"] is not None and sms["seconds_to_last"] >= sms["seconds_to_first"]
+
+
+async def test_policy_and_minimum_grade(client, services, staff, clock, twilio):
+    default = await subscribe(services, 3, D1)                      # SMS default: orange and above
+    yellow = await subscribe(services, 3, D1, start=10, min_grade="yellow")
+    blue = await subscribe(services, 3, D1, start=20, min_grade="blue")
+    red_only = await subscribe(services, 3, D1, start=30, min_grade="red")
+    await published(client, staff, clock, grade="blue")
+    await drain(services)
+    assert twilio.counts == {}, "blue goes to no SMS by default"
+    await published(client, staff, clock, grade="yellow")
+    await drain(services)
+    assert set(twilio.counts) == set(yellow + blue)
+    twilio.counts.clear()
+    await published(client, staff, clock, grade="orange")
+    await drain(services)
+    assert set(twilio.counts) == set(default + yellow + blue + red_only), "orange reaches everyone"
+    # The policy is data: switch yellow SMS off.
+    resp = await client.put("/api/v1/channel-policy", headers=staff["admin"], json={"yellow": {"sms": "off"}})
+    assert resp.status == 200
+    twilio.counts.clear()
+    await published(client, staff, clock, grade="yellow")
+    await drain(services)
+    assert twilio.counts == {}
+
+
+async def test_drills_reach_only_drill_participants(client, services, staff, clock, twilio):
+    plain = await subscribe(services, 4, D1)
+    drill = await subscribe(services, 2, D1, start=50, drill=True)
+    await published(client, staff, clock, grade="red", status="Exercise")
+    await drain(services)
+    assert set(twilio.counts) == set(drill) and not set(twilio.counts) & set(plain)
+    assert all("[演练]" in m.body for m in twilio.messages)
+
+
+async def test_nothing_goes_to_an_unconfirmed_number(client, services, staff, clock, twilio):
+    await services.subscribers.request("sms", "+8613900000000", D1, "zh_Hans")
+    await published(client, staff, clock, grade="red")
+    await drain(services)
+    assert twilio.counts == {}
+
+
+async def test_temporary_failures_retry_and_permanent_ones_stop(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 6, D1)
+    twilio.retry_after = "0"
+    twilio.fail_next(2, "429")
+    twilio.fail_next(1, "500")
+    twilio.fail_for(phones[5], "21610")
+    twilio.fail_for(phones[4], "21211")
+    message = await published(client, staff, clock, grade="red")
+    await drain(services)
+    assert set(twilio.counts) == set(phones[:4]) and all(c == 1 for c in twilio.counts.values())
+    assert (await services.subscribers.get("sms", phones[5])).status == "stopped", "21610 unsubscribes"
+    assert (await services.subscribers.get("sms", phones[4])).active, "an invalid number is not an opt-out"
+    stats = (await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json())
+    sms = stats["channels"]["sms"]
+    assert (sms["sent"], sms["failed"], sms["retrying"], sms["dead"]) == (4, 2, 0, 0)
+
+
+async def test_hanging_provider_times_out_and_is_retried(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 1, D1)
+    twilio.hang_seconds = 2
+    twilio.fail_next(1, "hang")
+    await published(client, staff, clock, grade="red")
+    await drain(services)
+    assert twilio.counts == {phones[0]: 1}
+
+
+async def test_dead_letters_and_replay(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 2, D1)
+    twilio.fail_for(phones[0], "503")
+    message = await published(client, staff, clock, grade="red")
+    await drain(services)
+    assert twilio.counts == {phones[1]: 1}
+    dead = await (await client.get("/api/v1/dispatch/dead-letters", headers=staff["chief"])).json()
+    assert dead["total"] == 1 and dead["entries"][0]["to"] == phones[0] and dead["entries"][0]["attempt"] == "3"
+    assert (await client.post("/api/v1/dispatch/dead-letters/replay", headers=staff["drafter"])).status == 403
+    twilio.fail_for(phones[0], "")
+    replayed = await (await client.post("/api/v1/dispatch/dead-letters/replay", headers=staff["chief"])).json()
+    assert replayed == {"replayed": 1}
+    await drain(services)
+    assert twilio.counts == {phones[0]: 1, phones[1]: 1}
+    stats = await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json()
+    assert stats["channels"]["sms"]["dead"] == 0 and stats["channels"]["sms"]["sent"] == 2
+
+
+async def test_redelivered_segment_sends_nothing_twice(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 5, D1)
+    message = await published(client, staff, clock, grade="red")
+    await drain(services)
+    await services.redis.xadd(keys.DISPATCH_QUEUE, Segment(message["id"], "sms", "alert", tuple(phones)).to_fields())
+    await drain(services)
+    assert sum(twilio.counts.values()) == 5
+
+
+async def test_claims_of_a_dead_worker_are_taken_over(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 5, D1)
+    message = await published(client, staff, clock, grade="red")
+    mid = message["id"]
+    # A crashed worker claimed two recipients and never reported; two live ones hold one each.
+    for owner in ("finishing", "dying"):
+        await services.redis.set(keys.worker_heartbeat(owner), 1, ex=60)
+    claims = ((phones[0], "crashed"), (phones[1], "crashed"), (phones[2], "finishing"), (phones[3], "dying"))
+    for phone, owner in claims:
+        await services.redis.hset(keys.delivery_state(mid, "sms", shard_of(phone)), phone, f"sending|{owner}|1")
+
+    async def settle() -> None:
+        for _ in range(5):
+            await Planner(services, "p").run_once()
+            await Worker(services, "me").run_once()
+
+    from publisher.dispatch.planner import Planner
+
+    await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
+    await ensure_group(services.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+    await settle()
+    assert set(twilio.counts) == {phones[0], phones[1], phones[4]}
+    # The held ones are looked at again later instead of being dropped with the segment.
+    rechecks = await services.redis.zrange(keys.DISPATCH_RETRY, 0, -1)
+    assert len(rechecks) == 1 and set(json.loads(rechecks[0])["to"].split()) == {phones[2], phones[3]}
+    # One owner finishes its send; the other dies (its heartbeat runs out).
+    await services.redis.hset(keys.delivery_state(mid, "sms", shard_of(phones[2])), phones[2], "sent|SMx")
+    await services.redis.delete(keys.worker_heartbeat("dying"))
+    await services.redis.zadd(keys.DISPATCH_RETRY, {rechecks[0]: 0})
+    await settle()
+    assert twilio.counts == {phones[0]: 1, phones[1]: 1, phones[3]: 1, phones[4]: 1}
+
+
+async def test_segment_of_a_dead_consumer_is_reclaimed(client, services, staff, clock, twilio, settings):
+    phones = await subscribe(services, 3, D1)
+    message = await published(client, staff, clock, grade="red")
+    # The planner runs; a worker reads the segment and dies before doing anything.
+    from publisher.dispatch.planner import Planner
+
+    await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
+    await ensure_group(services.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+    await Planner(services, "p").run_once()
+    taken = await services.redis.xreadgroup(keys.DISPATCH_GROUP, "doomed", {keys.DISPATCH_QUEUE: ">"}, count=10)
+    assert taken and twilio.counts == {}
+    services.settings = settings.with_(dispatch_reclaim_after=0.05)
+    worker = Worker(services, "rescuer")
+    await asyncio.sleep(0.1)
+    await worker.run_once()
+    assert set(twilio.counts) == set(phones)
+    assert message["id"]
+
+
+async def test_rate_limit_is_held_across_workers(client, services, staff, clock, twilio, settings):
+    phones = await subscribe(services, 40, D1, lang="en")
+    rate = 12.0
+    services.settings = settings.with_(sms_rate=rate)
+    await published(client, staff, clock, grade="red")
+    workers = [Worker(services, f"w{i}") for i in range(3)]   # each with its own limiter instance
+    await drain(services, workers)
+    assert sum(twilio.counts.values()) == len(phones)
+    stamps = sorted(m.at for m in twilio.messages)
+    burst = max(1.0, rate / 10)
+    # Over any window of T seconds at most rate × T + burst messages got through.
+    for i, start in enumerate(stamps):
+        for j in range(i, len(stamps)):
+            window = stamps[j] - start
+            assert j - i + 1 <= rate * window + burst + 1, (j - i + 1, window)
+    assert stamps[-1] - stamps[0] >= (len(phones) - burst) / rate * 0.9
+
+
+async def test_update_and_cancel_reach_exactly_the_earlier_recipients(client, services, staff, clock, twilio):
+    first = await subscribe(services, 4, D1)
+    original = await published(client, staff, clock, grade="red")
+    await drain(services)
+    # Someone subscribes to D1 afterwards, and someone in D2.
+    late = await subscribe(services, 1, D1, start=50)
+    d2 = await subscribe(services, 2, D2, start=60)
+    twilio.counts.clear()
+    update = await act(client, staff, "drafter", original["id"], "update", status=201, areas=[D1, D2])
+    await act(client, staff, "approver", update["id"], "approve")
+    await act(client, staff, "chief", update["id"], "approve")
+    await drain(services)
+    assert set(twilio.counts) == set(first + late + d2), "earlier recipients plus the grown area"
+    twilio.counts.clear()
+    newest = await subscribe(services, 1, D1, start=70)
+    await services.subscribers.stop("sms", first[0])
+    twilio.messages.clear()
+    cancel = await act(client, staff, "drafter", update["id"], "cancel", status=201, reason="Rain stopped")
+    await act(client, staff, "approver", cancel["id"], "approve")
+    await drain(services)
+    assert set(twilio.counts) == set(first[1:] + late + d2), "the cancel goes to who received it, not to newcomers"
+    assert not set(twilio.counts) & set(newest)
+    assert all("解除" in m.body for m in twilio.messages)
+
+
+async def test_delivery_receipts_move_forward_only(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 2, D1)
+    message = await published(client, staff, clock, grade="red")
+    await drain(services)
+    sids = {m.to: m.sid for m in twilio.messages}
+    ok = await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[0]], "MessageStatus": "delivered"})
+    assert ok.status == 204
+    late = await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[0]], "MessageStatus": "sent"})
+    again = await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[0]], "MessageStatus": "failed"})
+    assert late.status == again.status == 204
+    await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[1]], "MessageStatus": "undelivered",
+                                                         "ErrorCode": "21610"})
+    forged = await client.post("/webhooks/twilio/status", data={"MessageSid": sids[phones[1]], "MessageStatus": "delivered"})
+    assert forged.status == 403
+    stats = (await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json())
+    sms = stats["channels"]["sms"]
+    assert (sms["sent"], sms["delivered"], sms["failed"]) == (2, 1, 1)
+    assert (await services.subscribers.get("sms", phones[1])).status == "stopped"
+
+
+async def test_preview_shows_texts_segments_and_reach(client, services, staff, clock):
+    await subscribe(services, 7, D1)
+    await subscribe(services, 3, D1, start=10, min_grade="yellow")
+    from .conftest import warning_body
+
+    body = warning_body(clock, grade="yellow")
+    resp = await client.post("/api/v1/warnings/preview", json=body, headers=staff["drafter"])
+    assert resp.status == 200, await resp.text()
+    result = await resp.json()
+    sms = result["channels"]["sms"]
+    assert sms["reach"] == 3 and sms["policy"] == "opted_in"
+    assert sms["texts"]["zh-CN"]["encoding"] == "UCS-2" and sms["texts"]["zh-CN"]["segments"] >= 1
+    assert sms["texts"]["en"]["text"].startswith("[Lanjiang Alert]")
+    created = await (await client.post("/api/v1/warnings", json=warning_body(clock, grade="red"), headers=staff["drafter"])).json()
+    saved = await (await client.get(f"/api/v1/warnings/{created['id']}/preview", headers=staff["approver"])).json()
+    assert saved["channels"]["sms"]["reach"] == 10 and saved["channels"]["sms"]["policy"] == "all"
+    bad = await client.post("/api/v1/warnings/preview", json={"grade": "red"}, headers=staff["drafter"])
+    assert bad.status == 422
+
+
+async def test_outbox_mode_without_credentials(client, services, staff, clock, settings):
+    from channels.base import ChannelContext
+    from channels.sms.channel import SmsChannel
+
+    await services.channels["sms"].close()
+    services.settings = settings.with_(twilio_account_sid="")
+    services.channels["sms"] = SmsChannel(ChannelContext(services.settings, services.redis, services.env,
+                                                         services.catalogs, services.registry, services.subscribers))
+    assert services.channels["sms"].outbox_mode
+    phones = await subscribe(services, 2, D1)
+    await published(client, staff, clock, grade="red")
+    await drain(services)
+    outbox = await (await client.get("/api/v1/outbox/sms", headers=staff["chief"])).json()
+    assert sorted(e["to"] for e in outbox["entries"]) == sorted(phones)
+    assert "红色" in outbox["entries"][0]["text"]
+
+
+async def test_metrics(client, services, staff, clock, twilio):
+    await subscribe(services, 3, D1)
+    await published(client, staff, clock, grade="red")
+    await drain(services)
+    text = await (await client.get("/metrics")).text()
+    assert 'warncast_deliveries_total{channel="sms",outcome="sent"} 3.0' in text
+    assert "warncast_dispatch_queue_length 0.0" in text
