@@ -58,3 +58,10 @@ def login_failures(subject: str) -> str:
 # Tamper-evident audit log: a list of entries and the head (last seq and hash).
 AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
 AUDIT_HEAD = f"{PREFIX}:{{audit}}:head"
+
+
+# ---------------------------------------------------------------------------------------------
+# Display screens (registry and heartbeats). Feeds keep no keys of their own: their renderings
+# are cached per process and keyed by the last id of WARNINGS_EVENTS.
+SCREENS = f"{PREFIX}:{{screens}}:by-id"  # hash screen id -> JSON record
+SCREENS_SEEN = f"{PREFIX}:{{screens}}:seen"  # hash screen id -> JSON {at, via}

@@ -20,6 +20,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "audit.read": frozenset({"chief", "admin"}),
     "rules.edit": frozenset({"admin"}),
     "users.manage": frozenset({"admin"}),
+    "screens.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
+    "screens.manage": frozenset({"admin"}),
 }
 
 

@@ -14,7 +14,7 @@ from ..services import Services
 from ..settings import Settings
 from ..storage import open_redis
 from ..workflow import Clock
-from . import api, console, public
+from . import api, console, feeds, live, public, screens
 from .keys import BACKGROUND, JINJA, SERVICES, SETTINGS
 from .middleware import MIDDLEWARES
 from .templating import build_environment
@@ -31,9 +31,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
+    app.add_routes(feeds.routes)
+    app.add_routes(screens.routes)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(live.outlets_ctx)
+    app.on_shutdown.append(live.close_streams)
     return app
 
 
