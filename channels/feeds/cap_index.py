@@ -22,7 +22,7 @@ from publisher.settings import Settings
 from publisher.taxonomy import GRADE_SEVERITY
 
 from ..wording import word
-from .render import ATOM, bounded, geo_box, message_links, new_feed
+from .render import ATOM, bounded, entry_link, geo_box, message_links, new_feed
 from .select import FeedQuery, newest
 
 
@@ -82,8 +82,8 @@ def add_cap_entry(
     fe.title(w.title)
     fe.published(sent)
     fe.updated(sent)
-    fe.link(href=cap, rel="alternate", type="application/cap+xml", title="CAP 1.2")
-    fe.link(href=page, rel="related", type="text/html")
+    entry_link(fe, cap, rel="alternate", type="application/cap+xml", title="CAP 1.2")
+    entry_link(fe, page, rel="related", type="text/html")
     fe.summary(f"{w.drill}\n{w.description}".strip(), type="text")
     fe.author({"name": settings.sender_name})
     if box := geo_box(message, registry):

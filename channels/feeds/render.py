@@ -14,7 +14,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from feedgen.entry import FeedEntry
+from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from publisher.areas import AreaRegistry
 from publisher.i18n import N_, Catalogs, locale_for_tag
@@ -29,6 +31,24 @@ MAX_BYTES = 900_000  # aggregators (Google Public Alerts) reject larger feeds
 SCHEME = "urn:warncast:"
 ATOM, RSS = "atom", "rss"
 CONTENT_TYPES = {ATOM: "application/atom+xml; charset=utf-8", RSS: "application/rss+xml; charset=utf-8"}
+
+
+class LinkAttributes(BaseEntryExtension):
+    """feedgen 1.0 writes an Atom entry's <link> with its href only, dropping rel, type and title;
+    this puts them back on the element it wrote (see `entry_link`)."""
+
+    def __init__(self) -> None:
+        self.by_href: dict[str, dict[str, str]] = {}
+
+    def extend_atom(self, entry: etree._Element) -> etree._Element:
+        for element in entry.findall("link"):
+            element.attrib.update(self.by_href.get(element.get("href", ""), {}))
+        return entry
+
+
+def entry_link(fe: FeedEntry, href: str, **attrs: str) -> None:
+    fe.link(href=href, **attrs)
+    fe.linkattrs.by_href[href] = attrs
 
 
 def message_links(settings: Settings, message: Message) -> tuple[str, str]:
@@ -62,6 +82,7 @@ def geo_box(message: Message, registry: AreaRegistry) -> str | None:
 def new_feed(settings: Settings, *, title: str, tag: str, self_url: str, updated: datetime, kind: str) -> FeedGenerator:
     fg = FeedGenerator()
     fg.load_extension("geo")
+    fg.register_extension("linkattrs", BaseExtension, LinkAttributes, atom=True, rss=False)
     fg.id(self_url)
     fg.title(title)
     fg.language(tag)
@@ -137,8 +158,8 @@ def add_entry(
     body = entry_html(w, page, cap, labels)
     if kind == ATOM:
         fe.id(page)
-        fe.link(href=page, rel="alternate", type="text/html")
-        fe.link(href=cap, rel="related", type="application/cap+xml", title="CAP 1.2")
+        entry_link(fe, page, rel="alternate", type="text/html")
+        entry_link(fe, cap, rel="related", type="application/cap+xml", title="CAP 1.2")
         fe.summary(f"{w.drill}\n{w.description}".strip(), type="text")
         fe.content(body, type="html")
     else:
