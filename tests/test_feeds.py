@@ -16,7 +16,7 @@ from publisher.web.live import OUTLETS
 
 from .conftest import warning_body
 from .test_cap import NS, SCHEMA
-from .test_workflow import act, create, published
+from .test_workflow import act, published
 
 ATOM_NS = {"a": "http://www.w3.org/2005/Atom", "cap": NS["cap"], "georss": "http://www.georss.org/georss"}
 COMMUNITY_IN_990102 = "990102001001"

@@ -215,7 +215,7 @@ async def _console_page(request: web.Request, *, status: int = 200, **context: A
         seen={i["id"]: datetime.fromtimestamp(i["last_seen"], svc.settings.tz) for i in overview if i["last_seen"]},
         tag=tag_for(locale(request)),
         choices={"orientation": ORIENTATIONS, "text_size": TEXT_SIZES, "encoding": ENCODINGS},
-        languages=LANGUAGES,
+        screen_languages=LANGUAGES,
         errors=context.pop("errors", {}),
         **context,
     )
