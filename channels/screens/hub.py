@@ -92,10 +92,13 @@ class ScreenHub:
                 conn.put(CLOSE)
 
     async def tick(self, interval: float = 5.0) -> None:
-        """Re-check every few seconds: a warning's expiry clears screens even before the scheduler's event."""
+        """Re-check every few seconds: a warning's expiry clears screens even before the scheduler's
+        event, and area changes from another process reach this one's renderings."""
+        services = self.outputs.services
         while True:
             await asyncio.sleep(interval)
             try:
+                await services.registry.refresh(services.redis)
                 await self.refresh()
             except asyncio.CancelledError:
                 raise

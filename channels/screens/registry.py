@@ -9,6 +9,7 @@ every few seconds per screen and process.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -105,12 +106,16 @@ class ScreenRegistry:
         self._cache: dict[str, Screen] = {}
         self._loaded = -1.0
         self._beats: dict[str, float] = {}
+        self._lock = asyncio.Lock()
 
     async def all(self, *, fresh: bool = False) -> dict[str, Screen]:
         if fresh or time.monotonic() - self._loaded > CACHE_SECONDS:
-            raw = await self.redis.hgetall(keys.SCREENS)
-            self._cache = {sid: _from_json(value) for sid, value in raw.items()}
-            self._loaded = time.monotonic()
+            asked = time.monotonic()
+            async with self._lock:  # a thousand screens reconnecting at once make one read
+                if self._loaded < asked if fresh else time.monotonic() - self._loaded > CACHE_SECONDS:
+                    raw = await self.redis.hgetall(keys.SCREENS)
+                    self._cache = {sid: _from_json(value) for sid, value in raw.items()}
+                    self._loaded = time.monotonic()
         return self._cache
 
     async def get(self, screen_id: str) -> Screen:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from channels.outlets import Outlets
 
-from .keys import SERVICES
+from .keys import BACKGROUND, SERVICES
 
 OUTLETS = web.AppKey("outlets", Outlets)
 
@@ -20,18 +19,12 @@ def outlets(request: web.Request) -> Outlets:
 
 
 async def outlets_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One stream reader and one screen re-check loop per process, cancelled on shutdown."""
+    """One stream reader and one screen re-check loop per process; they join the app's background
+    tasks, which are cancelled and awaited on shutdown."""
     found = app[OUTLETS] = Outlets.build(app[SERVICES])
-    tasks = [
-        asyncio.create_task(found.follower.run(), name="warnings-follower"),
-        asyncio.create_task(found.hub.tick(), name="screens-tick"),
-    ]
+    app[BACKGROUND].append(asyncio.create_task(found.follower.run(), name="warnings-follower"))
+    app[BACKGROUND].append(asyncio.create_task(found.hub.tick(), name="screens-tick"))
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def close_streams(app: web.Application) -> None:

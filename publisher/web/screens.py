@@ -132,6 +132,7 @@ async def _save(request: web.Request, body: Any, screen_id: str | None) -> Scree
     svc = services(request)
     registry = outlets(request).screens.registry
     create = screen_id is None
+    await svc.registry.refresh(svc.redis)
     screen = parse_screen(body, svc.registry, screen_id=screen_id)
     before = (await registry.all(fresh=True)).get(screen.id)
     if not await registry.save(screen, create=create):
