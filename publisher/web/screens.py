@@ -78,8 +78,8 @@ async def screen_events(request: web.Request) -> web.StreamResponse:
             if payload == CLOSE:
                 break
             await response.write(payload)
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass  # the screen went away; nothing to tell it
+    except ConnectionResetError:
+        return response  # the screen went away; nothing to tell it
     finally:
         live.hub.disconnect(conn)
     with contextlib.suppress(ConnectionResetError):
