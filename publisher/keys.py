@@ -118,3 +118,8 @@ def rate_bucket(name: str) -> str:
 def outbox(channel: str) -> str:
     return f"{PREFIX}:{{outbox}}:{channel}"
 DELIVERY_TOTALS = f"{PREFIX}:{{metrics}}:deliveries"   # hash channel.outcome -> count, all workers
+# ---------------------------------------------------------------------------------------------
+# Display screens (registry and heartbeats). Feeds keep no keys of their own: their renderings
+# are cached per process and keyed by the last id of WARNINGS_EVENTS.
+SCREENS = f"{PREFIX}:{{screens}}:by-id"  # hash screen id -> JSON record
+SCREENS_SEEN = f"{PREFIX}:{{screens}}:seen"  # hash screen id -> JSON {at, via}

@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "delivery.replay": frozenset({"chief", "admin"}),
     "rules.edit": frozenset({"admin"}),
     "users.manage": frozenset({"admin"}),
+    "screens.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
+    "screens.manage": frozenset({"admin"}),
 }
 
 

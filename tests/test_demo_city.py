@@ -64,7 +64,10 @@ def test_codes_and_hierarchy(areas: list[dict], by_code: dict[str, dict]) -> Non
     city = by_code["990100"]
     assert city["level"] == "city" and city["parent"] is None
     assert sorted(c for c, a in by_code.items() if a["level"] == "district") == [
-        "990101", "990102", "990103", "990104",
+        "990101",
+        "990102",
+        "990103",
+        "990104",
     ]
     for area in areas:
         code, level = area["code"], area["level"]
@@ -121,7 +124,7 @@ def test_children_tile_their_parent(children: dict[str, list[dict]], by_code: di
         for kid, shape in zip(kids, shapes):
             assert grown.contains(shape), kid["code"]
         for i, first in enumerate(shapes):
-            for second in shapes[i + 1:]:
+            for second in shapes[i + 1 :]:
                 assert first.intersection(second).area < 1e-9 * parent.area
         covered = unary_union(shapes).intersection(parent).area
         assert covered / parent.area > 0.999, parent_code

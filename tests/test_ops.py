@@ -47,4 +47,3 @@ async def test_security_headers_and_errors_as_json(client, services):
     assert missing.status == 404 and (await missing.json())["error"]["message"] == "Not found."
     page = await client.get("/nowhere?lang=en")
     assert page.status == 404 and "Not found." in await page.text()
-

@@ -7,15 +7,20 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.cache import Rendering
+
 from ..approval_rules import validate_rules
 from ..errors import FieldError, NotFound, ValidationFailed
 from ..i18n import N_
 from ..model import PUBLISHED, Message
 from ..roles import allowed
 from ..taxonomy import CAP_CATEGORIES, EVENTS, GRADE_COLOUR, GRADE_SEVERITY, GRADES
+from .conditional import respond
+from .live import outlets
 from .openapi import openapi_document
 from .requests import current_actor, json_body, optional_text, require_actor, services, t
 from .serialize import message_json
+from .warnings_query import parse_filter, render_list, wants_geojson
 
 routes = web.RouteTableDef()
 
@@ -68,22 +73,41 @@ async def taxonomy(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/warnings")
 async def list_warnings(request: web.Request) -> web.Response:
-    """Staff see every message; everybody else sees published ones. ?active=true: in force now."""
+    """Staff see every message; everybody else sees published ones, as cached renderings.
+
+    ?active=true: in force now; filters and GeoJSON: see warnings_query.
+    """
     svc = services(request)
-    if request.query.get("active") in ("true", "1"):
-        messages = await svc.warnings.active()
-    else:
-        try:
-            limit = max(1, min(500, int(request.query.get("limit", "100"))))
-        except ValueError:
-            raise ValidationFailed([FieldError("limit", "type", N_("Must be a whole number."))]) from None
-        messages = await svc.warnings.list(limit=limit)
-        if not _staff(request):
-            messages = [m for m in messages if m.state == PUBLISHED]
-        if state := request.query.get("state"):
-            messages = [m for m in messages if m.state == state]
-    body = [message_json(m, registry=svc.registry, settings=svc.settings, staff=_staff(request)) for m in messages]
-    return web.json_response({"warnings": body}, dumps=_dumps)
+    staff = _staff(request)
+    filters = parse_filter(request, svc.registry)
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise ValidationFailed([FieldError("limit", "type", N_("Must be a whole number."))]) from None
+    state = request.query.get("state")
+    geo = wants_geojson(request)
+
+    async def render(version: str) -> Rendering:
+        if filters.active:
+            messages = await svc.warnings.active()
+        else:
+            messages = await svc.warnings.list(limit=limit)
+            if not staff:
+                messages = [m for m in messages if m.state == PUBLISHED]
+            if state:
+                messages = [m for m in messages if m.state == state]
+        messages = filters.apply(messages, svc.registry)
+        bodies = [message_json(m, registry=svc.registry, settings=svc.settings, staff=staff) for m in messages]
+        return render_list(messages, bodies, svc.registry, geo=geo, version=version, active=filters.active)
+
+    if staff:  # the workflow record changes without lifecycle events: never cached
+        return respond(request, await render(""), vary="Accept")
+    live = outlets(request)
+    version = await live.follower.current()
+    key = ("api-warnings", filters, limit, state, geo)
+    now = svc.warnings.now().timestamp()
+    rendering = await live.cache.get(key, (version, svc.registry.version), now, lambda: render(version))
+    return respond(request, rendering, vary="Accept")
 
 
 @routes.post("/api/v1/warnings")

@@ -17,7 +17,7 @@ from ..services import Services
 from ..settings import Settings
 from ..storage import open_redis
 from ..workflow import Clock
-from . import api, console, delivery, public
+from . import api, console, delivery, feeds, live, public, screens
 from .keys import BACKGROUND, SERVICES, SETTINGS
 from .middleware import MIDDLEWARES
 
@@ -35,9 +35,13 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(delivery.routes)
     for routes in webhook_routes():
         app.add_routes(routes)
+    app.add_routes(feeds.routes)
+    app.add_routes(screens.routes)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)
+    app.cleanup_ctx.append(live.outlets_ctx)
+    app.on_shutdown.append(live.close_streams)
     return app
 
 

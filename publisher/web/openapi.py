@@ -78,6 +78,7 @@ ERROR = {
         }
     },
 }
+SCREEN_ID = "^[a-z0-9][a-z0-9-]{0,39}$"
 _TEXT_FIELD = lambda name: {"type": "object", "properties": {name: {"type": "string", "maxLength": 1000}}}  # noqa: E731
 
 # (method, path, summary, role needed or None for public, request body schema or None)
@@ -87,7 +88,8 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     (
         "get",
         "/api/v1/warnings",
-        "Messages (?active=true, ?state=, ?limit=); the public sees published ones",
+        "Messages (?active=true, ?state=, ?limit=, ?area=, ?point=lat,lon, ?grade=, ?event=, ?status=, "
+        "?msg_type=); the public sees published ones; Accept: application/geo+json gives GeoJSON",
         None,
         None,
     ),
@@ -149,7 +151,35 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ("get", "/api/v1/dispatch/dead-letters", "Deliveries that failed every attempt", "drafter, approver, chief, admin", None),
     ("post", "/api/v1/dispatch/dead-letters/replay", "Put every dead letter back on the queue", "chief, admin", None),
     ("get", "/api/v1/openapi.json", "This document", None, None),
+    # Display screens: the registry (outputs are /screens/{id}, .json, .txt and /events).
+    (
+        "get",
+        "/api/v1/screens",
+        "Screens with status (online/stale/offline) and what each shows",
+        "any staff role",
+        None,
+    ),
+    ("post", "/api/v1/screens", "Register a screen", "admin", {"$ref": "#/components/schemas/ScreenBody"}),
+    ("get", "/api/v1/screens/{id}", "One screen with its status", "any staff role", None),
+    ("put", "/api/v1/screens/{id}", "Replace a screen's record", "admin", {"$ref": "#/components/schemas/ScreenBody"}),
+    ("delete", "/api/v1/screens/{id}", "Remove a screen", "admin", None),
 ]
+SCREEN_BODY: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "name", "area"],
+    "properties": {
+        "id": {"type": "string", "pattern": SCREEN_ID, "description": "ignored by PUT"},
+        "name": {"type": "string", "maxLength": 80},
+        "location": {"type": "string", "maxLength": 160},
+        "area": {"type": "string", "description": "area code; the screen shows warnings concerning it"},
+        "languages": {"type": "array", "items": {"enum": ["zh-CN", "en"]}},
+        "orientation": {"enum": ["landscape", "portrait"]},
+        "text_size": {"enum": ["normal", "large", "huge"]},
+        "line_width": {"type": "integer", "minimum": 8, "maximum": 200, "description": "LED text columns"},
+        "encoding": {"enum": ["utf-8", "gb18030", "gb2312", "ascii"], "description": "LED text encoding"},
+        "rotate_seconds": {"type": "integer", "minimum": 3, "maximum": 120},
+    },
+}
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
@@ -174,7 +204,10 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "name": "id",
                     "in": "path",
                     "required": True,
-                    "schema": {"type": "string", "pattern": r"^\d{14}_\d{14}_\d$"},
+                    "schema": {
+                        "type": "string",
+                        "pattern": SCREEN_ID if "/screens/" in path else r"^\d{14}_\d{14}_\d$",
+                    },
                 }
             ]
         if roles:
@@ -196,7 +229,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.public_url}],
         "paths": paths,
         "components": {
-            "schemas": {"WarningBody": WARNING_BODY, "Error": ERROR},
+            "schemas": {"WarningBody": WARNING_BODY, "ScreenBody": SCREEN_BODY, "Error": ERROR},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "warncast admin create-token"},
                 "session": {

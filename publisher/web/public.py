@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from urllib.parse import urlparse
 
 from aiohttp import web
+
+from channels.cache import Rendering
 
 from ..area_map import render_svg
 from ..cap_xml import render_cap
@@ -12,6 +15,8 @@ from ..errors import NotFound
 from ..i18n import LANG_COOKIE, N_, normalize_locale, tag_for
 from ..model import PUBLISHED, Message
 from ..taxonomy import EVENTS, GRADE_COLOUR, GRADES
+from .conditional import respond
+from .live import outlets
 from .pages import page
 from .requests import locale, services
 
@@ -76,13 +81,20 @@ async def warning_page(request: web.Request) -> web.Response:
 
 @routes.get("/cap/{id}.xml")
 async def cap(request: web.Request) -> web.Response:
+    """A published message never changes, so its CAP is rendered once (per area registry version)."""
     svc = services(request)
     message = await _published(request, request.match_info["id"])
-    references = [await svc.warnings.get(ref) for ref in message.references]
-    body = render_cap(
-        message, references=references, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs
-    )
-    return web.Response(body=body, content_type="application/cap+xml", charset="utf-8")
+
+    async def render() -> Rendering:
+        references = [await svc.warnings.get(ref) for ref in message.references]
+        body = render_cap(
+            message, references=references, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs
+        )
+        sent = datetime.fromisoformat(message.sent) if message.sent else None
+        return Rendering(body, "application/cap+xml; charset=utf-8", last_modified=sent)
+
+    rendering = await outlets(request).cache.get(("cap", message.id), svc.registry.version, 0.0, render)
+    return respond(request, rendering)
 
 
 @routes.get("/lang/{code}")

@@ -1,0 +1,51 @@
+"""Feeds: RSS 2.0 and Atom of published warnings, and the CAP Atom index, rendered once per change.
+
+`Feeds` ties the renderers to the cache: a rendering is keyed by the feed and its filters and
+stamped with the warnings stream's last id and the area registry's version, so it is made again
+exactly when a warning is published, updated, cancelled or expires (or the areas change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+from publisher.services import Services
+
+from ..cache import RenderCache, Rendering, version_time
+from ..live import EventFollower
+from .cap_index import cap_index
+from .render import ATOM, CONTENT_TYPES, RSS, warnings_feed
+from .select import FeedQuery, matching, published_messages
+
+__all__ = ["ATOM", "RSS", "FeedQuery", "Feeds"]
+
+
+class Feeds:
+    def __init__(self, services: Services, follower: EventFollower, cache: RenderCache) -> None:
+        self.services = services
+        self.follower = follower
+        self.cache = cache
+
+    async def version(self) -> tuple[str, int]:
+        return await self.follower.current(), self.services.registry.version
+
+    async def warnings(self, kind: str, query: FeedQuery) -> Rendering:
+        return await self._cached(("feed", kind, query), CONTENT_TYPES[kind], kind, query)
+
+    async def cap(self, query: FeedQuery) -> Rendering:
+        return await self._cached(("cap-index", query), CONTENT_TYPES[ATOM], "cap", query)
+
+    async def _cached(self, key: Hashable, content_type: str, kind: str, query: FeedQuery) -> Rendering:
+        version = await self.version()
+
+        async def render() -> Rendering:
+            svc = self.services
+            messages = matching(await published_messages(svc.warnings), query, svc.registry)
+            context = {"registry": svc.registry, "settings": svc.settings, "catalogs": svc.catalogs}
+            if kind == "cap":
+                body = cap_index(messages, query, **context)  # type: ignore[arg-type]
+            else:
+                body = warnings_feed(kind, messages, query, **context)  # type: ignore[arg-type]
+            return Rendering(body, content_type, last_modified=version_time(version[0]))
+
+        return await self.cache.get(key, version, 0.0, render)
