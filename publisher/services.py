@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
+from citizen_report.desk import ReportDesk
+
 from .areas import AreaRegistry
 from .audit import AuditLog
 from .auth import Accounts
 from .i18n import Catalogs
 from .settings import Settings
+from .web.templating import build_environment
 from .workflow import Clock, Warnings
 
 
@@ -23,6 +26,7 @@ class Services:
     audit: AuditLog
     accounts: Accounts
     warnings: Warnings
+    reports: ReportDesk
 
     @classmethod
     async def build(cls, settings: Settings, redis: aioredis.Redis, clock: Clock | None = None) -> Services:
@@ -38,4 +42,5 @@ class Services:
             audit=audit,
             accounts=Accounts(redis),
             warnings=Warnings(redis, registry, audit, settings, catalogs, clock),
+            reports=ReportDesk(settings.tz, build_environment(), clock),
         )

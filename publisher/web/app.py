@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
+from citizen_report.queue import consume
+
 from ..services import Services
 from ..settings import Settings
 from ..storage import open_redis
 from ..workflow import Clock
-from . import api, console, public
+from . import api, console, monitoring, open311, public, reports, triage
 from .keys import BACKGROUND, JINJA, SERVICES, SETTINGS
 from .middleware import MIDDLEWARES
 from .templating import build_environment
@@ -31,6 +35,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
+    for module in (reports, triage, monitoring, open311):
+        app.add_routes(module.routes)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)
@@ -50,6 +56,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].run_scheduler:
         tasks.append(asyncio.create_task(run_scheduler(app[SERVICES]), name="scheduler"))
+        tasks.append(asyncio.create_task(run_monitoring(app[SERVICES]), name="monitoring"))
     app[BACKGROUND] = tasks
     yield
     for task in tasks:
@@ -73,3 +80,16 @@ async def run_scheduler(services: Services, interval: float = 1.0) -> None:
         except Exception:
             log.exception("scheduler round failed; retrying")
         await asyncio.sleep(interval)
+
+
+async def run_monitoring(services: Services) -> None:
+    """Consume the monitoring queue into triage-board incidents; every process may run one."""
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    while True:
+        try:
+            await consume(services, consumer, block_ms=1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("monitoring consumer round failed; retrying")
+            await asyncio.sleep(1)

@@ -141,7 +141,64 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ("put", "/api/v1/approval-rules", "Replace the approval rules", "admin", {"type": "object"}),
     ("get", "/api/v1/audit", "The newest audit log entries", "chief, admin", None),
     ("get", "/api/v1/openapi.json", "This document", None, None),
+    (
+        "post",
+        "/api/v1/reports",
+        "File a citizen hazard report (JSON, or multipart with up to 3 photos); Idempotency-Key header makes "
+        "retries safe; 201 with the tracking code (200 on a replay)",
+        None,
+        {"$ref": "#/components/schemas/ReportBody"},
+    ),
+    ("get", "/api/v1/reports/{tracking_code}", "A report's status by its tracking code (no personal data)", None, None),
+    ("get", "/api/v1/monitoring/items", "Monitoring-queue items in order (?after=<id>&limit=)", "any staff role", None),
+    (
+        "post",
+        "/api/v1/monitoring/readings",
+        "Sensor readings {sensor, type, value, time[, area | lat, lon]} or {readings: [...]}; a colour change "
+        "raises a queue item",
+        "sensor, triage, admin",
+        {"type": "object"},
+    ),
+    ("post", "/api/v1/monitoring/alerts", "An upstream CAP 1.2 alert as XML", "sensor, triage, admin", None),
+    (
+        "get",
+        "/api/v1/incidents",
+        "Triage-board incidents (?status=, ?priority=, ?department=, ...)",
+        "any staff role",
+        None,
+    ),
+    ("get", "/api/v1/incidents/{id}", "One incident", "any staff role", None),
+    (
+        "post",
+        "/api/v1/incidents/{id}/{action}",
+        "verify | assign (department) | progress | resolve | reject (reason) | merge (into)",
+        "triage, chief",
+        {
+            "type": "object",
+            "properties": {"reason": {"type": "string"}, "department": {"type": "string"}, "into": {"type": "string"}},
+        },
+    ),
+    ("get", "/api/v1/routing", "The routing table: category x area -> department", "any staff role", None),
+    ("put", "/api/v1/routing", "Replace the routing table", "admin", {"type": "object"}),
 ]
+REPORT_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["category", "description"],
+    "properties": {
+        "category": {"type": "string", "description": "a service_code from /open311/v2/services.json"},
+        "description": {"type": "string", "minLength": 5, "maxLength": 2000},
+        "lat": {"type": "number"},
+        "lon": {"type": "number"},
+        "area": {"type": "string", "description": "an area code from /api/v1/areas"},
+        "address": {"type": "string", "maxLength": 200},
+        "contact": {"type": "object", "properties": {"phone": {"type": "string"}, "email": {"type": "string"}}},
+        "reply_channel": {"enum": ["web", "sms"]},
+        "people_at_risk": {"type": "boolean"},
+        "photo_location": {"type": "boolean", "description": "use the photo's GPS tag when no location is given"},
+    },
+    "description": "one of lat+lon, area or address is required",
+}
 
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
@@ -157,7 +214,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 },
             },
         }
-        if "{id}" in path:
+        if "{id}" in path and path.startswith("/api/v1/warnings"):
             operation["parameters"] = [
                 {
                     "name": "id",
@@ -185,7 +242,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.public_url}],
         "paths": paths,
         "components": {
-            "schemas": {"WarningBody": WARNING_BODY, "Error": ERROR},
+            "schemas": {"WarningBody": WARNING_BODY, "Error": ERROR, "ReportBody": REPORT_BODY},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "warncast admin create-token"},
                 "session": {
