@@ -69,12 +69,21 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
     desk, redis = services.reports, services.redis
     fingerprint = _fingerprint(data)
     idem_key = _idempotency_key(data, idempotency_key)
-    if idem_key and (stored := await redis.get(idem_key)):
-        return await _replay(services, stored, fingerprint)
     fields, errors = validate(services, data)
     if errors:
+        if idem_key and (stored := await redis.get(idem_key)):  # a retry after the rules changed
+            return await _replay(services, stored, fingerprint)
         raise ValidationFailed(errors)
-    await check_rate_limits(services, data)
+    # One round trip: was this submission seen, how many from this sender, and a fresh report id.
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(idem_key or keys.REPORT_SEQUENCE)
+        limits = _rate_limits(services, data, pipe)
+        pipe.incr(keys.REPORT_SEQUENCE)
+        results = await pipe.execute()
+    if idem_key and results[0]:
+        return await _replay(services, results[0], fingerprint)
+    _check_rate_limits(limits, results[1:-1:2])
+    report_id = str(results[-1])
     photos: list[CleanPhoto] = []
     if data.photos:
         photos, photo_errors = await asyncio.to_thread(clean_photos, data.photos, desk.config)
@@ -87,7 +96,7 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         await redis.set(keys.report_photo(photo.id), base64.b64encode(photo.jpeg).decode())
     now = desk.now()
     report = Report(
-        id=str(await redis.incr(keys.REPORT_SEQUENCE)),
+        id=report_id,
         tracking_code=new_tracking_code(),
         photos=[p.id for p in photos],
         created=now.isoformat(),
@@ -95,26 +104,28 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         history=[{"status": RECEIVED, "at": now.isoformat(), "note": ""}],
         **fields,
     )
-    notification = await render_notification(desk.text_env, services.catalogs, report, services.settings.public_url)
+    notification = render_notification(desk.text_env, services.catalogs, report, services.settings.public_url)
     queue_args = flatten(report_item(report))
-    stored = await redis.eval(
-        _INTAKE,
-        6,
-        idem_key or keys.report_idempotency("new:" + report.tracking_code),
-        keys.report(report.id),
-        keys.REPORTS_BY_TRACKING,
-        keys.REPORTS_INDEX,
-        keys.MONITORING_QUEUE,
-        keys.REPORT_NOTIFICATIONS,
-        f"{report.id}|{fingerprint}",
-        desk.config.idempotency_hours * 3600,
-        json.dumps(report.as_record(), ensure_ascii=False),
-        report.tracking_code,
-        report.id,
-        int(now.timestamp()),
-        len(queue_args),
-        *queue_args,
-        *flatten(notification),
+    stored = await redis.register_script(_INTAKE)(
+        [
+            idem_key or keys.report_idempotency("new:" + report.tracking_code),
+            keys.report(report.id),
+            keys.REPORTS_BY_TRACKING,
+            keys.REPORTS_INDEX,
+            keys.MONITORING_QUEUE,
+            keys.REPORT_NOTIFICATIONS,
+        ],
+        [
+            f"{report.id}|{fingerprint}",
+            desk.config.idempotency_hours * 3600,
+            json.dumps(report.as_record(), ensure_ascii=False),
+            report.tracking_code,
+            report.id,
+            int(now.timestamp()),
+            len(queue_args),
+            *queue_args,
+            *flatten(notification),
+        ],
     )
     if stored:  # a concurrent retry won the race
         return await _replay(services, stored, fingerprint)
@@ -336,8 +347,8 @@ def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "on", "yes"))
 
 
-async def check_rate_limits(services: Services, data: ReportInput) -> None:
-    """Fixed windows in Redis, per client IP and per sender (phone or chat)."""
+def _rate_limits(services: Services, data: ReportInput, pipe: Any) -> list[tuple[int, int]]:
+    """Queue fixed-window counters per client IP and per sender (phone or chat) on `pipe`."""
     config, now = services.reports.config, int(services.reports.now().timestamp())
     checks = []
     if data.client and data.channel in ("web", "api", "open311"):
@@ -345,15 +356,15 @@ async def check_rate_limits(services: Services, data: ReportInput) -> None:
     sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
     if sender:
         checks.append(("sender", normalise_phone(sender), *config.per_sender))
-    if not checks:
-        return
-    async with services.redis.pipeline(transaction=False) as pipe:
-        for kind, subject, _limit, window in checks:
-            key = keys.report_rate(kind, hashlib.sha256(subject.encode()).hexdigest()[:24], now // window)
-            pipe.incr(key)
-            pipe.expire(key, window)
-        counts = (await pipe.execute())[::2]
-    for (_kind, _subject, limit, window), count in zip(checks, counts, strict=True):
+    for kind, subject, _limit, window in checks:
+        key = keys.report_rate(kind, hashlib.sha256(subject.encode()).hexdigest()[:24], now // window)
+        pipe.incr(key)
+        pipe.expire(key, window)
+    return [(limit, window) for _kind, _subject, limit, window in checks]
+
+
+def _check_rate_limits(limits: list[tuple[int, int]], counts: list[int]) -> None:
+    for (limit, window), count in zip(limits, counts, strict=True):
         if count > limit:
             raise TooManyRequests(
                 N_("Too many reports from you in a short time. Try again in %(minutes)s minutes."),

@@ -20,11 +20,9 @@ from .model import STATUS_NAMES, Report
 TEMPLATE = "report/notification.txt"
 
 
-async def render_notification(
-    env: jinja2.Environment, catalogs: Catalogs, report: Report, public_url: str
-) -> dict[str, str]:
+def render_notification(env: jinja2.Environment, catalogs: Catalogs, report: Report, public_url: str) -> dict[str, str]:
     """The outbox entry for the report's current status, in the reporter's language."""
-    text = await env.get_template(TEMPLATE).render_async(
+    text = env.get_template(TEMPLATE).render(
         translations=catalogs.get(report.locale),
         locale=report.locale,
         status=report.status,

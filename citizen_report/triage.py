@@ -131,7 +131,7 @@ async def _apply(
             report.incident = (target or incident).id
             report.history.append({"status": status, "at": now.isoformat(), "note": report.status_note})
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
-            fields = await render_notification(
+            fields = render_notification(
                 services.reports.text_env, services.catalogs, report, services.settings.public_url
             )
             pipe.xadd(keys.REPORT_NOTIFICATIONS, fields)

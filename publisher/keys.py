@@ -99,4 +99,5 @@ def report_photo(photo_id: str) -> str:
 
 
 def report_rate(kind: str, subject: str, window: int) -> str:
-    return f"{PREFIX}:{{ratelimit}}:report:{kind}:{subject}:{window}"
+    """In the reports slot, so intake counts, checks and allocates an id in one pipeline."""
+    return f"{PREFIX}:{{reports}}:rate:{kind}:{subject}:{window}"

@@ -42,5 +42,5 @@ class Services:
             audit=audit,
             accounts=Accounts(redis),
             warnings=Warnings(redis, registry, audit, settings, catalogs, clock),
-            reports=ReportDesk(settings.tz, build_environment(), clock),
+            reports=ReportDesk(settings.tz, build_environment(enable_async=False), clock),
         )
