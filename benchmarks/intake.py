@@ -138,7 +138,9 @@ async def throughput(requests: int, concurrency: int, workdir: Path) -> None:
             results[name] = await load(url, requests, concurrency)
         print(f"throughput: {requests} JSON reports, {concurrency} concurrent clients")
         for name, (rps, latencies) in results.items():
-            print(f"  {name:13s} {rps:8.0f} req/s   p50 {pct(latencies, 50):6.1f} ms   p99 {pct(latencies, 99):6.1f} ms")
+            print(
+                f"  {name:13s} {rps:8.0f} req/s   p50 {pct(latencies, 50):6.1f} ms   p99 {pct(latencies, 99):6.1f} ms"
+            )
         ratio = results["warncast"][0] / results["bare aiohttp"][0]
         p99 = pct(results["warncast"][1], 99)
         print(f"  ratio warncast / bare = {ratio:.0%} (target >= 50%), warncast p99 {p99:.1f} ms (target < 100 ms)")
@@ -174,7 +176,9 @@ async def durability(requests: int, concurrency: int, workdir: Path) -> None:
         stored = client.hmget(keys.REPORTS_BY_TRACKING, acked) if acked else []
         missing = sum(1 for value in stored if value is None)
         client.close()
-        print(f"durability: {len(acked)} acknowledged ({before_kill} before SIGKILL of redis-server), missing {missing}")
+        print(
+            f"durability: {len(acked)} acknowledged ({before_kill} before SIGKILL of redis-server), missing {missing}"
+        )
     finally:
         stop(app)
         embedded.stop()

@@ -106,7 +106,9 @@ async def test_compose_approve_and_see_it_public(browser, base_url, clock):
 
 
 @pytest.mark.timeout(120)
-async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(browser, aiohttp_server, settings, clock, tmp_path):
+async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
+    browser, aiohttp_server, settings, clock, tmp_path
+):
     """A resident on a phone files a report with a photo (no location permission: the area picker);
     an officer's triage board, open meanwhile, shows it live."""
     from publisher.areas import store_areas
