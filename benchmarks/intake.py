@@ -95,7 +95,7 @@ async def load(url: str, total: int, concurrency: int, acked: list[str] | None =
                     body = await resp.json(content_type=None)
                     if resp.status == 201 and acked is not None:
                         acked.append(body["tracking_code"])
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            except (TimeoutError, aiohttp.ClientError, ValueError):
                 pass
             latencies.append(time.perf_counter() - started)
 
