@@ -43,6 +43,7 @@ translations: pot
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/publish.py
+	$(BIN)/python benchmarks/intake.py
 
 clean:
 	rm -rf $(VENV) var

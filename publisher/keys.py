@@ -123,3 +123,44 @@ DELIVERY_TOTALS = f"{PREFIX}:{{metrics}}:deliveries"   # hash channel.outcome ->
 # are cached per process and keyed by the last id of WARNINGS_EVENTS.
 SCREENS = f"{PREFIX}:{{screens}}:by-id"  # hash screen id -> JSON record
 SCREENS_SEEN = f"{PREFIX}:{{screens}}:seen"  # hash screen id -> JSON {at, via}
+# Citizen reports and the monitoring queue. One slot (`{reports}`) so that an intake writes the
+# report, its idempotency key, the queue item and the reporter's notification in one atomic script,
+# and a triage action updates an incident and its reports together. Photos are large and written
+# before the report, so they live under their own tag.
+REPORT_SEQUENCE = f"{PREFIX}:{{reports}}:seq"
+REPORTS_INDEX = f"{PREFIX}:{{reports}}:index"  # report id -> created (epoch s)
+REPORTS_BY_TRACKING = f"{PREFIX}:{{reports}}:by-tracking"  # tracking code -> report id
+MONITORING_QUEUE = f"{PREFIX}:{{reports}}:queue"  # stream: report | breach | alert items
+MONITORING_GROUP = "ops-centre"  # the consumer group that turns items into board entries
+BOARD_INDEX = f"{PREFIX}:{{reports}}:board"  # incident id -> last change (epoch s)
+BOARD_EVENTS = f"{PREFIX}:{{reports}}:board-events"  # capped stream the live board listens to
+REPORT_NOTIFICATIONS = f"{PREFIX}:{{reports}}:notifications"  # outbox to reporters (SMS/Telegram/web)
+ROUTING = f"{PREFIX}:{{reports}}:routing"  # JSON: departments and category x area rules
+THRESHOLDS = f"{PREFIX}:{{reports}}:thresholds"  # JSON: reading type -> yellow/red limits
+SENSOR_COLOURS = f"{PREFIX}:{{reports}}:sensor-colour"  # sensor id -> green | yellow | red
+
+
+def report(report_id: str) -> str:
+    return f"{PREFIX}:{{reports}}:report:{report_id}"
+
+
+def report_idempotency(scope_hash: str) -> str:
+    return f"{PREFIX}:{{reports}}:idem:{scope_hash}"
+
+
+def incident(incident_id: str) -> str:
+    return f"{PREFIX}:{{reports}}:incident:{incident_id}"
+
+
+def open_incidents(category: str) -> str:
+    """Geo set of the open incidents of one category, for corroboration by distance."""
+    return f"{PREFIX}:{{reports}}:incidents-geo:{category}"
+
+
+def report_photo(photo_id: str) -> str:
+    return f"{PREFIX}:{{photos}}:{photo_id}"
+
+
+def report_rate(kind: str, subject: str, window: int) -> str:
+    """In the reports slot, so intake counts, checks and allocates an id in one pipeline."""
+    return f"{PREFIX}:{{reports}}:rate:{kind}:{subject}:{window}"

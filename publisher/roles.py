@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-ROLES = ("drafter", "approver", "chief", "triage", "admin")
+ROLES = ("drafter", "approver", "chief", "triage", "admin", "sensor")  # sensor: machines posting readings
 
 # action -> roles allowed. Separation of duties: admins manage people and rules but publish nothing.
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -24,6 +24,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({"admin"}),
     "screens.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "screens.manage": frozenset({"admin"}),
+    # Citizen reports and the monitoring queue.
+    "report.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
+    "report.triage": frozenset({"triage", "chief"}),
+    "routing.edit": frozenset({"admin"}),
+    "monitoring.ingest": frozenset({"sensor", "triage", "admin"}),
 }
 
 

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 import jinja2
 import redis.asyncio as aioredis
 
+from citizen_report.desk import ReportDesk
+
 from .areas import AreaRegistry
 from .audit import AuditLog
 from .auth import Accounts
@@ -15,6 +17,7 @@ from .i18n import Catalogs
 from .policy import ChannelPolicy
 from .settings import Settings
 from .subscribers import Subscribers
+from .web.templating import build_environment
 from .workflow import Clock, Warnings
 
 if TYPE_CHECKING:
@@ -33,6 +36,7 @@ class Services:
     subscribers: Subscribers
     policy: ChannelPolicy
     env: jinja2.Environment
+    reports: ReportDesk
     channels: dict[str, Channel] = field(default_factory=dict)  # started by start_channels()
 
     @classmethod
@@ -52,6 +56,7 @@ class Services:
             accounts=Accounts(redis, settings.password_memory_kib),
             warnings=Warnings(redis, registry, audit, settings, catalogs, clock),
             subscribers=Subscribers(redis), policy=ChannelPolicy(redis), env=build_environment(),
+            reports=ReportDesk(settings.tz, build_environment(enable_async=False), clock),
         )
 
     async def start_channels(self) -> None:

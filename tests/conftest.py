@@ -35,6 +35,7 @@ ROLE_USERS = {
     "chief2": ["chief"],
     "triage": ["triage"],
     "admin": ["admin"],
+    "sensor": ["sensor"],
 }
 
 

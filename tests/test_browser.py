@@ -103,3 +103,58 @@ async def test_compose_approve_and_see_it_public(browser, base_url, clock):
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     await public.close()
+
+
+@pytest.mark.timeout(120)
+async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
+    browser, aiohttp_server, settings, clock, tmp_path
+):
+    """A resident on a phone files a report with a photo (no location permission: the area picker);
+    an officer's triage board, open meanwhile, shows it live."""
+    from publisher.areas import store_areas
+    from publisher.demo_city import demo_areas
+    from publisher.web.app import create_app
+    from publisher.web.keys import SERVICES
+
+    from .test_reports import gps_jpeg
+
+    server = await aiohttp_server(create_app(settings.with_(run_scheduler=True), clock=clock))
+    base = str(server.make_url("")).rstrip("/")
+    services = server.app[SERVICES]
+    await store_areas(services.redis, demo_areas())
+    await services.registry.refresh(services.redis)
+    await services.accounts.create_user("triage", ["triage"], "triage-password")
+
+    officer = await browser.new_context()
+    board = await officer.new_page()
+    await _login(board, base, "triage", "triage-password")
+    await board.goto(f"{base}/console/triage?lang=en")
+    assert "Nothing in the queue matches." in await board.locator("#incident-list").text_content()
+
+    phone = await browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True)
+    page = await phone.new_page()
+    await page.goto(f"{base}/report?lang=en")
+    await page.click("text=Waterlogged street or underpass")
+    await page.select_option("#area", "990101001")
+    photo = tmp_path / "street.jpg"
+    photo.write_bytes(gps_jpeg())
+    await page.set_input_files("#photos", str(photo))
+    await page.fill("#description", "Underpass flooded <b>deep</b>, a car is stuck")
+    await page.check("#consent")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360
+    await page.click("#send")
+    await page.wait_for_url("**/report/*?new=1")
+    code = await page.locator("#tracking-code").text_content()
+    assert len(code) == 16 and await page.locator("#status").get_attribute("data-status") == "received"
+    await phone.close()
+
+    card = board.locator(".incident").first
+    await card.wait_for(timeout=15000)
+    assert "Underpass flooded <b>deep</b>, a car is stuck" in await card.text_content()
+    assert await card.locator(".thumbs img").count() == 1
+    natural = await card.locator(".thumbs img").evaluate("img => img.complete && img.naturalWidth")
+    assert natural == 64
+    await card.locator("button[data-action=verify]").click()
+    await board.wait_for_url("**/console/triage*")
+    assert "Verified" in await board.locator(".incident .incident-status").first.text_content()
+    await officer.close()

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
 
 from channels import webhook_routes
+from citizen_report.queue import consume
 
 from ..dispatch.runner import start_dispatch
 from ..services import Services
 from ..settings import Settings
 from ..storage import open_redis
 from ..workflow import Clock
-from . import api, console, delivery, feeds, live, public, screens
+from . import api, console, delivery, feeds, live, monitoring, open311, public, reports, screens, triage
 from .keys import BACKGROUND, SERVICES, SETTINGS
 from .middleware import MIDDLEWARES
 
@@ -32,11 +35,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    app.add_routes(delivery.routes)
+    for module in (delivery, feeds, screens, reports, triage, monitoring, open311):
+        app.add_routes(module.routes)
     for routes in webhook_routes():
         app.add_routes(routes)
-    app.add_routes(feeds.routes)
-    app.add_routes(screens.routes)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)
@@ -62,6 +64,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].run_scheduler:
         tasks.append(asyncio.create_task(run_scheduler(app[SERVICES]), name="scheduler"))
+        tasks.append(asyncio.create_task(run_monitoring(app[SERVICES]), name="monitoring"))
     if app[SETTINGS].run_workers:
         tasks.extend(start_dispatch(app[SERVICES]))
     app[BACKGROUND] = tasks
@@ -87,3 +90,16 @@ async def run_scheduler(services: Services, interval: float = 1.0) -> None:
         except Exception:
             log.exception("scheduler round failed; retrying")
         await asyncio.sleep(interval)
+
+
+async def run_monitoring(services: Services) -> None:
+    """Consume the monitoring queue into triage-board incidents; every process may run one."""
+    consumer = f"{socket.gethostname()}-{os.getpid()}"
+    while True:
+        try:
+            await consume(services, consumer, block_ms=1000)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("monitoring consumer round failed; retrying")
+            await asyncio.sleep(1)

@@ -163,6 +163,45 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ("get", "/api/v1/screens/{id}", "One screen with its status", "any staff role", None),
     ("put", "/api/v1/screens/{id}", "Replace a screen's record", "admin", {"$ref": "#/components/schemas/ScreenBody"}),
     ("delete", "/api/v1/screens/{id}", "Remove a screen", "admin", None),
+    (
+        "post",
+        "/api/v1/reports",
+        "File a citizen hazard report (JSON, or multipart with up to 3 photos); Idempotency-Key header makes "
+        "retries safe; 201 with the tracking code (200 on a replay)",
+        None,
+        {"$ref": "#/components/schemas/ReportBody"},
+    ),
+    ("get", "/api/v1/reports/{tracking_code}", "A report's status by its tracking code (no personal data)", None, None),
+    ("get", "/api/v1/monitoring/items", "Monitoring-queue items in order (?after=<id>&limit=)", "any staff role", None),
+    (
+        "post",
+        "/api/v1/monitoring/readings",
+        "Sensor readings {sensor, type, value, time[, area | lat, lon]} or {readings: [...]}; a colour change "
+        "raises a queue item",
+        "sensor, triage, admin",
+        {"type": "object"},
+    ),
+    ("post", "/api/v1/monitoring/alerts", "An upstream CAP 1.2 alert as XML", "sensor, triage, admin", None),
+    (
+        "get",
+        "/api/v1/incidents",
+        "Triage-board incidents (?status=, ?priority=, ?department=, ...)",
+        "any staff role",
+        None,
+    ),
+    ("get", "/api/v1/incidents/{id}", "One incident", "any staff role", None),
+    (
+        "post",
+        "/api/v1/incidents/{id}/{action}",
+        "verify | assign (department) | progress | resolve | reject (reason) | merge (into)",
+        "triage, chief",
+        {
+            "type": "object",
+            "properties": {"reason": {"type": "string"}, "department": {"type": "string"}, "into": {"type": "string"}},
+        },
+    ),
+    ("get", "/api/v1/routing", "The routing table: category x area -> department", "any staff role", None),
+    ("put", "/api/v1/routing", "Replace the routing table", "admin", {"type": "object"}),
 ]
 SCREEN_BODY: dict[str, Any] = {
     "type": "object",
@@ -179,6 +218,24 @@ SCREEN_BODY: dict[str, Any] = {
         "encoding": {"enum": ["utf-8", "gb18030", "gb2312", "ascii"], "description": "LED text encoding"},
         "rotate_seconds": {"type": "integer", "minimum": 3, "maximum": 120},
     },
+}
+REPORT_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["category", "description"],
+    "properties": {
+        "category": {"type": "string", "description": "a service_code from /open311/v2/services.json"},
+        "description": {"type": "string", "minLength": 5, "maxLength": 2000},
+        "lat": {"type": "number"},
+        "lon": {"type": "number"},
+        "area": {"type": "string", "description": "an area code from /api/v1/areas"},
+        "address": {"type": "string", "maxLength": 200},
+        "contact": {"type": "object", "properties": {"phone": {"type": "string"}, "email": {"type": "string"}}},
+        "reply_channel": {"enum": ["web", "sms"]},
+        "people_at_risk": {"type": "boolean"},
+        "photo_location": {"type": "boolean", "description": "use the photo's GPS tag when no location is given"},
+    },
+    "description": "one of lat+lon, area or address is required",
 }
 
 
@@ -198,7 +255,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         if "{channel}" in path:
             operation["parameters"] = [{"name": "channel", "in": "path", "required": True,
                                         "schema": {"enum": ["sms", "telegram"]}}]
-        if "{id}" in path:
+        if "{id}" in path and path.startswith("/api/v1/warnings"):
             operation["parameters"] = [
                 {
                     "name": "id",
@@ -229,7 +286,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.public_url}],
         "paths": paths,
         "components": {
-            "schemas": {"WarningBody": WARNING_BODY, "ScreenBody": SCREEN_BODY, "Error": ERROR},
+            "schemas": {"WarningBody": WARNING_BODY, "ScreenBody": SCREEN_BODY, "ReportBody": REPORT_BODY,
+                        "Error": ERROR},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "warncast admin create-token"},
                 "session": {

@@ -41,11 +41,11 @@ def _datetime(ctx: jinja2.runtime.Context, value: datetime | str | None, fmt: st
     return format_datetime(value, format=fmt, tzinfo=ctx["tz"], locale=locale)
 
 
-def build_environment() -> jinja2.Environment:
+def build_environment(*, enable_async: bool = True) -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html", "xml", "svg"], default_for_string=True),
-        enable_async=True,
+        enable_async=enable_async,
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,

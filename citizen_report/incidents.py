@@ -1,0 +1,223 @@
+"""Incidents: what the triage board shows, built from monitoring-queue items.
+
+Reports of one category within `corroboration_metres` (default 250 m) of an open incident and
+within `corroboration_hours` of its last report join it (corroboration); otherwise they open a new
+incident. Priority (1 highest .. 4) comes from the category, the life-safety flag and the number of
+reports; life-safety incidents go to the priority lane; every incident carries a deadline by which
+it must be acted on. Threshold breaches and upstream alerts become incidents of their own kinds.
+Absorbing is idempotent, so a queue item delivered twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import WatchError
+
+from publisher import keys
+
+from .intake import load_report
+from .model import CATEGORIES, RECEIVED, TERMINAL
+from .routing import load_routing, route
+
+if TYPE_CHECKING:
+    from publisher.services import Services
+
+MERGED = "merged"
+SEVERITY_PRIORITY = {"Extreme": 1, "Severe": 2, "Moderate": 3}
+COLOUR_PRIORITY = {"red": 2, "yellow": 3, "green": 4}
+
+
+@dataclass
+class Incident:
+    id: str
+    kind: str  # reports | breach | alert
+    category: str  # report category, reading type, or CAP event
+    title: str
+    lat: float | None
+    lon: float | None
+    area: str | None
+    created: str
+    updated: str
+    deadline: str
+    priority: int
+    life_safety: bool = False
+    status: str = RECEIVED
+    department: str | None = None
+    reports: list[str] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)  # queue entry ids absorbed (idempotency)
+    note: str = ""
+    merged_into: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def count(self) -> int:
+        return len(self.reports)
+
+    @property
+    def lane(self) -> str:
+        return "priority" if self.life_safety else "normal"
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "count": self.count, "lane": self.lane}
+
+
+def priority_for(category: str, life_safety: bool, count: int) -> int:
+    base = CATEGORIES[category].base_priority if category in CATEGORIES else 3
+    if life_safety:
+        base = 1
+    corroboration = 2 if count >= 6 else 1 if count >= 3 else 0
+    return max(1, base - corroboration)
+
+
+async def load_incident(services: Services, incident_id: str) -> Incident | None:
+    raw = await services.redis.get(keys.incident(incident_id))
+    return Incident(**json.loads(raw)) if raw else None
+
+
+async def board(services: Services, limit: int = 500) -> list[Incident]:
+    """Open and recent incidents, newest change first."""
+    ids = await services.redis.zrevrange(keys.BOARD_INDEX, 0, limit - 1)
+    if not ids:
+        return []
+    raws = await services.redis.mget([keys.incident(i) for i in ids])
+    return [Incident(**json.loads(r)) for r in raws if r]
+
+
+async def absorb(services: Services, entry_id: str, fields: dict[str, str]) -> None:
+    kind = fields.get("kind")
+    if kind == "report":
+        await _absorb_report(services, entry_id, fields["ref"])
+    elif kind in ("breach", "alert"):
+        await _absorb_signal(services, entry_id, fields)
+
+
+def _deadline(services: Services, created: str, priority: int) -> str:
+    minutes = services.reports.config.deadline_for(priority)
+    return (datetime.fromisoformat(created) + timedelta(minutes=minutes)).isoformat()
+
+
+async def _absorb_report(services: Services, entry_id: str, report_id: str) -> None:
+    desk, redis = services.reports, services.redis
+    for _attempt in range(20):
+        report = await load_report(services, report_id)
+        if report is None or report.incident:
+            return
+        geo_key = keys.open_incidents(report.category)
+        async with redis.pipeline(transaction=True) as pipe:
+            await pipe.watch(geo_key, keys.report(report_id))
+            incident = await _nearby_open(services, report) if report.lat is not None else None
+            if incident is not None:  # joining: guard its count against a concurrent join
+                await pipe.watch(geo_key, keys.report(report_id), keys.incident(incident.id))
+                incident = await load_incident(services, incident.id)
+            now = desk.now().isoformat()
+            if incident is None:
+                table = await load_routing(redis)
+                incident = Incident(
+                    id=f"R{report.id}",
+                    kind="reports",
+                    category=report.category,
+                    title="",
+                    lat=report.lat,
+                    lon=report.lon,
+                    area=report.area,
+                    created=report.created,
+                    updated=now,
+                    deadline="",
+                    priority=4,
+                    department=route(table, services.registry, report.category, report.area),
+                )
+            incident.reports.append(report.id)
+            incident.items.append(entry_id)
+            incident.life_safety = incident.life_safety or report.life_safety
+            incident.priority = priority_for(incident.category, incident.life_safety, incident.count)
+            incident.deadline = _deadline(services, incident.created, incident.priority)
+            incident.updated = now
+            report.incident = incident.id
+            report.department = incident.department
+            pipe.multi()
+            pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
+            store_incident(pipe, incident, desk.now())
+            if incident.lat is not None and incident.count == 1:
+                pipe.geoadd(geo_key, (incident.lon, incident.lat, incident.id))
+            try:
+                await pipe.execute()
+                return
+            except WatchError:
+                continue
+    raise RuntimeError(f"could not absorb report {report_id}: too much contention")
+
+
+async def _nearby_open(services: Services, report: Any) -> Incident | None:
+    config = services.reports.config
+    found = await services.redis.geosearch(
+        keys.open_incidents(report.category),
+        longitude=report.lon,
+        latitude=report.lat,
+        radius=config.corroboration_metres,
+        unit="m",
+        sort="ASC",
+        count=20,
+    )
+    oldest = datetime.fromisoformat(report.created) - timedelta(hours=config.corroboration_hours)
+    for incident_id in found:
+        incident = await load_incident(services, incident_id)
+        if incident is None or incident.status in TERMINAL or incident.status == MERGED:
+            continue
+        last = await load_report(services, incident.reports[-1]) if incident.reports else None
+        if last and datetime.fromisoformat(last.created) >= oldest:
+            return incident
+    return None
+
+
+def store_incident(pipe: Any, incident: Incident, now: datetime) -> None:
+    """Write an incident, index it on the board and tell live boards (inside a transaction)."""
+    pipe.set(keys.incident(incident.id), json.dumps(asdict(incident), ensure_ascii=False))
+    pipe.zadd(keys.BOARD_INDEX, {incident.id: now.timestamp()})
+    pipe.xadd(keys.BOARD_EVENTS, {"incident": incident.id, "status": incident.status}, maxlen=1000, approximate=True)
+
+
+async def _absorb_signal(services: Services, entry_id: str, fields: dict[str, str]) -> None:
+    """A breach updates the open incident of its sensor (or opens one); an alert is one incident
+    per CAP identifier."""
+    desk, redis = services.reports, services.redis
+    kind = fields["kind"]
+    incident_id = f"S{fields['sensor']}" if kind == "breach" else f"A{fields['key']}"
+    async with redis.pipeline(transaction=True) as pipe:
+        await pipe.watch(keys.incident(incident_id))
+        incident = await load_incident(services, incident_id)
+        if incident and entry_id in incident.items:
+            return
+        now = desk.now()
+        if incident is None or incident.status in TERMINAL:
+            table = await load_routing(redis)
+            incident = Incident(
+                id=incident_id,
+                kind=kind,
+                category=fields.get("type") or fields.get("event", ""),
+                title="",
+                lat=float(fields["lat"]) if fields.get("lat") else None,
+                lon=float(fields["lon"]) if fields.get("lon") else None,
+                area=fields.get("area") or None,
+                created=now.isoformat(),
+                updated=now.isoformat(),
+                deadline="",
+                priority=4,
+                department=table["default"],
+            )
+        incident.items.append(entry_id)
+        incident.title = fields.get("title", "")
+        incident.details = {k: v for k, v in fields.items() if k not in ("kind", "key")}
+        if kind == "breach":
+            incident.priority = COLOUR_PRIORITY.get(fields["colour"], 3)
+        else:
+            incident.priority = SEVERITY_PRIORITY.get(fields.get("severity", ""), 4)
+        incident.life_safety = incident.priority == 1
+        incident.deadline = _deadline(services, incident.created, incident.priority)
+        incident.updated = now.isoformat()
+        pipe.multi()
+        store_incident(pipe, incident, now)
+        await pipe.execute()

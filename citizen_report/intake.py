@@ -1,0 +1,372 @@
+"""`submit_report`: the one way a report enters the service, whatever channel it came by.
+
+Order of work: an idempotent replay answers at once; then every field is validated (all errors
+together, in the reporter's language, nothing written); then rate limits; then photos are decoded
+and re-encoded off the event loop; then one atomic script writes the report, its idempotency key,
+the monitoring-queue item and the "received" notification. Redis appends that write to its AOF
+before it replies, so a report we acknowledged survives a crash of Redis or of this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from publisher import keys
+from publisher.errors import Conflict, FieldError, TooManyRequests, ValidationFailed
+from publisher.i18n import N_, normalize_locale
+
+from .model import (
+    CATEGORIES,
+    LIFE_SAFETY_WORDS,
+    RECEIVED,
+    REPLY_CHANNELS,
+    Report,
+    ReportInput,
+    new_tracking_code,
+)
+from .notify import flatten, render_notification
+from .photos import CleanPhoto, clean_photos
+from .queue import report_item
+
+if TYPE_CHECKING:
+    from publisher.services import Services
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
+CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")  # not valid in XML
+
+# Atomic intake. KEYS: idempotency, report, by-tracking, index, queue, outbox.
+# ARGV: idem value, idem ttl, report json, tracking code, report id, created, n queue args, queue args...,
+# outbox args... Returns the stored idempotency value when the key was already used, else nil.
+_INTAKE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then return existing end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
+local n = tonumber(ARGV[7])
+redis.call('XADD', KEYS[5], '*', unpack(ARGV, 8, 7 + n))
+redis.call('XADD', KEYS[6], '*', unpack(ARGV, 8 + n, #ARGV))
+return false
+"""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    report: Report
+    replayed: bool  # True: an earlier submission with the same idempotency key
+
+
+async def submit_report(services: Services, data: ReportInput, *, idempotency_key: str | None = None) -> Submitted:
+    desk, redis = services.reports, services.redis
+    fingerprint = _fingerprint(data)
+    idem_key = _idempotency_key(data, idempotency_key)
+    fields, errors = validate(services, data)
+    if errors:
+        if idem_key and (stored := await redis.get(idem_key)):  # a retry after the rules changed
+            return await _replay(services, stored, fingerprint)
+        raise ValidationFailed(errors)
+    # One round trip: was this submission seen, how many from this sender, and a fresh report id.
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(idem_key or keys.REPORT_SEQUENCE)
+        limits = _rate_limits(services, data, pipe)
+        pipe.incr(keys.REPORT_SEQUENCE)
+        results = await pipe.execute()
+    if idem_key and results[0]:
+        return await _replay(services, results[0], fingerprint)
+    _check_rate_limits(limits, results[1:-1:2])
+    report_id = str(results[-1])
+    photos: list[CleanPhoto] = []
+    if data.photos:
+        photos, photo_errors = await asyncio.to_thread(clean_photos, data.photos, desk.config)
+        if photo_errors:
+            raise ValidationFailed(photo_errors)
+    _locate(services, fields, photos, bool(data.photo_location))
+    if fields["lat"] is None and not fields["area"] and not fields["address"]:
+        raise ValidationFailed([_no_location()])
+    for photo in photos:  # content-addressed, so a retry rewrites the same keys
+        await redis.set(keys.report_photo(photo.id), base64.b64encode(photo.jpeg).decode())
+    now = desk.now()
+    report = Report(
+        id=report_id,
+        tracking_code=new_tracking_code(),
+        photos=[p.id for p in photos],
+        created=now.isoformat(),
+        updated=now.isoformat(),
+        history=[{"status": RECEIVED, "at": now.isoformat(), "note": ""}],
+        **fields,
+    )
+    notification = render_notification(desk.text_env, services.catalogs, report, services.settings.public_url)
+    queue_args = flatten(report_item(report))
+    stored = await redis.register_script(_INTAKE)(
+        [
+            idem_key or keys.report_idempotency("new:" + report.tracking_code),
+            keys.report(report.id),
+            keys.REPORTS_BY_TRACKING,
+            keys.REPORTS_INDEX,
+            keys.MONITORING_QUEUE,
+            keys.REPORT_NOTIFICATIONS,
+        ],
+        [
+            f"{report.id}|{fingerprint}",
+            desk.config.idempotency_hours * 3600,
+            json.dumps(report.as_record(), ensure_ascii=False),
+            report.tracking_code,
+            report.id,
+            int(now.timestamp()),
+            len(queue_args),
+            *queue_args,
+            *flatten(notification),
+        ],
+    )
+    if stored:  # a concurrent retry won the race
+        return await _replay(services, stored, fingerprint)
+    return Submitted(report, replayed=False)
+
+
+async def load_report(services: Services, report_id: str) -> Report | None:
+    raw = await services.redis.get(keys.report(report_id))
+    return Report.from_record(json.loads(raw)) if raw else None
+
+
+async def _replay(services: Services, stored: str, fingerprint: str) -> Submitted:
+    report_id, _, first_fingerprint = stored.partition("|")
+    if first_fingerprint != fingerprint:
+        raise Conflict(N_("This idempotency key was already used for a different report."))
+    report = await load_report(services, report_id)
+    if report is None:  # pragma: no cover - the key and the report are written in one script
+        raise Conflict(N_("This idempotency key was already used for a different report."))
+    return Submitted(report, replayed=True)
+
+
+def _idempotency_key(data: ReportInput, given: str | None) -> str | None:
+    if not given:
+        return None
+    if len(given) > 200:
+        raise ValidationFailed(
+            [FieldError("Idempotency-Key", "too_long", N_("At most %(max)s characters."), {"max": 200})]
+        )
+    # Scoped by channel so an SMS id can never collide with a web form's key.
+    return keys.report_idempotency(hashlib.sha256(f"{data.channel}\0{given}".encode()).hexdigest()[:40])
+
+
+def _fingerprint(data: ReportInput) -> str:
+    """What makes two submissions "the same report" for an idempotency key."""
+    parts = [data.category, data.description, data.lat, data.lon, data.area, data.address]
+    photos = [hashlib.sha256(p.data).hexdigest() for p in data.photos]
+    return hashlib.sha256(json.dumps([str(p) for p in parts] + photos).encode()).hexdigest()[:24]
+
+
+def validate(services: Services, data: ReportInput) -> tuple[dict[str, Any], list[FieldError]]:
+    """Every field checked; returns the clean fields of a Report and the list of problems."""
+    config, registry = services.reports.config, services.registry
+    errors: list[FieldError] = []
+    if data.honeypot:
+        errors.append(FieldError("website", "honeypot", N_("Leave this field empty.")))
+    category = data.category if isinstance(data.category, str) else None
+    if not category:
+        errors.append(FieldError("category", "required", N_("Choose what kind of hazard it is.")))
+    elif category not in CATEGORIES:
+        errors.append(FieldError("category", "unknown", N_("Choose one of the listed categories.")))
+    description = _text(data.description, "description", errors)
+    if description is not None and len(description) < config.min_description:
+        errors.append(
+            FieldError(
+                "description",
+                "too_short",
+                N_("Describe what you see in at least %(min)s characters."),
+                {"min": config.min_description},
+            )
+        )
+    elif description is not None and len(description) > config.max_description:
+        errors.append(
+            FieldError("description", "too_long", N_("At most %(max)s characters."), {"max": config.max_description})
+        )
+    lat, lon = _coordinates(data.lat, data.lon, errors)
+    area = _text(data.area, "area", errors) or None
+    if area and registry.get(area) is None:
+        errors.append(FieldError("area", "unknown", N_("Choose an area from the list.")))
+    address = _text(data.address, "address", errors) or ""
+    if len(address) > config.max_address:
+        errors.append(FieldError("address", "too_long", N_("At most %(max)s characters."), {"max": config.max_address}))
+    photo_may_locate = bool(data.photos) and _truthy(data.photo_location)
+    if lat is None and not area and not address and not photo_may_locate and not _has(errors, "lat", "lon"):
+        errors.append(_no_location())
+    phone = _phone(data.phone, errors)
+    email = _text(data.email, "contact.email", errors) or None
+    if email and (len(email) > 254 or not EMAIL.match(email)):
+        errors.append(FieldError("contact.email", "format", N_("This is not an e-mail address.")))
+    reply_channel, reply_address = _reply(data, phone, errors)
+    if (phone or email) and data.channel == "web" and not _truthy(data.consent):
+        errors.append(
+            FieldError("consent", "required", N_("Agree that we may keep your contact details to reply to you."))
+        )
+    locale = normalize_locale(data.locale) or "zh_Hans"
+    words = (description or "").lower()
+    life_safety = (
+        bool(category in CATEGORIES and CATEGORIES[category].life_safety)
+        or _truthy(data.people_at_risk)
+        or any(w in words for w in LIFE_SAFETY_WORDS)
+    )
+    contact = {k: v for k, v in (("phone", phone), ("email", email)) if v}
+    fields = {
+        "category": category,
+        "description": description or "",
+        "lat": lat,
+        "lon": lon,
+        "area": area,
+        "address": address,
+        "location_source": "device" if lat is not None else ("area" if area else "address"),
+        "channel": data.channel,
+        "reply_channel": reply_channel,
+        "reply_address": reply_address,
+        "contact": contact,
+        "locale": locale,
+        "life_safety": life_safety,
+    }
+    return fields, errors
+
+
+def _has(errors: list[FieldError], *fields: str) -> bool:
+    return any(e.field in fields for e in errors)
+
+
+def _no_location() -> FieldError:
+    return FieldError(
+        "location", "required", N_("Say where it is: use your location, choose an area or type an address.")
+    )
+
+
+def _locate(services: Services, fields: dict[str, Any], photos: list[CleanPhoto], photo_allowed: bool) -> None:
+    """Fill in the point: the photo's GPS tag if allowed and nothing better, else the area's centre."""
+    registry = services.registry
+    if fields["lat"] is None and photo_allowed:
+        tagged = next((p.gps for p in photos if p.gps), None)
+        if tagged:
+            fields["lat"], fields["lon"] = tagged
+            fields["location_source"] = "photo"
+    if fields["lat"] is not None and not fields["area"]:
+        inside = registry.containing(fields["lat"], fields["lon"])
+        fields["area"] = inside[-1].code if inside else None
+    elif fields["lat"] is None and fields["area"]:
+        fields["lat"], fields["lon"] = registry.by_code[fields["area"]].point
+
+
+def _text(value: Any, field: str, errors: list[FieldError]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(field, "type", N_("Must be text.")))
+        return None
+    return CONTROL.sub("", value).strip()
+
+
+def _coordinates(lat: Any, lon: Any, errors: list[FieldError]) -> tuple[float | None, float | None]:
+    if lat in (None, "") and lon in (None, ""):
+        return None, None
+    out: list[float | None] = []
+    for name, value, limit in (("lat", lat, 90.0), ("lon", lon, 180.0)):
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+            if not math.isfinite(number) or abs(number) > limit:
+                raise ValueError
+            out.append(round(number, 6))
+        except (TypeError, ValueError):
+            if value in (None, ""):
+                errors.append(FieldError(name, "required", N_("Give both latitude and longitude.")))
+            else:
+                message = N_("Latitude must be a number from -90 to 90.")
+                if name == "lon":
+                    message = N_("Longitude must be a number from -180 to 180.")
+                errors.append(FieldError(name, "range", message))
+            out.append(None)
+    if out[0] is None or out[1] is None:
+        return None, None
+    return out[0], out[1]
+
+
+def normalise_phone(value: str) -> str:
+    phone = re.sub(r"[\s\-()]", "", value)
+    if re.fullmatch(r"1\d{10}", phone):  # a mainland mobile number without the country code
+        phone = "+86" + phone
+    elif phone.startswith("00"):
+        phone = "+" + phone[2:]
+    return phone
+
+
+def _phone(value: Any, errors: list[FieldError]) -> str | None:
+    raw = _text(value, "contact.phone", errors)
+    if not raw:
+        return None
+    phone = normalise_phone(raw)
+    if not E164.match(phone):
+        errors.append(
+            FieldError("contact.phone", "format", N_("Give the phone number with its country code, like +86 138 ..."))
+        )
+        return None
+    return phone
+
+
+def _reply(data: ReportInput, phone: str | None, errors: list[FieldError]) -> tuple[str, str]:
+    """Where status updates go: the channel it came by, unless the reporter chose otherwise."""
+    choice = data.reply_channel or None
+    if choice is None:
+        if data.channel in ("sms", "telegram"):
+            choice = data.channel
+        else:
+            choice = "sms" if phone else "web"
+    if choice not in REPLY_CHANNELS:
+        errors.append(FieldError("reply_channel", "unknown", N_("Choose SMS or the tracking page.")))
+        return "web", ""
+    if choice == "web":
+        return "web", ""
+    if choice == data.channel and data.address_for_replies:
+        return choice, data.address_for_replies
+    if choice == "sms" and phone:
+        return "sms", phone
+    if choice == "sms":
+        errors.append(FieldError("contact.phone", "required", N_("Give a phone number to get replies by SMS.")))
+    else:
+        errors.append(
+            FieldError("reply_channel", "unavailable", N_("Replies by Telegram need a report sent from Telegram."))
+        )
+    return "web", ""
+
+
+def _truthy(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "on", "yes"))
+
+
+def _rate_limits(services: Services, data: ReportInput, pipe: Any) -> list[tuple[int, int]]:
+    """Queue fixed-window counters per client IP and per sender (phone or chat) on `pipe`."""
+    config, now = services.reports.config, int(services.reports.now().timestamp())
+    checks = []
+    if data.client and data.channel in ("web", "api", "open311"):
+        checks.append(("ip", data.client, *config.per_ip))
+    sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
+    if sender:
+        checks.append(("sender", normalise_phone(sender), *config.per_sender))
+    for kind, subject, _limit, window in checks:
+        key = keys.report_rate(kind, hashlib.sha256(subject.encode()).hexdigest()[:24], now // window)
+        pipe.incr(key)
+        pipe.expire(key, window)
+    return [(limit, window) for _kind, _subject, limit, window in checks]
+
+
+def _check_rate_limits(limits: list[tuple[int, int]], counts: list[int]) -> None:
+    for (limit, window), count in zip(limits, counts, strict=True):
+        if count > limit:
+            raise TooManyRequests(
+                N_("Too many reports from you in a short time. Try again in %(minutes)s minutes."),
+                minutes=max(1, window // 60),
+            )

@@ -1,0 +1,47 @@
+"""The closed loop's outbox: every status change of a report becomes a notification to its reporter.
+
+A notification is one entry in the durable stream `keys.REPORT_NOTIFICATIONS`, written in the same
+atomic step as the change itself, with the text already rendered in the reporter's language. The
+SMS and Telegram workers consume it (with a consumer group) and deliver on the channel the reporter
+used; `channel=web` entries have no address and exist so the record of what we said is complete.
+
+Fields: channel (sms | telegram | web), address (E.164 phone, chat id, or empty), locale,
+tracking_code, status, text.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from publisher.i18n import Catalogs
+
+from .model import STATUS_NAMES, Report
+
+TEMPLATE = "report/notification.txt"
+
+
+def render_notification(env: jinja2.Environment, catalogs: Catalogs, report: Report, public_url: str) -> dict[str, str]:
+    """The outbox entry for the report's current status, in the reporter's language."""
+    text = env.get_template(TEMPLATE).render(
+        translations=catalogs.get(report.locale),
+        locale=report.locale,
+        status=report.status,
+        status_name=STATUS_NAMES[report.status],
+        code=report.tracking_code,
+        note=report.status_note,
+        life_safety=report.life_safety,
+        url=f"{public_url}/report/{report.tracking_code}",
+    )
+    return {
+        "channel": report.reply_channel,
+        "address": report.reply_address if report.reply_channel != "web" else "",
+        "locale": report.locale,
+        "tracking_code": report.tracking_code,
+        "status": report.status,
+        "text": text.strip(),
+    }
+
+
+def flatten(fields: dict[str, str]) -> list[str]:
+    """Stream fields as a flat argument list (for the intake script)."""
+    return [part for pair in fields.items() for part in pair]

@@ -1,0 +1,90 @@
+"""The monitoring queue: one durable Redis stream of items the operations centre works from.
+
+Items are citizen reports, threshold breaches and upstream CAP alerts (field `kind`). The consumer
+group `keys.MONITORING_GROUP` turns each item into a triage-board entry (`incidents.absorb`) and
+acknowledges it only after that is stored, so an item in flight when a process dies is still
+pending and is claimed again by the next consumer: nothing is lost, and absorbing is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from redis.exceptions import ResponseError
+
+from publisher import keys
+
+from .model import Report
+
+if TYPE_CHECKING:
+    from publisher.services import Services
+
+log = logging.getLogger(__name__)
+CLAIM_IDLE_MS = 30_000  # an item unacknowledged this long belonged to a consumer that died
+
+
+def report_item(report: Report) -> dict[str, str]:
+    return {
+        "kind": "report",
+        "ref": report.id,
+        "category": report.category,
+        "lane": "priority" if report.life_safety else "normal",
+        "area": report.area or "",
+        "at": report.created,
+    }
+
+
+async def ensure_group(services: Services) -> None:
+    try:
+        await services.redis.xgroup_create(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def consume(services: Services, consumer: str, *, count: int = 100, block_ms: int | None = None) -> int:
+    """Absorb one batch: this consumer's own pending items, then stale ones of dead consumers, then
+    new ones. Returns how many items were handled (0: nothing to do)."""
+    from .incidents import absorb  # noqa: PLC0415 - incidents imports this module's helpers
+
+    redis = services.redis
+    await ensure_group(services)
+    batch: list[tuple[str, dict[str, str]]] = []
+    for start in ("0", ">"):
+        found = await redis.xreadgroup(
+            keys.MONITORING_GROUP,
+            consumer,
+            {keys.MONITORING_QUEUE: start},
+            count=count,
+            block=block_ms if start == ">" else None,
+        )
+        batch = [entry for _stream, entries in found for entry in entries if entry[1]]
+        if batch:
+            break
+        if start == "0":
+            _next, claimed, *_ = await redis.xautoclaim(
+                keys.MONITORING_QUEUE, keys.MONITORING_GROUP, consumer, CLAIM_IDLE_MS, count=count
+            )
+            batch = [entry for entry in claimed if entry and entry[1]]
+            if batch:
+                break
+    for entry_id, fields in batch:
+        await absorb(services, entry_id, fields)
+        await redis.xack(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, entry_id)
+    return len(batch)
+
+
+async def drain(services: Services, consumer: str = "burst") -> int:
+    """Absorb everything queued now (tests, the CLI, benchmarks): burst mode, no waiting."""
+    total = 0
+    while handled := await consume(services, consumer):
+        total += handled
+    return total
+
+
+async def items(services: Services, *, after: str = "-", limit: int = 100) -> list[dict[str, str]]:
+    """Queue items in order, for machines that poll (`after` is the last entry id they saw)."""
+    start = f"({after}" if after not in ("-", "") else "-"
+    entries = await services.redis.xrange(keys.MONITORING_QUEUE, min=start, max="+", count=limit)
+    return [{"id": entry_id, **fields} for entry_id, fields in entries]

@@ -1,0 +1,200 @@
+"""Machine signals into the monitoring queue: threshold readings and upstream CAP alerts.
+
+Readings: per-type thresholds are data (`keys.THRESHOLDS`, defaults below) that give each value a
+colour, green / yellow / red; only a change of a sensor's colour raises a queue item, so a sensor
+reporting every minute above the line raises one item, not one a minute.
+
+CAP alerts arrive as XML from systems we do not control: the body is size-capped, a DOCTYPE (the
+carrier of entity expansion and external entities) is refused outright, and the parser is set to
+resolve no entities and fetch nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from lxml import etree
+
+from publisher import keys
+from publisher.errors import FieldError, ValidationFailed
+from publisher.i18n import N_
+
+if TYPE_CHECKING:
+    from publisher.services import Services
+
+MAX_READINGS = 1000
+MAX_CAP_BYTES = 256 * 1024
+SENSOR_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+CAP_NS = ("urn:oasis:names:tc:emergency:cap:1.2", "urn:oasis:names:tc:emergency:cap:1.1")
+
+DEFAULT_THRESHOLDS: dict[str, dict[str, Any]] = {
+    "rainfall_1h": {"unit": "mm", "yellow": 30, "red": 50, "name": {"zh-CN": "小时雨量", "en": "Hourly rainfall"}},
+    "water_level": {"unit": "m", "yellow": 4.5, "red": 5.0, "name": {"zh-CN": "水位", "en": "Water level"}},
+    "wind_speed": {"unit": "m/s", "yellow": 17.2, "red": 24.5, "name": {"zh-CN": "风速", "en": "Wind speed"}},
+    "pm25": {"unit": "µg/m³", "yellow": 115, "red": 250, "name": {"zh-CN": "PM2.5", "en": "PM2.5"}},
+    "gas_ppm": {"unit": "ppm", "yellow": 25, "red": 50, "name": {"zh-CN": "可燃气体浓度", "en": "Flammable gas"}},
+}
+
+# KEYS: sensor colours, queue. ARGV: sensor, colour, item fields... Raises an item on a change only.
+_COLOUR_CHANGE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1]) or 'green'
+if old == ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[2], '*', 'previous', old, unpack(ARGV, 3, #ARGV))
+return 1
+"""
+
+
+async def load_thresholds(services: Services) -> dict[str, dict[str, Any]]:
+    raw = await services.redis.get(keys.THRESHOLDS)
+    return json.loads(raw) if raw else DEFAULT_THRESHOLDS
+
+
+def colour_of(value: float, limits: dict[str, Any]) -> str:
+    if limits.get("direction") == "below":  # e.g. water pressure: low is bad
+        return "red" if value <= limits["red"] else "yellow" if value <= limits["yellow"] else "green"
+    return "red" if value >= limits["red"] else "yellow" if value >= limits["yellow"] else "green"
+
+
+async def ingest_readings(services: Services, body: Any) -> list[dict[str, Any]]:
+    """Validate every reading first (nothing is stored if one is bad), then colour each one."""
+    thresholds = await load_thresholds(services)
+    readings = body.get("readings") if isinstance(body, dict) and "readings" in body else [body]
+    if not isinstance(readings, list) or not readings or len(readings) > MAX_READINGS:
+        raise ValidationFailed(
+            [FieldError("readings", "count", N_("Send 1 to %(max)s readings."), {"max": MAX_READINGS})]
+        )
+    clean = [_reading(services, i, r, thresholds) for i, r in enumerate(readings)]
+    errors = [e for _, errs in clean for e in errs]
+    if errors:
+        raise ValidationFailed(errors)
+    results = []
+    for reading, _ in clean:
+        limits = thresholds[reading["type"]]
+        colour = colour_of(reading["value"], limits)
+        item = {
+            "kind": "breach",
+            "sensor": reading["sensor"],
+            "type": reading["type"],
+            "value": repr(reading["value"]),
+            "unit": limits["unit"],
+            "colour": colour,
+            "time": reading["time"],
+            "area": reading["area"] or "",
+            "lat": "" if reading["lat"] is None else repr(reading["lat"]),
+            "lon": "" if reading["lon"] is None else repr(reading["lon"]),
+            "title": f"{reading['sensor']} {limits['name']['en']} {reading['value']:g} {limits['unit']}",
+            "at": services.reports.now().isoformat(),
+        }
+        args = [part for pair in item.items() for part in pair]
+        changed = await services.redis.eval(
+            _COLOUR_CHANGE, 2, keys.SENSOR_COLOURS, keys.MONITORING_QUEUE, reading["sensor"], colour, *args
+        )
+        results.append({"sensor": reading["sensor"], "colour": colour, "changed": bool(changed)})
+    return results
+
+
+def _reading(
+    services: Services, index: int, reading: Any, thresholds: dict[str, Any]
+) -> tuple[dict[str, Any], list[FieldError]]:
+    prefix = f"readings[{index}]"
+    errors: list[FieldError] = []
+    if not isinstance(reading, dict):
+        return {}, [FieldError(prefix, "type", N_("The body must be a JSON object."))]
+    sensor, kind, value, time = (reading.get(k) for k in ("sensor", "type", "value", "time"))
+    if not isinstance(sensor, str) or not SENSOR_ID.match(sensor):
+        errors.append(FieldError(f"{prefix}.sensor", "format", N_("A sensor id of letters, digits and _.:-")))
+    if kind not in thresholds:
+        errors.append(FieldError(f"{prefix}.type", "unknown", N_("No thresholds are defined for this type.")))
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        errors.append(FieldError(f"{prefix}.value", "type", N_("Must be a number.")))
+    try:
+        parsed = datetime.fromisoformat(str(time))
+        if parsed.tzinfo is None:
+            raise ValueError
+    except ValueError:
+        errors.append(FieldError(f"{prefix}.time", "format", N_("Use an ISO 8601 time with its offset.")))
+    area = reading.get("area") or None
+    if area is not None and (not isinstance(area, str) or services.registry.get(area) is None):
+        errors.append(FieldError(f"{prefix}.area", "unknown", N_("Choose an area from the list.")))
+    lat, lon = reading.get("lat"), reading.get("lon")
+    if (lat is None) != (lon is None) or any(
+        v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or abs(v) > m)
+        for v, m in ((lat, 90), (lon, 180))
+    ):
+        errors.append(FieldError(f"{prefix}.lat", "range", N_("Give both latitude and longitude as numbers.")))
+    if area is None and lat is not None and not errors:
+        inside = services.registry.containing(lat, lon)
+        area = inside[-1].code if inside else None
+    clean = {"sensor": sensor, "type": kind, "value": value, "time": str(time), "area": area, "lat": lat, "lon": lon}
+    return clean, errors
+
+
+def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
+    """The queue item for a CAP 1.1/1.2 alert; ValidationFailed names what is wrong."""
+
+    def fail(code: str, message: str, **params: object) -> ValidationFailed:
+        return ValidationFailed([FieldError("body", code, message, params)])
+
+    if len(raw) > MAX_CAP_BYTES:
+        raise fail("too_large", N_("The alert is larger than %(kb)s KB."), kb=MAX_CAP_BYTES // 1024)
+    if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
+        raise fail("doctype", N_("Document type declarations and entities are not accepted."))
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_pis=True)
+    try:
+        root = etree.fromstring(raw, parser=parser)
+    except etree.XMLSyntaxError as exc:
+        raise fail("xml", N_("The body is not well-formed XML: %(reason)s"), reason=str(exc)[:120]) from None
+    if root.getroottree().docinfo.doctype:  # declared in another encoding than the byte check saw
+        raise fail("doctype", N_("Document type declarations and entities are not accepted."))
+    namespace = etree.QName(root).namespace
+    if etree.QName(root).localname != "alert" or namespace not in CAP_NS:
+        raise fail("not_cap", N_("The body is not a CAP 1.2 alert."))
+
+    def text(parent: Any, name: str) -> str:
+        found = parent.find(f"{{{namespace}}}{name}")
+        return (found.text or "").strip()[:500] if found is not None else ""
+
+    identifier, sender = text(root, "identifier"), text(root, "sender")
+    missing = [n for n in ("identifier", "sender", "sent", "status", "msgType") if not text(root, n)]
+    if missing:
+        raise fail("missing", N_("The alert lacks required elements: %(names)s."), names=", ".join(missing))
+    info = root.find(f"{{{namespace}}}info")
+    item = {
+        "kind": "alert",
+        "key": hashlib.sha256(f"{sender}\0{identifier}".encode()).hexdigest()[:16],
+        "identifier": identifier,
+        "sender": sender,
+        "sent": text(root, "sent"),
+        "status": text(root, "status"),
+        "msg_type": text(root, "msgType"),
+        "event": "",
+        "severity": "",
+        "urgency": "",
+        "title": identifier,
+        "area": "",
+        "lat": "",
+        "lon": "",
+    }
+    if info is not None:
+        item.update(event=text(info, "event"), severity=text(info, "severity"), urgency=text(info, "urgency"))
+        item["title"] = text(info, "headline") or item["event"] or identifier
+        for area in info.findall(f"{{{namespace}}}area"):
+            for geocode in area.findall(f"{{{namespace}}}geocode"):
+                code = text(geocode, "value")
+                if registry.get(code):
+                    item["area"] = code
+                    item["lat"], item["lon"] = (repr(x) for x in registry.get(code).point)
+    return item
+
+
+async def ingest_cap_alert(services: Services, raw: bytes) -> dict[str, str]:
+    item = parse_cap_alert(raw, services.registry)
+    item["at"] = services.reports.now().isoformat()
+    entry_id = await services.redis.xadd(keys.MONITORING_QUEUE, item)
+    return {"id": entry_id, **item}
