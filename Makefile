@@ -42,7 +42,8 @@ translations: pot
 	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-fuzzy-matching --ignore-obsolete
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/publish.py
+	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/feeds.py
 	$(BIN)/python benchmarks/intake.py
 
 clean:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from types import MappingProxyType
 from urllib.parse import urlsplit
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 from shapely.geometry import Polygon
 
@@ -23,7 +24,8 @@ PADDING = 12.0
 
 # Characters XML 1.0 forbids even when escaped; hostile names could carry them.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-_LABEL_FALLBACK = {"zh-CN": "区域地图", "en": "Area map"}
+_ATTR_ENTITIES = MappingProxyType({'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+_LABEL_FALLBACK = MappingProxyType({"zh-CN": "区域地图", "en": "Area map"})
 
 
 def render_svg(
@@ -54,7 +56,7 @@ def render_svg(
 
     label = title or _LABEL_FALLBACK[lang]
     parts = [
-        f'<svg xmlns={quoteattr(SVG_NS)} viewBox="0 0 {_num(VIEW_WIDTH)} {_num(height)}"'
+        f'<svg xmlns={_attr(SVG_NS)} viewBox="0 0 {_num(VIEW_WIDTH)} {_num(height)}"'
         f' width="100%" preserveAspectRatio="xMidYMid meet"'
         f' style="display:block;height:auto;max-width:100%"'
         f' role="img" aria-label={_attr(label)} lang={_attr(lang)}>',
@@ -168,5 +170,10 @@ def _text(value: str) -> str:
 
 
 def _attr(value: str) -> str:
-    """A quoted, escaped attribute value (quotes included)."""
-    return quoteattr(_XML_INVALID.sub("", str(value)))
+    """A double-quoted, escaped attribute value (quotes included).
+
+    Unlike ``quoteattr`` this never switches to single quotes, so output stays
+    predictable; whitespace is kept as character references so it survives
+    attribute-value normalisation.
+    """
+    return '"' + escape(_XML_INVALID.sub("", str(value)), _ATTR_ENTITIES) + '"'

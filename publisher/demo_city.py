@@ -214,7 +214,7 @@ def demo_areas() -> list[dict]:
         district = quarters[key]
         nodes.append((d_code, "district", "990100", {"zh-CN": d_zh, "en": d_en}, district))
         street_polys = _voronoi_split(district, len(streets), seed=int(d_code))
-        for s_index, ((s_zh, s_en), street) in enumerate(zip(streets, street_polys), start=1):
+        for s_index, ((s_zh, s_en), street) in enumerate(zip(streets, street_polys, strict=True), start=1):
             s_code = f"{d_code}{s_index:03d}"
             nodes.append((s_code, "street", d_code, {"zh-CN": s_zh, "en": s_en}, street))
             is_town = s_zh.endswith("镇")
@@ -359,7 +359,7 @@ def _pin_to_outline(coords: np.ndarray) -> np.ndarray:
     it exactly on the edge and lets the parents drop it as collinear.
     """
     outline = [(round(x * _SCALE), round(y * _SCALE)) for x, y in _CITY_OUTLINE]
-    edges = list(zip(outline, outline[1:] + outline[:1]))
+    edges = list(zip(outline, outline[1:] + outline[:1], strict=True))
     pinned = coords.copy()
     for i, (x, y) in enumerate(coords):
         px, py = round(x * _SCALE), round(y * _SCALE)
@@ -382,7 +382,7 @@ def _drop_collinear(polygon: Polygon) -> Polygon:
     ring = [(round(x * _SCALE), round(y * _SCALE)) for x, y in polygon.exterior.coords[:-1]]
     kept = [
         (x, y)
-        for (px, py), (x, y), (nx, ny) in zip(ring[-1:] + ring[:-1], ring, ring[1:] + ring[:1])
+        for (px, py), (x, y), (nx, ny) in zip(ring[-1:] + ring[:-1], ring, ring[1:] + ring[:1], strict=True)
         if (x - px) * (ny - y) - (y - py) * (nx - x) != 0
     ]
     return Polygon([(x / _SCALE, y / _SCALE) for x, y in kept])

@@ -121,7 +121,7 @@ def test_children_tile_their_parent(children: dict[str, list[dict]], by_code: di
         parent = _shape(by_code[parent_code])
         grown = parent.buffer(TOLERANCE)
         shapes = [_shape(kid) for kid in kids]
-        for kid, shape in zip(kids, shapes):
+        for kid, shape in zip(kids, shapes, strict=True):
             assert grown.contains(shape), kid["code"]
         for i, first in enumerate(shapes):
             for second in shapes[i + 1 :]:

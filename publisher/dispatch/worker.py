@@ -18,6 +18,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
 from channels.base import AuthError, Channel, PermanentError, Rendition, TemporaryError
 
@@ -126,8 +127,10 @@ class Worker:
     async def process(self, segment: Segment) -> None:
         message = await self._message(segment.message_id)
         channel = self.services.channels[segment.channel]
-        subscribers = await self.services.subscribers.get_many(segment.channel, list(segment.addresses))
-        policy_mode = (await self.services.policy.get())[message.content.grade][segment.channel]
+        # A channel may keep its own recipients (partner systems); residents are subscribers.
+        lookup = getattr(channel, "lookup", None) or partial(self.services.subscribers.get_many, segment.channel)
+        subscribers = await lookup(list(segment.addresses))
+        policy_mode = (await self.services.policy.get()).get(message.content.grade, {}).get(segment.channel, "opted_in")
         eligible = [s for s in subscribers if s is not None and self._eligible(s, message, segment, policy_mode)]
         claimed = await self._claim(segment, [s.address for s in eligible])
         by_address = {s.address: s for s in eligible}
