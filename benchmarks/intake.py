@@ -1,12 +1,17 @@
 """Citizen-report intake: throughput and latency against a bare aiohttp endpoint, and durability
 when Redis is killed with SIGKILL mid-load.
 
-    .venv/bin/python benchmarks/intake.py [--requests 4000] [--concurrency 16]
+    .venv/bin/python benchmarks/intake.py [--requests 4000] [--concurrency 16] [--rounds 3]
 
-1. Throughput: the same load generator posts JSON reports to (a) a bare aiohttp app that parses the
-   body and answers 201 with a random code, and (b) warncast's POST /api/v1/reports (validation,
-   idempotency key, rate limits, the atomic intake script on the embedded redis-server with the AOF on).
-   Each server runs in its own process; the figures are requests/s, p50 and p99 latency, and the ratio.
+1. Throughput: the same load generator (this process, `--concurrency` connections, a fresh
+   Idempotency-Key per post) posts the same JSON report to (a) a bare aiohttp app that reads the
+   body, json-decodes it, checks that it is an object with a category and answers 201 with a JSON
+   body of the same shape and size as warncast's plus a Location header, and (b) warncast's POST
+   /api/v1/reports (middlewares, validation, idempotency key, rate limits, the atomic intake script
+   on the embedded redis-server with the AOF on, the notifier consuming the outbox as in `warncast
+   serve`). Each server runs in its own process on this machine. The two alternate for `--rounds`
+   rounds and each keeps its best round, because this machine is shared and its load varies; the
+   figures are requests/s, p50 and p99 latency of that round, and the ratio.
    Target: warncast >= 50 % of the bare endpoint's requests/s, p99 < 100 ms at that load.
 2. Durability: load runs while the redis-server is SIGKILLed and restarted; every report that was
    acknowledged (201) must be found afterwards. Target: 0 missing.
@@ -25,7 +30,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
+from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 from aiohttp import web
@@ -44,22 +52,47 @@ def free_port() -> int:
 
 
 def serve_bare(port: int) -> None:
+    """The baseline: parse the request as warncast must, answer as warncast does, store nothing."""
+
     async def handler(request: web.Request) -> web.Response:
         body = await request.json()
-        return web.json_response({"tracking_code": secrets.token_hex(8), "category": body["category"]}, status=201)
+        if not isinstance(body, dict) or "category" not in body:
+            raise web.HTTPUnprocessableEntity()
+        code = secrets.token_hex(8).upper()
+        now = datetime.now().astimezone().replace(microsecond=0).isoformat()
+        answer = {
+            "tracking_code": code,
+            "id": "1",
+            "category": body["category"],
+            "status": "received",
+            "status_note": "",
+            "area": "990101001001",
+            "created": now,
+            "updated": now,
+            "history": [{"status": "received", "at": now, "note": ""}],
+            "status_url": f"http://localhost:8080/report/{code}",
+            "api_url": f"http://localhost:8080/api/v1/reports/{code}",
+        }
+        response = web.json_response(answer, status=201)
+        response.headers["Location"] = f"/api/v1/reports/{code}"
+        return response
 
     app = web.Application()
     app.router.add_post("/api/v1/reports", handler)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True, access_log=None)
 
 
 def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
+    import logging
+
     from citizen_report.model import ReportConfig
     from publisher.settings import Settings
     from publisher.web.app import create_app
     from publisher.web.keys import SERVICES
 
     settings = Settings(redis_url=redis_url, data_dir=Path(data_dir), secret_key="bench", run_scheduler=False)
+    Path(data_dir).mkdir(parents=True, exist_ok=True)  # the errors while Redis is down go to a file, not here
+    logging.basicConfig(filename=Path(data_dir) / "warncast.log", level=logging.WARNING)
     app = create_app(settings)
 
     async def no_limits(app: web.Application) -> None:  # one client machine sends everything
@@ -80,9 +113,16 @@ async def wait_up(url: str) -> None:
     raise RuntimeError(f"{url} did not start")
 
 
-async def load(url: str, total: int, concurrency: int, acked: list[str] | None = None) -> tuple[float, list[float]]:
-    """Post `total` reports with `concurrency` clients; returns (requests/s, latencies in s)."""
+class Run(NamedTuple):
+    rps: float
+    latencies: list[float]  # seconds
+    statuses: Counter[int]  # 0: no answer
+
+
+async def load(url: str, total: int, concurrency: int, acked: list[str] | None = None) -> Run:
+    """Post `total` reports with `concurrency` clients."""
     latencies: list[float] = []
+    statuses: Counter[int] = Counter()
     counter = iter(range(total))
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=30)
@@ -90,20 +130,23 @@ async def load(url: str, total: int, concurrency: int, acked: list[str] | None =
     async def worker(session: aiohttp.ClientSession) -> None:
         for _ in counter:
             started = time.perf_counter()
+            status = 0
             try:
                 async with session.post(url, json=BODY, headers={"Idempotency-Key": secrets.token_hex(12)}) as resp:
                     body = await resp.json(content_type=None)
+                    status = resp.status
                     if resp.status == 201 and acked is not None:
                         acked.append(body["tracking_code"])
             except (TimeoutError, aiohttp.ClientError, ValueError):
                 pass
+            statuses[status] += 1
             latencies.append(time.perf_counter() - started)
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return total / elapsed, latencies
+    return Run(total / elapsed, latencies, statuses)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -123,26 +166,35 @@ def stop(process: multiprocessing.Process) -> None:
         process.kill()
 
 
-async def throughput(requests: int, concurrency: int, workdir: Path) -> None:
+async def throughput(requests: int, concurrency: int, rounds: int, workdir: Path) -> None:
     redis = EmbeddedRedis(workdir / "redis-throughput")
     redis.start()
     bare_port, app_port = free_port(), free_port()
     bare = start(serve_bare, bare_port)
     app = start(serve_warncast, app_port, redis.url, str(workdir / "data-throughput"))
+    urls = {"bare aiohttp": bare_port, "warncast": app_port}
     try:
-        results = {}
-        for name, port in (("bare aiohttp", bare_port), ("warncast", app_port)):
-            url = f"http://127.0.0.1:{port}/api/v1/reports"
+        best: dict[str, Run] = {}
+        for port in urls.values():
             await wait_up(f"http://127.0.0.1:{port}/")
-            await load(url, min(500, requests), concurrency)  # warm up
-            results[name] = await load(url, requests, concurrency)
-        print(f"throughput: {requests} JSON reports, {concurrency} concurrent clients")
-        for name, (rps, latencies) in results.items():
-            print(
-                f"  {name:13s} {rps:8.0f} req/s   p50 {pct(latencies, 50):6.1f} ms   p99 {pct(latencies, 99):6.1f} ms"
-            )
-        ratio = results["warncast"][0] / results["bare aiohttp"][0]
-        p99 = pct(results["warncast"][1], 99)
+            await load(f"http://127.0.0.1:{port}/api/v1/reports", min(500, requests), concurrency)  # warm up
+        print(f"throughput: {requests} JSON reports per round, {concurrency} concurrent clients, best of {rounds}")
+        for round_number in range(1, rounds + 1):
+            # Alternate the two and keep each one's best round: this machine's load varies.
+            figures = []
+            for name, port in urls.items():
+                run = await load(f"http://127.0.0.1:{port}/api/v1/reports", requests, concurrency)
+                if set(run.statuses) != {201}:
+                    raise RuntimeError(f"{name} answered {dict(run.statuses)}")
+                if name not in best or run.rps > best[name].rps:
+                    best[name] = run
+                figures.append(f"{name} {run.rps:.0f}")
+            print(f"  round {round_number}: " + ", ".join(figures) + " req/s")
+        for name, run in best.items():
+            p50, p99 = pct(run.latencies, 50), pct(run.latencies, 99)
+            print(f"  {name:13s} {run.rps:8.0f} req/s   p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")
+        ratio = best["warncast"].rps / best["bare aiohttp"].rps
+        p99 = pct(best["warncast"].latencies, 99)
         print(f"  ratio warncast / bare = {ratio:.0%} (target >= 50%), warncast p99 {p99:.1f} ms (target < 100 ms)")
     finally:
         stop(bare)
@@ -171,13 +223,15 @@ async def durability(requests: int, concurrency: int, workdir: Path) -> None:
         embedded.process.wait()
         await asyncio.sleep(0.5)
         embedded.start()  # same directory: the server reloads the append-only file
-        await running
+        run = await running
         client = sync_redis.Redis.from_url(embedded.url, decode_responses=True)
         stored = client.hmget(keys.REPORTS_BY_TRACKING, acked) if acked else []
         missing = sum(1 for value in stored if value is None)
         client.close()
+        failed = run.statuses.total() - run.statuses[201]
         print(
-            f"durability: {len(acked)} acknowledged ({before_kill} before SIGKILL of redis-server), missing {missing}"
+            f"durability: {len(acked)} acknowledged ({before_kill} before SIGKILL of redis-server), "
+            f"{failed} refused or unanswered while it was down, missing {missing} (target 0)"
         )
     finally:
         stop(app)
@@ -188,9 +242,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds; the best counts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
-        asyncio.run(throughput(args.requests, args.concurrency, Path(tmp)))
+        asyncio.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp)))
         asyncio.run(durability(args.requests, args.concurrency, Path(tmp)))
 
 

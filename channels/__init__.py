@@ -14,10 +14,11 @@ from .base import Channel, ChannelContext
 
 
 def build_channels(ctx: ChannelContext) -> dict[str, Channel]:
+    from .partners.channel import PartnerChannel
     from .sms.channel import SmsChannel
     from .telegram.channel import TelegramChannel
 
-    channels: list[Channel] = [SmsChannel(ctx), TelegramChannel(ctx)]
+    channels: list[Channel] = [SmsChannel(ctx), TelegramChannel(ctx), PartnerChannel(ctx)]
     return {channel.name: channel for channel in channels}
 
 

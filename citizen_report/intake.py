@@ -1,9 +1,10 @@
 """`submit_report`: the one way a report enters the service, whatever channel it came by.
 
-Order of work: an idempotent replay answers at once; then every field is validated (all errors
-together, in the reporter's language, nothing written); then rate limits; then photos are decoded
-and re-encoded off the event loop; then one atomic script writes the report, its idempotency key,
-the monitoring-queue item and the "received" notification. Redis appends that write to its AOF
+Order of work: every field is validated (all errors together, in the reporter's language, nothing
+written); photos, if any, are decoded and re-encoded off the event loop, after a replay check and
+the rate limits; then one atomic script, in one round trip, answers an idempotent replay, counts the
+sender against the rate limits, allocates the report id and writes the report, its idempotency
+key, the monitoring-queue item and the "received" notification. Redis appends that write to its AOF
 before it replies, so a report we acknowledged survives a crash of Redis or of this process.
 """
 
@@ -19,9 +20,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from publisher import keys
-from publisher.errors import Conflict, FieldError, TooManyRequests, ValidationFailed
+from publisher.errors import Conflict, FieldError, ValidationFailed
 from publisher.i18n import N_, normalize_locale
 
+from .limits import IP_LIMITED, rate_limits, seen_or_count, too_many
 from .model import (
     CATEGORIES,
     LIFE_SAFETY_WORDS,
@@ -31,9 +33,10 @@ from .model import (
     ReportInput,
     new_tracking_code,
 )
-from .notify import flatten, render_notification
+from .notify import flatten
 from .photos import CleanPhoto, clean_photos
 from .queue import report_item
+from .receipts import receipt
 
 if TYPE_CHECKING:
     from publisher.services import Services
@@ -42,20 +45,38 @@ E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")  # not valid in XML
 
-# Atomic intake. KEYS: idempotency, report, by-tracking, index, queue, outbox.
-# ARGV: idem value, idem ttl, report json, tracking code, report id, created, n queue args, queue args...,
-# outbox args... Returns the stored idempotency value when the key was already used, else nil.
+# Atomic intake in one round trip: replay check, rate-limit counters, a fresh report id and every
+# write. KEYS: idempotency, sequence, report-key prefix, by-tracking, index, queue, outbox, then one
+# counter per rate limit. ARGV: fingerprint ('' without an idempotency key: nothing to remember),
+# the report's JSON without its id, its tracking code, and one JSON object of the rest (each
+# argument costs the client more than cjson.decode costs Redis): ttl of the idempotency key, created
+# (epoch s), limits [[limit, window] per counter], item and notice (the queue item's fields without
+# ref and the notification's fields, as flat lists: a list keeps their order). Returns one scalar
+# (cheaper to parse than a list): the stored idempotency value (text) on a replay, minus the number
+# of the exceeded counter, or the new report id. The report key is the prefix plus the id made
+# here; it carries the same {reports} hash tag, so the script stays in one cluster slot.
 _INTAKE = """
-local existing = redis.call('GET', KEYS[1])
-if existing then return existing end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('SET', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
-redis.call('ZADD', KEYS[4], ARGV[6], ARGV[5])
-local n = tonumber(ARGV[7])
-redis.call('XADD', KEYS[5], '*', unpack(ARGV, 8, 7 + n))
-redis.call('XADD', KEYS[6], '*', unpack(ARGV, 8 + n, #ARGV))
-return false
+if ARGV[1] ~= '' then
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return existing end
+end
+local rest = cjson.decode(ARGV[4])
+local over = 0
+for n, limit in ipairs(rest.limits) do
+  local count = redis.call('INCR', KEYS[7 + n])
+  if count == 1 then redis.call('EXPIRE', KEYS[7 + n], limit[2]) end
+  if over == 0 and count > limit[1] then over = n end
+end
+if over > 0 then return -over end
+local number = redis.call('INCR', KEYS[2])
+local id = tostring(number)
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], id .. '|' .. ARGV[1], 'EX', rest.ttl) end
+redis.call('SET', KEYS[3] .. id, '{"id": "' .. id .. '", ' .. string.sub(ARGV[2], 2))
+redis.call('HSET', KEYS[4], ARGV[3], id)
+redis.call('ZADD', KEYS[5], rest.created, id)
+redis.call('XADD', KEYS[6], '*', 'ref', id, unpack(rest.item))
+redis.call('XADD', KEYS[7], '*', unpack(rest.notice))
+return number
 """
 
 
@@ -67,25 +88,22 @@ class Submitted:
 
 async def submit_report(services: Services, data: ReportInput, *, idempotency_key: str | None = None) -> Submitted:
     desk, redis = services.reports, services.redis
-    fingerprint = _fingerprint(data)
     idem_key = _idempotency_key(data, idempotency_key)
+    fingerprint = _fingerprint(data) if idem_key else ""
     fields, errors = validate(services, data)
     if errors:
         if idem_key and (stored := await redis.get(idem_key)):  # a retry after the rules changed
             return await _replay(services, stored, fingerprint)
         raise ValidationFailed(errors)
-    # One round trip: was this submission seen, how many from this sender, and a fresh report id.
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(idem_key or keys.REPORT_SEQUENCE)
-        limits = _rate_limits(services, data, pipe)
-        pipe.incr(keys.REPORT_SEQUENCE)
-        results = await pipe.execute()
-    if idem_key and results[0]:
-        return await _replay(services, results[0], fingerprint)
-    _check_rate_limits(limits, results[1:-1:2])
-    report_id = str(results[-1])
+    sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
+    client = data.client if data.channel in IP_LIMITED else ""
+    limits = rate_limits(desk.config, desk.now(), client, normalise_phone(sender) if sender else "")
     photos: list[CleanPhoto] = []
     if data.photos:
+        # Decoding photos costs CPU: answer a replay and count the sender before doing it.
+        if stored := await seen_or_count(redis, idem_key, limits):
+            return await _replay(services, stored, fingerprint)
+        limits = []  # counted
         photos, photo_errors = await asyncio.to_thread(clean_photos, data.photos, desk.config)
         if photo_errors:
             raise ValidationFailed(photo_errors)
@@ -95,40 +113,50 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
     for photo in photos:  # content-addressed, so a retry rewrites the same keys
         await redis.set(keys.report_photo(photo.id), base64.b64encode(photo.jpeg).decode())
     now = desk.now()
+    created = now.isoformat()
     report = Report(
-        id=report_id,
+        id="",  # allocated by the intake script
         tracking_code=new_tracking_code(),
         photos=[p.id for p in photos],
-        created=now.isoformat(),
-        updated=now.isoformat(),
-        history=[{"status": RECEIVED, "at": now.isoformat(), "note": ""}],
+        created=created,
+        updated=created,
+        history=[{"status": RECEIVED, "at": created, "note": ""}],
         **fields,
     )
-    notification = render_notification(desk.text_env, services.catalogs, report, services.settings.public_url)
-    queue_args = flatten(report_item(report))
-    stored = await redis.register_script(_INTAKE)(
+    record = report.as_record()
+    del record["id"]
+    item = report_item(report)
+    del item["ref"]  # the script adds it with the id
+    rest = {
+        "ttl": desk.config.idempotency_hours * 3600,
+        "created": int(now.timestamp()),
+        "limits": [[limit.limit, limit.window] for limit in limits],
+        "item": flatten(item),
+        "notice": flatten(receipt(desk.text_env, services.catalogs, report, services.settings.public_url)),
+    }
+    outcome = await redis.register_script(_INTAKE)(
         [
-            idem_key or keys.report_idempotency("new:" + report.tracking_code),
-            keys.report(report.id),
+            idem_key or keys.report_idempotency("-"),  # not touched without a fingerprint
+            keys.REPORT_SEQUENCE,
+            keys.report(""),
             keys.REPORTS_BY_TRACKING,
             keys.REPORTS_INDEX,
             keys.MONITORING_QUEUE,
             keys.REPORT_NOTIFICATIONS,
+            *(limit.key for limit in limits),
         ],
         [
-            f"{report.id}|{fingerprint}",
-            desk.config.idempotency_hours * 3600,
-            json.dumps(report.as_record(), ensure_ascii=False),
+            fingerprint,
+            json.dumps(record, ensure_ascii=False),
             report.tracking_code,
-            report.id,
-            int(now.timestamp()),
-            len(queue_args),
-            *queue_args,
-            *flatten(notification),
+            json.dumps(rest, ensure_ascii=False),
         ],
     )
-    if stored:  # a concurrent retry won the race
-        return await _replay(services, stored, fingerprint)
+    if isinstance(outcome, str):  # a concurrent retry won the race
+        return await _replay(services, outcome, fingerprint)
+    if outcome < 0:
+        too_many(limits[-outcome - 1])
+    report.id = str(outcome)
     return Submitted(report, replayed=False)
 
 
@@ -345,28 +373,3 @@ def _reply(data: ReportInput, phone: str | None, errors: list[FieldError]) -> tu
 
 def _truthy(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("1", "true", "on", "yes"))
-
-
-def _rate_limits(services: Services, data: ReportInput, pipe: Any) -> list[tuple[int, int]]:
-    """Queue fixed-window counters per client IP and per sender (phone or chat) on `pipe`."""
-    config, now = services.reports.config, int(services.reports.now().timestamp())
-    checks = []
-    if data.client and data.channel in ("web", "api", "open311"):
-        checks.append(("ip", data.client, *config.per_ip))
-    sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
-    if sender:
-        checks.append(("sender", normalise_phone(sender), *config.per_sender))
-    for kind, subject, _limit, window in checks:
-        key = keys.report_rate(kind, hashlib.sha256(subject.encode()).hexdigest()[:24], now // window)
-        pipe.incr(key)
-        pipe.expire(key, window)
-    return [(limit, window) for _kind, _subject, limit, window in checks]
-
-
-def _check_rate_limits(limits: list[tuple[int, int]], counts: list[int]) -> None:
-    for (limit, window), count in zip(limits, counts, strict=True):
-        if count > limit:
-            raise TooManyRequests(
-                N_("Too many reports from you in a short time. Try again in %(minutes)s minutes."),
-                minutes=max(1, window // 60),
-            )

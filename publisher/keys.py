@@ -107,10 +107,6 @@ def thread_recipients(thread_id: str, channel: str, shard: int) -> str:
     return f"{PREFIX}:{{recv:{thread_id}:{channel}:{shard}}}"
 
 
-def provider_message(provider_id: str) -> str:
-    return f"{PREFIX}:{{pmsg:{provider_id}}}"
-
-
 def rate_bucket(name: str) -> str:
     return f"{PREFIX}:{{rate:{name}}}"
 
@@ -164,3 +160,23 @@ def report_photo(photo_id: str) -> str:
 def report_rate(kind: str, subject: str, window: int) -> str:
     """In the reports slot, so intake counts, checks and allocates an id in one pipeline."""
     return f"{PREFIX}:{{reports}}:rate:{kind}:{subject}:{window}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Partner webhooks (channels.partners): registered partner systems that receive each published
+# message. Records and secrets are kept apart so listing partners never loads a secret; one slot
+# (`{partners}`) so a record and its secret change together.
+PARTNERS = f"{PREFIX}:{{partners}}:by-id"  # hash partner id -> JSON record (no secret)
+PARTNER_SECRETS = f"{PREFIX}:{{partners}}:secrets"  # hash partner id -> signing secret
+
+# The closed loop to reporters: a consumer group over REPORT_NOTIFICATIONS delivers SMS and Telegram
+# messages. Retries wait in a sorted set (entry id -> due); ids sent but not yet acknowledged sit in
+# a small set so a consumer that takes over from a dead one does not send them again.
+REPORT_NOTIFY_GROUP = "reporter-notify"
+REPORT_NOTIFY_RETRY = f"{PREFIX}:{{reports}}:notify-retry"
+REPORT_NOTIFY_SENT = f"{PREFIX}:{{reports}}:notify-sent"
+
+
+def telegram_flow(chat_id: str) -> str:
+    """One chat's /report conversation in progress (JSON, with a TTL)."""
+    return f"{PREFIX}:{{tgflow:{chat_id}}}"

@@ -24,6 +24,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "users.manage": frozenset({"admin"}),
     "screens.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "screens.manage": frozenset({"admin"}),
+    # Partner webhooks: staff see who receives warnings (never the secrets); admins register them.
+    "partners.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
+    "partners.manage": frozenset({"admin"}),
     # Citizen reports and the monitoring queue.
     "report.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "report.triage": frozenset({"triage", "chief"}),

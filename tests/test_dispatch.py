@@ -266,16 +266,24 @@ async def test_delivery_receipts_move_forward_only(client, services, staff, cloc
     phones = await subscribe(services, 2, D1)
     message = await published(client, staff, clock, grade="red")
     await drain(services)
-    sids = {m.to: m.sid for m in twilio.messages}
-    ok = await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[0]], "MessageStatus": "delivered"})
-    assert ok.status == 204
-    late = await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[0]], "MessageStatus": "sent"})
-    again = await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[0]], "MessageStatus": "failed"})
-    assert late.status == again.status == 204
-    await signed_post(client, "/webhooks/twilio/status", {"MessageSid": sids[phones[1]], "MessageStatus": "undelivered",
-                                                         "ErrorCode": "21610"})
-    forged = await client.post("/webhooks/twilio/status", data={"MessageSid": sids[phones[1]], "MessageStatus": "delivered"})
+    callback = {m.to: m.fields["StatusCallback"] for m in twilio.messages}
+    assert callback[phones[0]] == f"http://warncast.test/webhooks/twilio/status?ref={message['id']}"
+    path = callback[phones[0]].removeprefix("http://warncast.test")
+
+    async def receipt(phone: str, status: str, **extra: str) -> int:
+        resp = await signed_post(client, path, {"MessageSid": "SM1", "MessageStatus": status, "To": phone, **extra})
+        return resp.status
+
+    assert await receipt(phones[0], "delivered") == 204
+    assert await receipt(phones[0], "sent") == 204          # late and out of order: ignored
+    assert await receipt(phones[0], "failed") == 204        # after delivered: ignored
+    assert await receipt(phones[1], "undelivered", ErrorCode="21610") == 204
+    forged = await client.post(path, data={"MessageSid": "SM1", "MessageStatus": "delivered", "To": phones[1]})
     assert forged.status == 403
+    # The plan id is part of what Twilio signed: moving a receipt to another warning breaks the signature.
+    other = await client.post("/webhooks/twilio/status?ref=x", data={"MessageStatus": "delivered", "To": phones[1]},
+                              headers={"X-Twilio-Signature": "forged"})
+    assert other.status == 403
     stats = (await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json())
     sms = stats["channels"]["sms"]
     assert (sms["sent"], sms["delivered"], sms["failed"]) == (2, 1, 1)

@@ -3,6 +3,8 @@ rate limits and the tracking page."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 import json
 import re
@@ -14,8 +16,10 @@ from PIL import Image
 
 from citizen_report.chat import parse_sms_report
 from citizen_report.intake import submit_report
-from citizen_report.model import ReportInput
+from citizen_report.model import Report, ReportInput
+from citizen_report.notify import render_notification
 from citizen_report.queue import drain, items
+from citizen_report.receipts import receipt
 from publisher import keys
 
 INSIDE = {"lat": 30.666165, "lon": 121.062489}  # in community 990101001001 of the demo city
@@ -310,3 +314,75 @@ async def test_sms_and_telegram_entry_points_into_the_queue(client, services):
     assert [(n["channel"], n["address"]) for n in notes] == [("sms", "+8613811112222"), ("telegram", "987654321")]
     assert "call 110, 119 or 120" in notes[1]["text"]
     await drain(services)
+
+
+async def test_intake_writes_everything_in_one_step(client, services):
+    """The id comes from the intake script: the stored record, the indexes, the queue item and the
+    idempotency key all carry it, and only a client's key is remembered (for the configured time)."""
+    keyed = await submit_report(services, ReportInput(**BODY, channel="api"), idempotency_key="one-step")
+    plain = await submit_report(services, ReportInput(**BODY, channel="api"))
+    assert int(plain.report.id) == int(keyed.report.id) + 1
+    for done in (keyed, plain):
+        stored = json.loads(await services.redis.get(keys.report(done.report.id)))
+        assert stored == done.report.as_record()
+        assert await services.redis.hget(keys.REPORTS_BY_TRACKING, done.report.tracking_code) == done.report.id
+        assert await services.redis.zscore(keys.REPORTS_INDEX, done.report.id) is not None
+    assert [i["ref"] for i in await queued(services)] == [keyed.report.id, plain.report.id]
+    remembered = [k async for k in services.redis.scan_iter(keys.report_idempotency("*"))]
+    assert len(remembered) == 1
+    hours = services.reports.config.idempotency_hours
+    assert hours * 3600 - 5 <= await services.redis.ttl(remembered[0]) <= hours * 3600
+
+
+async def test_concurrent_retries_make_one_report(client, services):
+    """Retries racing each other (a client that times out and resends) still make one report."""
+    data = ReportInput(**BODY, channel="api", client="192.0.2.7")
+    results = await asyncio.gather(*(submit_report(services, data, idempotency_key="race") for _ in range(8)))
+    assert len({r.report.tracking_code for r in results}) == 1
+    assert sorted(r.replayed for r in results) == [False] + [True] * 7
+    assert len(await queued(services)) == 1
+    assert len(await services.redis.xrange(keys.REPORT_NOTIFICATIONS)) == 1
+
+
+def _variants(report: Report) -> list[Report]:
+    """The report changed in one field at a time, every field of a Report."""
+    changes: dict[str, list[Any]] = {
+        "id": ["77"],
+        "tracking_code": ["ABCDEFGHJKMNPQRS"],
+        "category": ["fire"],
+        "description": ["Something else, <b>bold</b> and 100%"],
+        "lat": [None, 31.0],
+        "lon": [None, 121.5],
+        "area": [None, "990102"],
+        "address": ["1 Main Street"],
+        "location_source": ["address"],
+        "photos": [["p1"]],
+        "channel": ["sms", "telegram"],
+        "reply_channel": ["sms", "telegram", "web"],
+        "reply_address": ["+8613800000000", ""],
+        "contact": [{"phone": "+8613800000000"}],
+        "locale": ["en", "zh_Hans", "fr"],
+        "life_safety": [True, False],
+        "created": ["2030-01-01T00:00:00+08:00"],
+        "updated": ["2030-01-01T00:00:00+08:00"],
+        "status": ["verified", "rejected"],
+        "status_note": ["Checked on site"],
+        "incident": ["i-1"],
+        "department": ["fire-brigade"],
+        "history": [[]],
+    }
+    assert set(changes) == {f.name for f in dataclasses.fields(Report)}, "vary the new field here"
+    return [dataclasses.replace(report, **{name: value}) for name, values in changes.items() for value in values]
+
+
+async def test_receipt_is_the_rendered_notification(client, services):
+    """The memoised receipt says exactly what rendering the notification template says."""
+    done = await submit_report(services, ReportInput(**BODY, channel="api", phone="+8613800138000", consent=True))
+    desk, url = services.reports, services.settings.public_url
+    for report in _variants(done.report):
+        for life_safety in (False, True):
+            variant = dataclasses.replace(report, life_safety=life_safety)
+            expected = render_notification(desk.text_env, services.catalogs, variant, url)
+            assert receipt(desk.text_env, services.catalogs, variant, url) == expected, variant
+    [(_id, stored)] = await services.redis.xrange(keys.REPORT_NOTIFICATIONS)
+    assert stored == render_notification(desk.text_env, services.catalogs, done.report, url)

@@ -153,5 +153,5 @@ async def test_error_classification(sms_client, twilio, publish, kind, error, un
     assert sent.provider_id.startswith("SM") and sent.status == "queued"
     last = twilio.messages[-1]
     assert last.to == PHONE and last.fields["From"] == "+15557654321"
-    assert last.fields["StatusCallback"] == "http://warncast.test/webhooks/twilio/status"
+    assert last.fields["StatusCallback"] == f"http://warncast.test/webhooks/twilio/status?ref={message.id}"
     assert 60 <= int(last.fields["ValidityPeriod"]) <= 36000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from urllib.parse import urlencode
 from datetime import datetime
 
 import aiohttp
@@ -44,7 +45,9 @@ class TwilioTransport:
                 to=address, body=rendition.text,
                 from_=s.twilio_from or None,
                 messaging_service_sid=None if s.twilio_from else s.twilio_messaging_service_sid,
-                status_callback=f"{s.public_url}/webhooks/twilio/status",
+                # The plan id rides in the callback URL (Twilio signs it with the query), so a
+                # receipt needs no per-message lookup table.
+                status_callback=f"{s.public_url}/webhooks/twilio/status?{urlencode({'ref': reference})}",
                 validity_period=rendition.ttl,
             )
         except TwilioRestException as exc:

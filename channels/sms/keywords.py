@@ -2,19 +2,28 @@
 
 JOIN <area> / 订阅 <area> asks for confirmation; YES / 是 confirms (double opt-in); STOP and its
 synonyms (and 退订 / TD) opt out for good; START re-subscribes; LANG, LEVEL and HELP / 帮助 adjust
-and explain. Anything else gets the help text.
+and explain; REPORT <text> / 上报 <text> files a hazard report (answered with its tracking code).
+Anything else gets the help text.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from citizen_report.chat import parse_sms_report
+from citizen_report.intake import submit_report
+from citizen_report.notify import render_notification
+from publisher.errors import Conflict, TooManyRequests, ValidationFailed
 from publisher.i18n import N_, Catalogs
 from publisher.subscribers import STOPPED, SubscriberError, Subscribers, find_area
 from publisher.taxonomy import GRADE_NAMES, GRADES
 
 from ..base import ChannelContext
+
+if TYPE_CHECKING:
+    from publisher.services import Services
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订", "TD"}
 START_WORDS = {"START", "UNSTOP"}
@@ -28,6 +37,9 @@ LANGS = {"EN": "en", "ENGLISH": "en", "ZH": "zh_Hans", "CN": "zh_Hans", "中文"
 LEVELS = {"BLUE": "blue", "YELLOW": "yellow", "ORANGE": "orange", "RED": "red",
           "蓝色": "blue", "黄色": "yellow", "橙色": "orange", "红色": "red"}
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+
+REPORT_NOT_FILED = N_("Your report was not filed: %(problems)s Send REPORT followed by what you see and where.")
+REPORT_UNAVAILABLE = N_("Reports by SMS are not available right now. Please use the website.")
 
 HELP = N_("Lanjiang warnings: JOIN <area> to subscribe, LEVEL BLUE|YELLOW|ORANGE|RED for the lowest "
           "grade you want, LANG EN|ZH, STOP to unsubscribe, START to resume.")
@@ -52,7 +64,9 @@ def split_command(body: str) -> tuple[str, str]:
     return word.upper(), rest
 
 
-async def handle_keyword(ctx: ChannelContext, phone: str, body: str) -> Reply:
+async def handle_keyword(ctx: ChannelContext, phone: str, body: str, *, services: Services | None = None,
+                         message_sid: str = "") -> Reply:
+    """`services` and the inbound `message_sid` are needed for REPORT (intake, idempotent retries)."""
     subs: Subscribers = ctx.subscribers
     existing = await subs.get("sms", phone)
     word, arg = split_command(body)
@@ -61,6 +75,8 @@ async def handle_keyword(ctx: ChannelContext, phone: str, body: str) -> Reply:
         lang = existing.lang if existing and existing.status != "pending" else "zh_Hans"
     say = _sayer(ctx.catalogs, lang)
 
+    if word in REPORT_WORDS:
+        return await _report(services, ctx, phone, body, message_sid, lang)
     if word in STOP_WORDS:
         await subs.stop("sms", phone)
         return Reply(say(N_("You will receive no more warnings. Reply START to subscribe again.")), "stop")
@@ -100,6 +116,26 @@ async def handle_keyword(ctx: ChannelContext, phone: str, body: str) -> Reply:
         return Reply(say(N_("You will receive warnings of grade %(grade)s and above."),
                          grade=say(GRADE_NAMES[grade])), "level")
     return Reply(say(HELP), "help")
+
+
+async def _report(services: Services | None, ctx: ChannelContext, phone: str, body: str, message_sid: str,
+                  lang: str) -> Reply:
+    """File the report; Twilio retries a webhook with the same MessageSid, which files nothing new."""
+    say = _sayer(ctx.catalogs, lang)
+    report = parse_sms_report(body, ctx.registry, phone=phone, locale=lang)
+    if services is None or report is None:
+        return Reply(say(REPORT_UNAVAILABLE), "report_unavailable")
+    try:
+        submitted = await submit_report(services, report, idempotency_key=message_sid or None)
+    except ValidationFailed as exc:
+        problems = " ".join(say(e.message, **e.params) for e in exc.errors)
+        return Reply(say(REPORT_NOT_FILED, problems=problems), "report_invalid")
+    except (TooManyRequests, Conflict) as exc:
+        return Reply(say(exc.message, **exc.params), "report_refused")
+    # The "received" text itself (tracking code and page): the notifier does not send it again.
+    note = render_notification(services.reports.text_env, services.catalogs, submitted.report,
+                               services.settings.public_url)
+    return Reply(note["text"], "report_replayed" if submitted.replayed else "report")
 
 
 def _sayer(catalogs: Catalogs, locale: str):  # type: ignore[no-untyped-def]

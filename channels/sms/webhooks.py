@@ -49,8 +49,10 @@ async def inbound_sms(request: web.Request) -> web.Response:
         return web.json_response({"error": {"code": "bad_request", "message": "From is not a phone number."}},
                                  status=400)
     body = form.get("Body", "")[:1600]
-    reply = await handle_keyword(channel.ctx, phone, body)
-    await services.audit.append(f"sms:{phone[:-4]}****", f"sms.{reply.action}", "subscription")
+    reply = await handle_keyword(channel.ctx, phone, body, services=services,
+                                 message_sid=form.get("MessageSid", "")[:64])
+    target = "report" if reply.action.startswith("report") else "subscription"
+    await services.audit.append(f"sms:{phone[:-4]}****", f"sms.{reply.action}", target)
     twiml = MessagingResponse()
     twiml.message(reply.text)
     return web.Response(text=str(twiml), content_type="application/xml")
@@ -64,6 +66,6 @@ async def status_callback(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     from publisher.dispatch.receipts import record_receipt
 
-    await record_receipt(services, form.get("MessageSid", ""), form.get("MessageStatus", ""),
-                         form.get("ErrorCode", ""))
+    await record_receipt(services, request.query.get("ref", ""), form.get("To", ""),
+                         form.get("MessageStatus", ""), form.get("ErrorCode", ""))
     return web.Response(status=204)

@@ -1,7 +1,8 @@
 """The subscription bot: residents manage their Telegram subscription themselves.
 
 Commands: /start, /subscribe (an inline area picker, `/subscribe <area name or code>`, or a shared
-location resolved to its community), /lang, /level, /stop, /help. A chat that asks is a confirmed
+location resolved to its community), /lang, /level, /stop, /help; /report and /cancel run the
+hazard-report conversation (channels/telegram/reporting.py). A chat that asks is a confirmed
 opt-in. Replies are plain text (nothing user-controlled is ever parsed as markup), in the chat's
 language: the stored subscriber language, else the Telegram user's language.
 
@@ -39,6 +40,8 @@ from publisher.taxonomy import GRADE_NAMES, GRADES
 from ..base import PermanentError
 
 if TYPE_CHECKING:
+    from publisher.services import Services
+
     from .channel import TelegramChannel
 
 log = logging.getLogger(__name__)
@@ -103,6 +106,9 @@ class SubscriptionBot:
         app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_handler(MessageHandler(new & filters.COMMAND, self.on_help))  # unknown commands
         app.add_error_handler(self.on_error)
+        from .reporting import ReportConversation
+
+        ReportConversation(self).register(app)  # group -1: ahead of these while a report is open
 
     # -- language and text ---------------------------------------------------------------------
 
@@ -366,11 +372,14 @@ async def stop_bot_application(app: Application[Any, Any, Any, Any, Any, Any]) -
     await app.shutdown()
 
 
-async def process_update(channel: TelegramChannel, data: dict[str, Any]) -> None:
-    """Handle one webhook update to the end (replies sent) before the webhook answers."""
+async def process_update(channel: TelegramChannel, data: dict[str, Any], services: Services | None = None) -> None:
+    """Handle one webhook update to the end (replies sent) before the webhook answers. `services`
+    (the process's one Services) lets /report file reports through `submit_report`."""
     app = channel.bot_app
     if app is None:
         raise RuntimeError("the Telegram bot is not running")
+    if services is not None:
+        app.bot_data["services"] = services
     try:
         update = Update.de_json(data, app.bot)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:

@@ -33,7 +33,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
     from .bot import BadUpdate, process_update
 
     try:
-        await process_update(channel, data)  # type: ignore[arg-type]
+        await process_update(channel, data, services)  # type: ignore[arg-type]
     except BadUpdate:
         return web.json_response({"error": {"code": "bad_request", "message": "Not a Telegram update."}}, status=400)
     return web.Response(status=200)

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from shapely.geometry import Point, Polygon
 
+from channels.partners import partners_for
+
 from .. import keys
 from ..model import Message
 from ..policy import PUSH_CHANNELS, grades_for
@@ -105,6 +107,8 @@ class Planner:
             await self._enqueue(plan_id, channel, kind, list(earlier), earlier=True)
             await self._enqueue(plan_id, channel, kind, list(fresh), earlier=False)
             counts[channel] = len(earlier) + len(fresh)
+        if kind != "expired":  # partner systems get alerts, updates and cancels; the CAP says when it ends
+            counts["partner"] = await self._plan_partners(message, kind, plan_id)
         stats = {f"{ch}.planned": n for ch, n in counts.items()}
         await self.redis.hset(keys.delivery_stats(plan_id), mapping={
             **stats, "published_at": published_ms,
@@ -113,6 +117,15 @@ class Planner:
                                                            "seconds": f"{time.perf_counter() - started:.3f}"})
         log.info("planned %s (%s): %s in %.2fs", message.id, kind, counts, time.perf_counter() - started)
         return counts
+
+    async def _plan_partners(self, message: Message, kind: str, plan_id: str) -> int:
+        """Partners keep their own registry (channels.partners): those the message concerns by grade,
+        area and drill flag, plus those that received an earlier version of it."""
+        earlier = await self._earlier_recipients(message.thread, "partner") if message.msg_type != "Alert" else set()
+        fresh = set(await partners_for(self.redis, message, affected_areas(self.services, message))) - earlier
+        await self._enqueue(plan_id, "partner", kind, list(earlier), earlier=True)
+        await self._enqueue(plan_id, "partner", kind, list(fresh), earlier=False)
+        return len(earlier) + len(fresh)
 
     async def _by_area(self, message: Message, channel: str, mode: str) -> set[str]:
         if mode == "off":

@@ -4,13 +4,10 @@ Callbacks can arrive out of order and more than once; only sent → delivered / 
 
 from __future__ import annotations
 
-import logging
-
 from .. import keys
 from ..services import Services
 from .jobs import shard_of
 
-log = logging.getLogger(__name__)
 FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
 
 # Change the state only from `sent|…`, so a repeated or late callback does nothing.
@@ -22,17 +19,14 @@ return 1
 """
 
 
-async def record_receipt(services: Services, provider_id: str, status: str, error_code: str = "") -> bool:
+async def record_receipt(services: Services, plan_id: str, address: str, status: str,
+                         error_code: str = "", channel: str = "sms") -> bool:
+    """`plan_id` comes from the signed callback URL, `address` from Twilio's `To`."""
     outcome = FINAL.get(status.lower())
-    if not provider_id or outcome is None:
+    if not plan_id or not address or outcome is None:
         return False
-    ref = await services.redis.get(keys.provider_message(provider_id[:64]))
-    if ref is None:
-        log.info("receipt for unknown message %s", provider_id[:64])
-        return False
-    plan_id, channel, address = ref.split("|", 2)
-    state_key = keys.delivery_state(plan_id, channel, shard_of(address))
-    value = f"delivered|{provider_id}" if outcome == "delivered" else f"failed|{error_code or status}"
+    state_key = keys.delivery_state(plan_id[:80], channel, shard_of(address))
+    value = f"delivered|{status}" if outcome == "delivered" else f"failed|{error_code or status}"
     moved = await services.redis.eval(FORWARD, 1, state_key, address, value)
     if moved:
         await services.redis.hincrby(keys.delivery_stats(plan_id), f"{channel}.{outcome}", 1)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ..services import Services
+from .notifications import Notifier
 from .planner import Planner
 from .worker import Worker
 
@@ -28,7 +29,9 @@ async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 def start_dispatch(services: Services, worker: Worker | None = None) -> list[asyncio.Task[None]]:
     worker = worker or Worker(services)
     planner = Planner(services, consumer=worker.id)
+    notifier = Notifier(services, consumer=worker.id)
     return [
         asyncio.create_task(_forever("planner", planner.run), name="planner"),
         asyncio.create_task(_forever("dispatch worker", worker.run), name="dispatch"),
+        asyncio.create_task(_forever("reporter notifications", notifier.run), name="report-notifications"),
     ]

@@ -33,6 +33,13 @@ from .ratelimit import PerAddressLimiter, RateLimiter
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15
 
+# HSETNX for many recipients of one state shard at once: 1 where the claim is ours.
+CLAIM = """
+local out = {}
+for i = 2, #ARGV do out[i - 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) end
+return out
+"""
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -45,7 +52,6 @@ class Outcome:
     states: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     recipients: list[str] = field(default_factory=list)
-    providers: dict[str, str] = field(default_factory=dict)
     retries: list[tuple[str, float]] = field(default_factory=list)
     dead: list[str] = field(default_factory=list)
     unsubscribe: list[str] = field(default_factory=list)
@@ -62,8 +68,10 @@ class Worker:
         self.limiters = {
             "sms": RateLimiter(self.redis, "sms", self.settings.sms_rate),
             "telegram": RateLimiter(self.redis, "telegram", self.settings.telegram_rate),
+            "partner": RateLimiter(self.redis, "partner", 200.0),  # posts per second over all partners
         }
         self.per_chat = PerAddressLimiter(self.redis, "telegram-chat")
+        self._claim_script = self.redis.register_script(CLAIM)
         self.in_flight = asyncio.Semaphore(self.settings.dispatch_concurrency)
         self._messages: dict[str, Message] = {}
         self._renditions: dict[tuple[str, str, str, str], Rendition] = {}
@@ -153,13 +161,20 @@ class Worker:
         if not addresses:
             return []
         mark = f"sending|{self.id}|{now_ms()}"
-        state_keys = [keys.delivery_state(segment.message_id, segment.channel, shard_of(a)) for a in addresses]
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for address in addresses:
+            by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, address in zip(state_keys, addresses, strict=True):
-                pipe.hsetnx(key, address, mark)
-            fresh = await pipe.execute()
-        claimed = [a for a, ok in zip(addresses, fresh, strict=True) if ok]
-        taken = [(k, a) for k, a, ok in zip(state_keys, addresses, fresh, strict=True) if not ok]
+            for key, group in by_key.items():   # one script call per shard, not one HSETNX per recipient
+                await self._claim_script(keys=[key], args=[mark, *group], client=pipe)
+            results = await pipe.execute()
+        claimed, taken = [], []
+        for (key, group), flags in zip(by_key.items(), results, strict=True):
+            for address, ok in zip(group, flags, strict=True):
+                if ok:
+                    claimed.append(address)
+                else:
+                    taken.append((key, address))
         if taken:
             held: list[str] = []
             claimed += await self._take_over_from_dead(taken, mark, segment.attempt, held)
@@ -248,8 +263,6 @@ class Worker:
         if delivered:
             out.stats[f"{ch}.delivered"] += 1
         out.recipients.append(sub.address)
-        if result.provider_id and not delivered:
-            out.providers[result.provider_id] = f"{segment.message_id}|{ch}|{sub.address}"
 
     def _retry_or_dead(self, segment: Segment, address: str, state_key: str, out: Outcome, code: str,
                        retry_after: float | None) -> None:
@@ -290,8 +303,6 @@ class Worker:
                 by_shard[shard_of(address)].append(address)
             for shard, addresses in by_shard.items():
                 pipe.sadd(keys.thread_recipients(message.thread, ch, shard), *addresses)
-            for provider_id, ref in out.providers.items():
-                pipe.set(keys.provider_message(provider_id), ref, ex=7 * 86400)
             if out.retries:
                 pipe.zadd(keys.DISPATCH_RETRY, dict(out.retries))
             if out.dead:

@@ -20,7 +20,7 @@ from ..services import Services
 from ..settings import Settings
 from ..storage import open_redis
 from ..workflow import Clock
-from . import api, console, delivery, feeds, live, monitoring, open311, public, reports, screens, triage
+from . import api, console, delivery, feeds, live, monitoring, open311, partners, public, reports, screens, triage
 from .keys import BACKGROUND, SERVICES, SETTINGS
 from .middleware import MIDDLEWARES
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, reports, triage, monitoring, open311):
+    for module in (delivery, feeds, screens, partners, reports, triage, monitoring, open311):
         app.add_routes(module.routes)
     for routes in webhook_routes():
         app.add_routes(routes)

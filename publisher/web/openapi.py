@@ -163,6 +163,31 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ("get", "/api/v1/screens/{id}", "One screen with its status", "any staff role", None),
     ("put", "/api/v1/screens/{id}", "Replace a screen's record", "admin", {"$ref": "#/components/schemas/ScreenBody"}),
     ("delete", "/api/v1/screens/{id}", "Remove a screen", "admin", None),
+    # Partner webhooks: systems that receive every message they match as a signed POST (see README).
+    (
+        "get",
+        "/api/v1/partners",
+        "Registered partner systems (secrets are never shown, only a hint)",
+        "any staff role",
+        None,
+    ),
+    (
+        "post",
+        "/api/v1/partners",
+        "Register a partner; 201 with the signing secret, shown this once",
+        "admin",
+        {"$ref": "#/components/schemas/PartnerBody"},
+    ),
+    ("get", "/api/v1/partners/{id}", "One partner", "any staff role", None),
+    (
+        "put",
+        "/api/v1/partners/{id}",
+        "Replace a partner's settings (the secret is kept)",
+        "admin",
+        {"$ref": "#/components/schemas/PartnerBody"},
+    ),
+    ("delete", "/api/v1/partners/{id}", "Remove a partner", "admin", None),
+    ("post", "/api/v1/partners/{id}/rotate-secret", "A new signing secret, shown this once", "admin", None),
     (
         "post",
         "/api/v1/reports",
@@ -217,6 +242,21 @@ SCREEN_BODY: dict[str, Any] = {
         "line_width": {"type": "integer", "minimum": 8, "maximum": 200, "description": "LED text columns"},
         "encoding": {"enum": ["utf-8", "gb18030", "gb2312", "ascii"], "description": "LED text encoding"},
         "rotate_seconds": {"type": "integer", "minimum": 3, "maximum": 120},
+    },
+}
+PARTNER_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "name", "url"],
+    "properties": {
+        "id": {"type": "string", "pattern": SCREEN_ID, "description": "ignored by PUT"},
+        "name": {"type": "string", "maxLength": 80},
+        "url": {"type": "string", "format": "uri", "maxLength": 500, "description": "http(s), no credentials"},
+        "format": {"enum": ["json", "cap"], "description": "our JSON with cap_url and kind, or the CAP XML"},
+        "min_grade": {"enum": list(GRADES), "description": "default blue: every grade"},
+        "areas": {"type": "array", "items": {"type": "string"}, "description": "area codes; empty: every area"},
+        "active": {"type": "boolean"},
+        "include_drills": {"type": "boolean"},
     },
 }
 REPORT_BODY: dict[str, Any] = {
@@ -286,7 +326,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.public_url}],
         "paths": paths,
         "components": {
-            "schemas": {"WarningBody": WARNING_BODY, "ScreenBody": SCREEN_BODY, "ReportBody": REPORT_BODY,
+            "schemas": {"WarningBody": WARNING_BODY, "ScreenBody": SCREEN_BODY, "PartnerBody": PARTNER_BODY,
+                        "ReportBody": REPORT_BODY,
                         "Error": ERROR},
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "warncast admin create-token"},

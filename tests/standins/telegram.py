@@ -5,6 +5,7 @@ uses, records every call, and fails on demand.
         bot = Bot(api.token, base_url=f"{api.url}/bot")
         api.fail_next("429", times=2)               # the next two calls get flood control
         api.fail_chat(555, "403")                   # every call about chat 555: bot blocked
+        api.add_file("ph1", jpeg_bytes)             # getFile + GET /file/bot<token>/<path> serve it
 
 Standalone, for benchmarks: `python -m tests.standins.telegram --port 0` prints the port;
 `GET /_standin/stats` then reports messages, distinct chats and duplicates.
@@ -38,6 +39,7 @@ STRING_PARAMS = {
     "inline_message_id",
     "ip_address",
     "caption",
+    "file_id",
 }
 FAILURES: dict[str, tuple[int, str]] = {
     "429": (429, "Too Many Requests: retry after %(retry_after)s"),
@@ -92,6 +94,7 @@ class TelegramStandin:
         self._fail_next: list[str] = []
         self._fail_chats: dict[str, str] = {}
         self._message_ids = itertools.count(1)
+        self.files: dict[str, bytes] = {}  # file_id -> content, for getFile and downloads
         self._released = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -110,6 +113,10 @@ class TelegramStandin:
             self._fail_chats.pop(str(chat_id), None)
         else:
             self._fail_chats[str(chat_id)] = kind
+
+    def add_file(self, file_id: str, data: bytes) -> None:
+        """A file residents "uploaded": getFile describes it and the file URL serves it."""
+        self.files[file_id] = data
 
     def reset(self) -> None:
         self.calls.clear()
@@ -134,6 +141,7 @@ class TelegramStandin:
     async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_route("*", "/bot{token}/{method}", self._handle)
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
         app.router.add_get("/_standin/stats", self._stats)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
@@ -176,6 +184,8 @@ class TelegramStandin:
             status, description = FAILURES[kind]
             extra = {"retry_after": self.retry_after} if kind == "429" else None
             return _error(call, status, description % {"retry_after": self.retry_after}, extra)
+        if method == "getFile" and params.get("file_id") not in self.files:
+            return _error(call, 400, "Bad Request: invalid file_id")
         answer = getattr(self, f"_api_{method}", None)
         if answer is None:
             return _error(call, 404, "Not Found: method not found")
@@ -183,6 +193,22 @@ class TelegramStandin:
         if method == "sendMessage":
             self.delivered[str(call.chat_id)] += 1
         return web.json_response({"ok": True, "result": answer(params)})
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """GET /file/bot<token>/<file_path>: the bytes of a file getFile described."""
+        path = request.match_info["path"]
+        call = Call("download", {"file_path": path})
+        if self.record:
+            self.calls.append(call)
+        if request.match_info["token"] != self.token:
+            call.status = 401
+            return web.Response(status=401)
+        file_id = path.rsplit("/", 1)[-1]
+        if not path.startswith("photos/") or file_id not in self.files:
+            call.status = 404
+            return web.Response(status=404)
+        call.status = 200
+        return web.Response(body=self.files[file_id], content_type="application/octet-stream")
 
     async def _stats(self, request: web.Request) -> web.Response:
         """For a benchmark driving a standalone stand-in: how many chats got how many messages."""
@@ -214,6 +240,15 @@ class TelegramStandin:
     def _api_answerCallbackQuery(self, params: dict[str, Any]) -> Any:
         return True
 
+    def _api_getFile(self, params: dict[str, Any]) -> Any:
+        file_id = params["file_id"]
+        return {
+            "file_id": file_id,
+            "file_unique_id": f"u-{file_id}",
+            "file_size": len(self.files[file_id]),
+            "file_path": f"photos/{file_id}",
+        }
+
     def _api_setWebhook(self, params: dict[str, Any]) -> Any:
         return True
 
@@ -232,8 +267,9 @@ class TelegramStandin:
             "from": BOT_USER,
             "text": params.get("text", ""),
         }
-        if params.get("reply_markup"):
-            message["reply_markup"] = params["reply_markup"]
+        markup = params.get("reply_markup")
+        if isinstance(markup, dict) and "inline_keyboard" in markup:  # Telegram echoes only inline keyboards
+            message["reply_markup"] = markup
         return message
 
 

@@ -1,0 +1,16 @@
+"""Partner webhooks: the registry of partner systems and the channel that posts to them, signed."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+
+from publisher.model import Message
+
+from .registry import Partner, PartnerRegistry
+
+__all__ = ["Partner", "PartnerRegistry", "partners_for"]
+
+
+async def partners_for(redis: aioredis.Redis, message: Message, areas: set[str]) -> list[str]:
+    """The partners a message concerns (`areas`: the areas it affects, see dispatch.planner)."""
+    return await PartnerRegistry(redis).matching(message.content.grade, areas, message.content.is_drill)

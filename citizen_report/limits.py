@@ -1,0 +1,71 @@
+"""Rate limits of intake: fixed-window counters per client IP and per sender (phone or chat).
+
+The intake script counts and checks them in the same round trip as the write; a submission with
+photos is counted first (`seen_or_count`), so a flood of uploads is refused before it is decoded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from publisher import keys
+from publisher.errors import TooManyRequests
+from publisher.i18n import N_
+
+from .model import ReportConfig
+
+IP_LIMITED = ("web", "api", "open311")  # channels whose client IP is the reporter's
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    key: str  # this subject's counter for the current window
+    limit: int
+    window: int  # seconds
+
+
+def rate_limits(config: ReportConfig, now: datetime, client: str, sender: str) -> list[RateLimit]:
+    """The counters a submission from `client` (IP, or "") and `sender` (normalised phone or chat id,
+    or "") adds to."""
+    checks = []
+    if client:
+        checks.append(("ip", client, *config.per_ip))
+    if sender:
+        checks.append(("sender", sender, *config.per_sender))
+    epoch = int(now.timestamp())
+    return [
+        RateLimit(keys.report_rate(kind, _digest(subject), epoch // window), limit, window)
+        for kind, subject, limit, window in checks
+    ]
+
+
+async def seen_or_count(redis: Any, idem_key: str | None, limits: list[RateLimit]) -> str | None:
+    """The stored idempotency value if this submission was seen; else count it against its limits."""
+    async with redis.pipeline(transaction=False) as pipe:
+        if idem_key:
+            pipe.get(idem_key)
+        for limit in limits:
+            pipe.incr(limit.key)
+            pipe.expire(limit.key, limit.window)
+        results = await pipe.execute() if idem_key or limits else []
+    if idem_key and results[0]:
+        return str(results[0])
+    counts = results[1 if idem_key else 0 :: 2]
+    for limit, count in zip(limits, counts, strict=True):
+        if count > limit.limit:
+            too_many(limit)
+    return None
+
+
+def too_many(limit: RateLimit) -> NoReturn:
+    raise TooManyRequests(
+        N_("Too many reports from you in a short time. Try again in %(minutes)s minutes."),
+        minutes=max(1, limit.window // 60),
+    )
+
+
+def _digest(subject: str) -> str:  # the counter's key never holds the phone number or IP itself
+    return hashlib.sha256(subject.encode()).hexdigest()[:24]

@@ -1,0 +1,175 @@
+"""The closed loop's last step: tell reporters by SMS or Telegram what became of their report.
+
+Triage writes each status change as an entry of the durable stream `keys.REPORT_NOTIFICATIONS`
+(fields channel, address, locale, tracking_code, status, text: already in the reporter's language).
+This consumer reads it through its own consumer group, so any number of processes share the work
+and an entry whose consumer died is taken over (XAUTOCLAIM after `dispatch_reclaim_after`).
+
+- success or permanent failure: acknowledged. `channel=web` entries are acknowledged unsent (they
+  are the record of what the tracking page says).
+- temporary failure: the entry stays pending and its retry waits in a sorted set with exponential
+  backoff; XPENDING's delivery count bounds the attempts, then it becomes a dispatch dead letter.
+- no duplicates: the entry id goes into a small set (with a TTL) before the ack, so a consumer
+  that dies between sending and acknowledging is not followed by a second send. The only window
+  left is a crash during the provider call itself.
+- "received" for a report that came by SMS or Telegram was already answered in that conversation
+  (the webhook replies with the tracking code), so it is acknowledged without sending again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+from channels.base import AuthError, PermanentError, Rendition, TemporaryError
+from channels.sms.segments import count_segments
+
+from .. import keys
+from ..services import Services
+from .planner import ensure_group
+from .ratelimit import RateLimiter
+
+log = logging.getLogger(__name__)
+PUSHED = ("sms", "telegram")
+DEAD_KIND = "report-notification"  # `kind` of these entries in the dispatch dead-letter list
+SENT_TTL = 7 * 86400
+
+
+class Notifier:
+    def __init__(self, services: Services, consumer: str | None = None) -> None:
+        self.services = services
+        self.redis = services.redis
+        self.settings = services.settings
+        self.id = consumer or f"n-{uuid.uuid4().hex[:10]}"
+        self.limiters = {
+            "sms": RateLimiter(self.redis, "sms", self.settings.sms_rate),
+            "telegram": RateLimiter(self.redis, "telegram", self.settings.telegram_rate),
+        }
+
+    async def run(self) -> None:
+        await ensure_group(self.redis, keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP)
+        while True:
+            await self.run_once(block_ms=1000)
+
+    async def run_once(self, block_ms: int | None = None, count: int = 16) -> int:
+        """Handle a few entries: due retries first, then those of dead consumers, then new ones."""
+        entries = await self._due_retries(count)
+        if not entries:
+            _, reclaimed, *_ = await self.redis.xautoclaim(
+                keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id,
+                min_idle_time=int(self.settings.dispatch_reclaim_after * 1000), start_id="0-0", count=count)
+            entries = list(reclaimed)
+        if not entries:
+            fresh = await self.redis.xreadgroup(keys.REPORT_NOTIFY_GROUP, self.id,
+                                                {keys.REPORT_NOTIFICATIONS: ">"}, count=count, block=block_ms)
+            entries = [e for _, batch in fresh for e in batch]
+        for entry_id, fields in entries:
+            await self.handle(entry_id, fields)
+        return len(entries)
+
+    async def _due_retries(self, count: int) -> list[tuple[str, dict[str, str]]]:
+        due = await self.redis.zrangebyscore(keys.REPORT_NOTIFY_RETRY, "-inf", time.time(), start=0, num=count)
+        entries = []
+        for entry_id in due:
+            if await self.redis.zrem(keys.REPORT_NOTIFY_RETRY, entry_id):  # ZREM decides who retries it
+                # XCLAIM counts the delivery, which is what bounds the attempts.
+                entries += await self.redis.xclaim(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id,
+                                                   0, [entry_id])
+        return entries
+
+    async def handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
+        if not fields or await self.redis.sismember(keys.REPORT_NOTIFY_SENT, entry_id):
+            await self._ack(entry_id)  # trimmed away, or sent by a consumer that died before its ack
+            return
+        ch, address = fields.get("channel", ""), fields.get("address", "")
+        if ch not in PUSHED or not address or await self._answered_in_conversation(fields):
+            await self._ack(entry_id)
+            return
+        channel = self.services.channels.get(ch)
+        if channel is None:
+            await self._dead(entry_id, fields, "no_channel", await self._attempts(entry_id))
+            return
+        text = fields.get("text", "")
+        rendition = Rendition(text=text)
+        if ch == "sms":
+            counted = count_segments(text)
+            rendition = Rendition(text=text, units=max(1, counted.segments), encoding=counted.encoding)
+        try:
+            await self.limiters[ch].take(rendition.units)
+            await channel.send(address, rendition, reference=fields.get("tracking_code", ""))
+        except TemporaryError as exc:
+            await self._retry_or_dead(entry_id, fields, exc.code or "temporary", exc.retry_after)
+            return
+        except AuthError as exc:
+            log.error("%s credentials refused while notifying a reporter: %s", ch, exc)
+            await self._retry_or_dead(entry_id, fields, "auth", 60.0)
+            return
+        except PermanentError as exc:
+            log.info("reporter unreachable on %s (%s): notification dropped", ch, exc.code)
+            await self._ack(entry_id)
+            return
+        except Exception as exc:  # an unknown failure must not lose the notification
+            log.exception("unexpected error notifying a reporter on %s", ch)
+            await self._retry_or_dead(entry_id, fields, exc.__class__.__name__, None)
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.sadd(keys.REPORT_NOTIFY_SENT, entry_id)
+            pipe.expire(keys.REPORT_NOTIFY_SENT, SENT_TTL)
+            await pipe.execute()
+        await self._ack(entry_id)
+
+    async def _answered_in_conversation(self, fields: dict[str, str]) -> bool:
+        """A report that came by SMS or Telegram got its "received" reply in the same conversation."""
+        if fields.get("status") != "received":
+            return False
+        report_id = await self.redis.hget(keys.REPORTS_BY_TRACKING, fields.get("tracking_code", ""))
+        raw = await self.redis.get(keys.report(report_id)) if report_id else None
+        return bool(raw) and json.loads(raw).get("channel") == fields.get("channel")
+
+    async def _attempts(self, entry_id: str) -> int:
+        pending = await self.redis.xpending_range(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP,
+                                                  min=entry_id, max=entry_id, count=1)
+        return int(pending[0]["times_delivered"]) if pending else 1
+
+    async def _retry_or_dead(self, entry_id: str, fields: dict[str, str], code: str,
+                             retry_after: float | None) -> None:
+        attempts = await self._attempts(entry_id)
+        if attempts >= self.settings.dispatch_max_attempts:
+            await self._dead(entry_id, fields, code, attempts)
+            return
+        backoff = self.settings.dispatch_backoff * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
+        # Never later than the takeover of a dead consumer's entries: that would retry it anyway.
+        delay = min(max(backoff, retry_after or 0.0), self.settings.dispatch_reclaim_after)
+        await self.redis.zadd(keys.REPORT_NOTIFY_RETRY, {entry_id: time.time() + delay})
+
+    async def _dead(self, entry_id: str, fields: dict[str, str], code: str, attempts: int) -> None:
+        letter = {
+            "msg": f"report:{fields.get('tracking_code', '')}", "ch": fields.get("channel", ""), "kind": DEAD_KIND,
+            "to": fields.get("address", ""), "attempt": attempts, "error": code, "at": int(time.time() * 1000),
+            "entry": entry_id, "fields": fields,
+        }
+        log.warning("notification %s to a reporter failed %s times (%s): dead letter", entry_id, attempts, code)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(keys.DISPATCH_DEAD, json.dumps(letter, ensure_ascii=False))
+            pipe.hincrby(keys.DELIVERY_TOTALS, f"{letter['ch']}.dead", 1)
+            await pipe.execute()
+        await self._ack(entry_id)
+
+    async def _ack(self, entry_id: str) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:  # one slot: {reports}
+            pipe.xack(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, entry_id)
+            pipe.zrem(keys.REPORT_NOTIFY_RETRY, entry_id)
+            pipe.srem(keys.REPORT_NOTIFY_SENT, entry_id)
+            await pipe.execute()
+
+
+async def requeue(services: Services, letter: dict[str, Any]) -> bool:
+    """Put a notification dead letter back on its stream as a new entry; False if it is not one."""
+    if letter.get("kind") != DEAD_KIND or not isinstance(letter.get("fields"), dict):
+        return False
+    await services.redis.xadd(keys.REPORT_NOTIFICATIONS, letter["fields"])
+    return True
