@@ -50,9 +50,12 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def start_standin() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.standins.twilio", "--port", "0",
-                             "--account", ACCOUNT, "--token", TOKEN], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.standins.twilio", "--port", "0", "--account", ACCOUNT, "--token", TOKEN],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     port = json.loads(proc.stdout.readline())["port"]
     return proc, f"http://127.0.0.1:{port}"
@@ -71,8 +74,9 @@ async def load_subscribers(services: Services, n: int) -> None:
             for i in range(start, min(n, start + batch)):
                 phone = f"+86139{i:08d}"
                 area = communities[i % len(communities)]
-                sub = Subscriber("sms", phone, status="active", areas=[area],
-                                 lang="zh_Hans" if i % 3 else "en", source="bench")
+                sub = Subscriber(
+                    "sms", phone, status="active", areas=[area], lang="zh_Hans" if i % 3 else "en", source="bench"
+                )
                 pipe.hset(keys.subscriber("sms", phone), mapping=sub.to_hash())
                 pipe.sadd(keys.area_subscribers(area, "sms", sub.min_grade), phone)
             await pipe.execute()
@@ -84,6 +88,7 @@ async def bare_loop(base: str, n: int, concurrency: int) -> float:
     auth = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
     queue = iter(range(n))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+
         async def client() -> None:
             for i in queue:
                 data = {"To": f"+86137{i:08d}", "From": SENDER, "Body": "【澜江预警】暴雨红色预警 bench"}
@@ -96,12 +101,20 @@ async def bare_loop(base: str, n: int, concurrency: int) -> float:
 
 
 def worker_env(redis_url: str, twilio: str, args: argparse.Namespace, data_dir: Path) -> dict[str, str]:
-    return {**os.environ, "REDIS_URL": redis_url, "WARNCAST_DATA_DIR": str(data_dir),
-            "TWILIO_ACCOUNT_SID": ACCOUNT, "TWILIO_AUTH_TOKEN": TOKEN, "TWILIO_FROM": SENDER,
-            "TWILIO_API_BASE": twilio, "WARNCAST_SMS_RATE": str(args.rate),
-            "WARNCAST_DISPATCH_CONCURRENCY": str(args.concurrency // args.workers),
-            "WARNCAST_DISPATCH_RECLAIM_AFTER": "5", "WARNCAST_LOG_FORMAT": "text",
-            "WARNCAST_SECRET_KEY": "bench"}
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "WARNCAST_DATA_DIR": str(data_dir),
+        "TWILIO_ACCOUNT_SID": ACCOUNT,
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_FROM": SENDER,
+        "TWILIO_API_BASE": twilio,
+        "WARNCAST_SMS_RATE": str(args.rate),
+        "WARNCAST_DISPATCH_CONCURRENCY": str(args.concurrency // args.workers),
+        "WARNCAST_DISPATCH_RECLAIM_AFTER": "5",
+        "WARNCAST_LOG_FORMAT": "text",
+        "WARNCAST_SECRET_KEY": "bench",
+    }
 
 
 def data_log(env: dict[str, str]) -> Path:
@@ -109,8 +122,13 @@ def data_log(env: dict[str, str]) -> Path:
 
 
 def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([str(Path(sys.executable).parent / "warncast"), "worker"], env=env, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=open(data_log(env), "ab"))
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "warncast"), "worker"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=open(data_log(env), "ab"),
+    )
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -139,11 +157,24 @@ async def main(args: argparse.Namespace) -> None:
             await asyncio.sleep(2)  # workers connect and join the consumer groups
 
             chief = Actor("bench-chief", frozenset({"chief"}))
-            body = {"grade": "red", "event": "rainstorm", "areas": ["990100"],
-                    "expires": (services.warnings.now() + timedelta(hours=6)).isoformat(),
-                    "info": {"zh-CN": {"headline": "全市暴雨红色预警", "description": "特大暴雨。", "instruction": "停止户外活动。"},
-                             "en": {"headline": "City-wide red rainstorm warning", "description": "Extreme rain.",
-                                    "instruction": "Stop outdoor activities."}}}
+            body = {
+                "grade": "red",
+                "event": "rainstorm",
+                "areas": ["990100"],
+                "expires": (services.warnings.now() + timedelta(hours=6)).isoformat(),
+                "info": {
+                    "zh-CN": {
+                        "headline": "全市暴雨红色预警",
+                        "description": "特大暴雨。",
+                        "instruction": "停止户外活动。",
+                    },
+                    "en": {
+                        "headline": "City-wide red rainstorm warning",
+                        "description": "Extreme rain.",
+                        "instruction": "Stop outdoor activities.",
+                    },
+                },
+            }
             draft = await services.warnings.create(chief, body)
             published_at = time.perf_counter()
             message = await services.warnings.fast_path(chief, draft.id, "benchmark")
@@ -179,15 +210,28 @@ async def main(args: argparse.Namespace) -> None:
 
             rate = received / dispatch_seconds
             bare_rate = n / bare_seconds
-            print(json.dumps({
-                "subscribers": n, "planned": planned, "workers": args.workers, "concurrency": args.concurrency,
-                "enqueue_seconds_wall": round(enqueue_wall, 2), "planner_seconds": round(planner_seconds, 2),
-                "publish_to_first_delivery_seconds": round(first, 3),
-                "dispatch_seconds": round(dispatch_seconds, 1), "messages_per_second": round(rate),
-                "bare_loop_per_second": round(bare_rate), "ratio_vs_bare_loop": round(rate / bare_rate, 3),
-                "missed_recipients": planned - recipients, "duplicated_recipients": duplicates,
-                "peak_rss_mb_worker": round(peak_workers), "peak_rss_mb_redis": round(peak_redis),
-            }, indent=2))
+            print(
+                json.dumps(
+                    {
+                        "subscribers": n,
+                        "planned": planned,
+                        "workers": args.workers,
+                        "concurrency": args.concurrency,
+                        "enqueue_seconds_wall": round(enqueue_wall, 2),
+                        "planner_seconds": round(planner_seconds, 2),
+                        "publish_to_first_delivery_seconds": round(first, 3),
+                        "dispatch_seconds": round(dispatch_seconds, 1),
+                        "messages_per_second": round(rate),
+                        "bare_loop_per_second": round(bare_rate),
+                        "ratio_vs_bare_loop": round(rate / bare_rate, 3),
+                        "missed_recipients": planned - recipients,
+                        "duplicated_recipients": duplicates,
+                        "peak_rss_mb_worker": round(peak_workers),
+                        "peak_rss_mb_redis": round(peak_redis),
+                    },
+                    indent=2,
+                )
+            )
     finally:
         print(f"worker logs: {workdir / 'workers.log'}")
         for worker in workers:

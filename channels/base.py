@@ -22,7 +22,7 @@ class ChannelContext:
 
     settings: Settings
     redis: aioredis.Redis
-    env: jinja2.Environment       # the shared Jinja environment (templates/messages/*)
+    env: jinja2.Environment  # the shared Jinja environment (templates/messages/*)
     catalogs: Catalogs
     registry: AreaRegistry
     subscribers: Subscribers
@@ -61,16 +61,16 @@ class Rendition:
     """The exact text one recipient gets, with what it costs on the channel."""
 
     text: str
-    units: int = 1            # rate-limit cost: SMS segments, 1 for chat messages
-    encoding: str = ""        # SMS: GSM-7 or UCS-2
+    units: int = 1  # rate-limit cost: SMS segments, 1 for chat messages
+    encoding: str = ""  # SMS: GSM-7 or UCS-2
     parse_mode: str | None = None
-    ttl: int | None = None    # seconds the message stays useful (the warning's remaining validity)
+    ttl: int | None = None  # seconds the message stays useful (the warning's remaining validity)
 
 
 @dataclass(frozen=True)
 class SendResult:
     provider_id: str = ""
-    status: str = "sent"      # the provider's first status (e.g. Twilio "queued")
+    status: str = "sent"  # the provider's first status (e.g. Twilio "queued")
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -83,8 +83,8 @@ class Transport(Protocol):
 
 
 class Channel(Protocol):
-    name: str                 # "sms" | "telegram"
-    outbox_mode: bool         # True when the provider has no credentials
+    name: str  # "sms" | "telegram"
+    outbox_mode: bool  # True when the provider has no credentials
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         """The exact text for a recipient reading `locale`; `kind` overrides the message type

@@ -18,10 +18,16 @@ class OutboxTransport:
         self.key = keys.outbox(channel)
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
-        entry_id = await self.redis.xadd(self.key, {
-            "to": address, "text": rendition.text, "reference": reference,
-            "units": str(rendition.units), "at": datetime.now(UTC).isoformat(timespec="seconds"),
-        })
+        entry_id = await self.redis.xadd(
+            self.key,
+            {
+                "to": address,
+                "text": rendition.text,
+                "reference": reference,
+                "units": str(rendition.units),
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
         return SendResult(provider_id=f"outbox-{entry_id}", status="delivered")
 
     async def close(self) -> None:

@@ -42,8 +42,9 @@ def short_link(settings: Settings, message_id: str) -> str:
     return f"{settings.public_url}/w/{message_id}"
 
 
-def build_view(message: Message, locale: str, *, kind: str | None, registry: AreaRegistry,
-               settings: Settings, catalogs: Catalogs) -> View:
+def build_view(
+    message: Message, locale: str, *, kind: str | None, registry: AreaRegistry, settings: Settings, catalogs: Catalogs
+) -> View:
     tag = tag_for(locale)
     t = catalogs.get(locale).gettext
     content = message.content
@@ -66,9 +67,11 @@ def build_view(message: Message, locale: str, *, kind: str | None, registry: Are
     )
 
 
-async def render_template(env: jinja2.Environment, name: str, view: View, locale: str,
-                          catalogs: Catalogs, settings: Settings, **extra: Any) -> str:
+async def render_template(
+    env: jinja2.Environment, name: str, view: View, locale: str, catalogs: Catalogs, settings: Settings, **extra: Any
+) -> str:
     template = env.get_template(name)
     text = await template.render_async(
-        view=view, translations=catalogs.get(locale), locale=locale, tz=settings.tz, **extra)
+        view=view, translations=catalogs.get(locale), locale=locale, tz=settings.tz, **extra
+    )
     return "\n".join(line.rstrip() for line in text.strip().splitlines())

@@ -168,10 +168,18 @@ async def _import_subscribers(services: Services, args: argparse.Namespace) -> i
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {args.file}: {exc}") from exc
     report = await import_subscribers(services, text)
-    await services.audit.append("cli", "subscribers.import", args.file, imported=report.imported,
-                                unchanged=report.unchanged, errors=len(report.errors))
-    print(f"imported {report.imported}, unchanged {report.unchanged}, "
-          f"kept stopped {report.skipped_stopped}, errors {len(report.errors)}")
+    await services.audit.append(
+        "cli",
+        "subscribers.import",
+        args.file,
+        imported=report.imported,
+        unchanged=report.unchanged,
+        errors=len(report.errors),
+    )
+    print(
+        f"imported {report.imported}, unchanged {report.unchanged}, "
+        f"kept stopped {report.skipped_stopped}, errors {len(report.errors)}"
+    )
     for error in report.errors:
         print(f"  {error}", file=sys.stderr)
     return 1 if report.errors else 0

@@ -46,8 +46,14 @@ def validate_policy(body: Any) -> dict[str, dict[str, str]]:
         for channel in PUSH_CHANNELS:
             mode = row.get(channel, DEFAULT_POLICY[grade][channel])
             if mode not in MODES:
-                errors.append(FieldError(f"{grade}.{channel}", "choice", N_("Must be one of: %(choices)s."),
-                                         {"choices": ", ".join(MODES)}))
+                errors.append(
+                    FieldError(
+                        f"{grade}.{channel}",
+                        "choice",
+                        N_("Must be one of: %(choices)s."),
+                        {"choices": ", ".join(MODES)},
+                    )
+                )
             policy[grade][channel] = mode
         for unknown in sorted(set(row) - set(PUSH_CHANNELS)):
             errors.append(FieldError(f"{grade}.{unknown}", "unknown_field", N_("Unknown field.")))

@@ -41,7 +41,6 @@ class Services:
 
     @classmethod
     async def build(cls, settings: Settings, redis: aioredis.Redis, clock: Clock | None = None) -> Services:
-        from .web.templating import build_environment
 
         catalogs = Catalogs.load()
         registry = AreaRegistry()

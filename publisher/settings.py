@@ -44,14 +44,14 @@ class Settings:
     telegram_api_base: str = "https://api.telegram.org"
     telegram_webhook_secret: str = ""
     sms_max_segments: int = 3
-    sms_rate: float = 10.0            # message segments per second, all workers together
-    telegram_rate: float = 30.0       # messages per second, all workers together
-    dispatch_concurrency: int = 64    # sends in flight per worker
-    provider_timeout: float = 10.0    # seconds for one provider API call
+    sms_rate: float = 10.0  # message segments per second, all workers together
+    telegram_rate: float = 30.0  # messages per second, all workers together
+    dispatch_concurrency: int = 64  # sends in flight per worker
+    provider_timeout: float = 10.0  # seconds for one provider API call
     dispatch_max_attempts: int = 5
-    dispatch_backoff: float = 2.0     # seconds; doubles per attempt, with jitter
+    dispatch_backoff: float = 2.0  # seconds; doubles per attempt, with jitter
     dispatch_reclaim_after: float = 30.0  # seconds a segment may sit unacknowledged by a dead worker
-    run_workers: bool = True          # dispatch workers inside `warncast serve`
+    run_workers: bool = True  # dispatch workers inside `warncast serve`
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,8 +118,11 @@ class Settings:
 
     @property
     def twilio_configured(self) -> bool:
-        return bool(self.twilio_account_sid and self.twilio_auth_token
-                    and (self.twilio_from or self.twilio_messaging_service_sid))
+        return bool(
+            self.twilio_account_sid
+            and self.twilio_auth_token
+            and (self.twilio_from or self.twilio_messaging_service_sid)
+        )
 
     @property
     def telegram_configured(self) -> bool:

@@ -61,10 +61,16 @@ async def _import_row(services: Services, row: dict[str, str], report: ImportRep
     drill = (row.get("drill") or "").strip().lower() in ("1", "true", "yes")
     existing = await services.subscribers.get(channel, address)
     if existing and existing.status == STOPPED:
-        report.skipped_stopped += 1   # a STOP is honoured forever, even against an old list
+        report.skipped_stopped += 1  # a STOP is honoured forever, even against an old list
         return
-    if (existing and existing.active and area.code in existing.areas and existing.lang == lang
-            and existing.min_grade == grade and existing.drill == drill):
+    if (
+        existing
+        and existing.active
+        and area.code in existing.areas
+        and existing.lang == lang
+        and existing.min_grade == grade
+        and existing.drill == drill
+    ):
         report.unchanged += 1
         return
     await services.subscribers.subscribe(channel, address, area.code, lang=lang, source="import")

@@ -56,7 +56,7 @@ class Subscriber:
     status: str = PENDING
     areas: list[str] = field(default_factory=list)
     lang: str = "zh_Hans"
-    min_grade: str = ""          # "" until set: the channel's default (see policy.DEFAULT_MIN_GRADE)
+    min_grade: str = ""  # "" until set: the channel's default (see policy.DEFAULT_MIN_GRADE)
     drill: bool = False
     pending_area: str = ""
     source: str = ""
@@ -73,19 +73,30 @@ class Subscriber:
 
     def to_hash(self) -> dict[str, str]:
         return {
-            "channel": self.channel, "address": self.address, "status": self.status,
-            "areas": ",".join(self.areas), "lang": self.lang, "min_grade": self.min_grade,
-            "drill": "1" if self.drill else "0", "pending_area": self.pending_area,
-            "source": self.source, "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+            "channel": self.channel,
+            "address": self.address,
+            "status": self.status,
+            "areas": ",".join(self.areas),
+            "lang": self.lang,
+            "min_grade": self.min_grade,
+            "drill": "1" if self.drill else "0",
+            "pending_area": self.pending_area,
+            "source": self.source,
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Subscriber:
         return cls(
-            channel=data["channel"], address=data["address"], status=data.get("status", PENDING),
-            areas=[a for a in data.get("areas", "").split(",") if a], lang=data.get("lang", "zh_Hans"),
-            min_grade=data.get("min_grade", ""), drill=data.get("drill") == "1",
-            pending_area=data.get("pending_area", ""), source=data.get("source", ""),
+            channel=data["channel"],
+            address=data["address"],
+            status=data.get("status", PENDING),
+            areas=[a for a in data.get("areas", "").split(",") if a],
+            lang=data.get("lang", "zh_Hans"),
+            min_grade=data.get("min_grade", ""),
+            drill=data.get("drill") == "1",
+            pending_area=data.get("pending_area", ""),
+            source=data.get("source", ""),
         )
 
 
@@ -127,8 +138,11 @@ class Subscribers:
                 pipe.hmget(keys.subscriber(channel, address), _DISPATCH_FIELDS)
             rows = await pipe.execute()
         return [
-            Subscriber(channel, address, status=row[0], lang=row[1] or "zh_Hans", min_grade=row[2] or "",
-                       drill=row[3] == "1") if row[0] else None
+            Subscriber(
+                channel, address, status=row[0], lang=row[1] or "zh_Hans", min_grade=row[2] or "", drill=row[3] == "1"
+            )
+            if row[0]
+            else None
             for address, row in zip(addresses, rows, strict=True)
         ]
 
@@ -150,8 +164,7 @@ class Subscribers:
 
     async def request(self, channel: str, address: str, area: str, lang: str) -> Subscriber:
         """SMS JOIN: remember the area until the resident confirms with YES."""
-        return await self.update(channel, address, pending_area=area, lang=lang,
-                                 source=channel)
+        return await self.update(channel, address, pending_area=area, lang=lang, source=channel)
 
     async def confirm(self, channel: str, address: str) -> Subscriber | None:
         sub = await self.get(channel, address)
@@ -160,14 +173,16 @@ class Subscribers:
         areas = sub.areas if sub.pending_area in sub.areas else [*sub.areas, sub.pending_area]
         return await self.update(channel, address, areas=areas, pending_area="", status=ACTIVE)
 
-    async def subscribe(self, channel: str, address: str, area: str, *, lang: str | None = None,
-                        source: str = "") -> Subscriber:
+    async def subscribe(
+        self, channel: str, address: str, area: str, *, lang: str | None = None, source: str = ""
+    ) -> Subscriber:
         """A confirmed subscription (a chat that asked itself, or an imported opted-in base)."""
         before = await self.get(channel, address)
         sub = before or Subscriber(channel, address, source=source or channel)
         areas = sub.areas if area in sub.areas else [*sub.areas, area]
-        after = Subscriber(**{**sub.__dict__, "areas": areas, "status": ACTIVE, "lang": lang or sub.lang,
-                              "pending_area": ""})
+        after = Subscriber(
+            **{**sub.__dict__, "areas": areas, "status": ACTIVE, "lang": lang or sub.lang, "pending_area": ""}
+        )
         return await self.save(after, before=before)
 
     async def stop(self, channel: str, address: str) -> Subscriber:
@@ -179,8 +194,9 @@ class Subscribers:
             return None
         return await self.update(channel, address, status=ACTIVE)
 
-    async def count_active(self, area_codes: Iterable[str], channel: str, grades: Iterable[str],
-                           drill: bool = False) -> int:
+    async def count_active(
+        self, area_codes: Iterable[str], channel: str, grades: Iterable[str], drill: bool = False
+    ) -> int:
         """Reach estimate: index entries over the given areas (a resident in two areas counts twice)."""
         grades = list(grades)
         async with self.redis.pipeline(transaction=False) as pipe:

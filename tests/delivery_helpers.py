@@ -17,9 +17,17 @@ FROM = "+15557654321"
 
 
 def sms_settings(settings: Any, twilio_url: str, **overrides: Any) -> Any:
-    return settings.with_(twilio_account_sid="ACtest", twilio_auth_token=TOKEN, twilio_from=FROM,
-                          twilio_api_base=twilio_url, dispatch_backoff=0.01, provider_timeout=0.5,
-                          sms_rate=10_000.0, telegram_rate=10_000.0, **overrides)
+    return settings.with_(
+        twilio_account_sid="ACtest",
+        twilio_auth_token=TOKEN,
+        twilio_from=FROM,
+        twilio_api_base=twilio_url,
+        dispatch_backoff=0.01,
+        provider_timeout=0.5,
+        sms_rate=10_000.0,
+        telegram_rate=10_000.0,
+        **overrides,
+    )
 
 
 async def signed_post(client: Any, path: str, params: dict[str, str], *, token: str = TOKEN) -> Any:
@@ -29,8 +37,11 @@ async def signed_post(client: Any, path: str, params: dict[str, str], *, token: 
 
 
 async def sms(client: Any, phone: str, body: str) -> str:
-    resp = await signed_post(client, "/webhooks/twilio/sms", {"From": phone, "To": FROM, "Body": body,
-                                                              "MessageSid": "SMin", "AccountSid": "ACtest"})
+    resp = await signed_post(
+        client,
+        "/webhooks/twilio/sms",
+        {"From": phone, "To": FROM, "Body": body, "MessageSid": "SMin", "AccountSid": "ACtest"},
+    )
     assert resp.status == 200, await resp.text()
     return await resp.text()
 

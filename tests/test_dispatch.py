@@ -19,7 +19,7 @@ from .delivery_helpers import drain, signed_post, sms_settings
 from .standins.twilio import TwilioStandIn
 from .test_workflow import act, published
 
-D1, D2 = "990101", "990102"          # two districts of the demo city
+D1, D2 = "990101", "990102"  # two districts of the demo city
 
 
 @pytest.fixture
@@ -33,8 +33,17 @@ def settings(settings: Any, twilio: TwilioStandIn) -> Any:
     return sms_settings(settings, twilio.url, dispatch_max_attempts=3)
 
 
-async def subscribe(services: Any, n: int, area: str, *, start: int = 0, lang: str = "zh_Hans",
-                    min_grade: str | None = None, drill: bool = False, channel: str = "sms") -> list[str]:
+async def subscribe(
+    services: Any,
+    n: int,
+    area: str,
+    *,
+    start: int = 0,
+    lang: str = "zh_Hans",
+    min_grade: str | None = None,
+    drill: bool = False,
+    channel: str = "sms",
+) -> list[str]:
     phones = []
     for i in range(start, start + n):
         address = f"+86138{i:08d}" if channel == "sms" else str(100000 + i)
@@ -57,8 +66,8 @@ def community_in(services: Any, district: str) -> str:
 async def test_red_warning_reaches_every_subscriber_once_in_their_language(client, services, staff, clock, twilio):
     zh = await subscribe(services, 30, D1)
     en = await subscribe(services, 20, community_in(services, D1), start=100, lang="en")
-    city = await subscribe(services, 5, "990100", start=200)          # city-wide subscribers hear of it
-    other = await subscribe(services, 10, D2, start=300)               # another district does not
+    city = await subscribe(services, 5, "990100", start=200)  # city-wide subscribers hear of it
+    other = await subscribe(services, 10, D2, start=300)  # another district does not
     stopped = await subscribe(services, 1, D1, start=400)
     await services.subscribers.stop("sms", stopped[0])
     message = await published(client, staff, clock, grade="red")
@@ -75,7 +84,7 @@ async def test_red_warning_reaches_every_subscriber_once_in_their_language(clien
 
 
 async def test_policy_and_minimum_grade(client, services, staff, clock, twilio):
-    default = await subscribe(services, 3, D1)                      # SMS default: orange and above
+    default = await subscribe(services, 3, D1)  # SMS default: orange and above
     yellow = await subscribe(services, 3, D1, start=10, min_grade="yellow")
     blue = await subscribe(services, 3, D1, start=20, min_grade="blue")
     red_only = await subscribe(services, 3, D1, start=30, min_grade="red")
@@ -126,7 +135,7 @@ async def test_temporary_failures_retry_and_permanent_ones_stop(client, services
     assert set(twilio.counts) == set(phones[:4]) and all(c == 1 for c in twilio.counts.values())
     assert (await services.subscribers.get("sms", phones[5])).status == "stopped", "21610 unsubscribes"
     assert (await services.subscribers.get("sms", phones[4])).active, "an invalid number is not an opt-out"
-    stats = (await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json())
+    stats = await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json()
     sms = stats["channels"]["sms"]
     assert (sms["sent"], sms["failed"], sms["retrying"], sms["dead"]) == (4, 2, 0, 0)
 
@@ -224,7 +233,7 @@ async def test_rate_limit_is_held_across_workers(client, services, staff, clock,
     rate = 12.0
     services.settings = settings.with_(sms_rate=rate)
     await published(client, staff, clock, grade="red")
-    workers = [Worker(services, f"w{i}") for i in range(3)]   # each with its own limiter instance
+    workers = [Worker(services, f"w{i}") for i in range(3)]  # each with its own limiter instance
     await drain(services, workers)
     assert sum(twilio.counts.values()) == len(phones)
     stamps = sorted(m.at for m in twilio.messages)
@@ -275,16 +284,19 @@ async def test_delivery_receipts_move_forward_only(client, services, staff, cloc
         return resp.status
 
     assert await receipt(phones[0], "delivered") == 204
-    assert await receipt(phones[0], "sent") == 204          # late and out of order: ignored
-    assert await receipt(phones[0], "failed") == 204        # after delivered: ignored
+    assert await receipt(phones[0], "sent") == 204  # late and out of order: ignored
+    assert await receipt(phones[0], "failed") == 204  # after delivered: ignored
     assert await receipt(phones[1], "undelivered", ErrorCode="21610") == 204
     forged = await client.post(path, data={"MessageSid": "SM1", "MessageStatus": "delivered", "To": phones[1]})
     assert forged.status == 403
     # The plan id is part of what Twilio signed: moving a receipt to another warning breaks the signature.
-    other = await client.post("/webhooks/twilio/status?ref=x", data={"MessageStatus": "delivered", "To": phones[1]},
-                              headers={"X-Twilio-Signature": "forged"})
+    other = await client.post(
+        "/webhooks/twilio/status?ref=x",
+        data={"MessageStatus": "delivered", "To": phones[1]},
+        headers={"X-Twilio-Signature": "forged"},
+    )
     assert other.status == 403
-    stats = (await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json())
+    stats = await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json()
     sms = stats["channels"]["sms"]
     assert (sms["sent"], sms["delivered"], sms["failed"]) == (2, 1, 1)
     assert (await services.subscribers.get("sms", phones[1])).status == "stopped"
@@ -303,7 +315,9 @@ async def test_preview_shows_texts_segments_and_reach(client, services, staff, c
     assert sms["reach"] == 3 and sms["policy"] == "opted_in"
     assert sms["texts"]["zh-CN"]["encoding"] == "UCS-2" and sms["texts"]["zh-CN"]["segments"] >= 1
     assert sms["texts"]["en"]["text"].startswith("[Lanjiang Alert]")
-    created = await (await client.post("/api/v1/warnings", json=warning_body(clock, grade="red"), headers=staff["drafter"])).json()
+    created = await (
+        await client.post("/api/v1/warnings", json=warning_body(clock, grade="red"), headers=staff["drafter"])
+    ).json()
     saved = await (await client.get(f"/api/v1/warnings/{created['id']}/preview", headers=staff["approver"])).json()
     assert saved["channels"]["sms"]["reach"] == 10 and saved["channels"]["sms"]["policy"] == "all"
     bad = await client.post("/api/v1/warnings/preview", json={"grade": "red"}, headers=staff["drafter"])
@@ -316,8 +330,11 @@ async def test_outbox_mode_without_credentials(client, services, staff, clock, s
 
     await services.channels["sms"].close()
     services.settings = settings.with_(twilio_account_sid="")
-    services.channels["sms"] = SmsChannel(ChannelContext(services.settings, services.redis, services.env,
-                                                         services.catalogs, services.registry, services.subscribers))
+    services.channels["sms"] = SmsChannel(
+        ChannelContext(
+            services.settings, services.redis, services.env, services.catalogs, services.registry, services.subscribers
+        )
+    )
     assert services.channels["sms"].outbox_mode
     phones = await subscribe(services, 2, D1)
     await published(client, staff, clock, grade="red")

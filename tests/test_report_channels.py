@@ -17,7 +17,7 @@ from citizen_report.intake import load_report
 from citizen_report.model import ReportConfig
 from citizen_report.queue import drain, items
 from publisher import keys
-from publisher.dispatch.notifications import Notifier, requeue
+from publisher.dispatch.notifications import Notifier
 from publisher.dispatch.planner import ensure_group
 from publisher.web.app import create_app
 
@@ -337,7 +337,9 @@ async def test_temporary_failures_are_retried_then_dead_lettered(client, service
     assert [e["msg"] for e in (await dead.json())["entries"]] == [f"report:{code}"]
     # Once the provider is back, the dead letter can go round again.
     telegram_api.fail_chat(CHAT, None)
-    assert await requeue(services, letter)
+    replayed = await client.post("/api/v1/dispatch/dead-letters/replay", headers=staff["admin"])
+    assert (await replayed.json()) == {"replayed": 1}
+    assert await services.redis.llen(keys.DISPATCH_DEAD) == 0
     await notify_all(services)
     assert [c.text for c in telegram_api.sent(CHAT)][-1] == letter["fields"]["text"]
 

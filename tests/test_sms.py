@@ -63,7 +63,7 @@ async def test_forged_or_unsigned_webhooks_change_nothing(sms_client):
 
 async def test_double_opt_in_and_keywords(sms_client):
     subs = svc(sms_client).subscribers
-    reply = await sms(sms_client, "13800000001", "JOIN Binjiang")   # normalised to E.164
+    reply = await sms(sms_client, "13800000001", "JOIN Binjiang")  # normalised to E.164
     assert "YES" in reply and "<Response><Message>" in reply
     sub = await subs.get("sms", PHONE)
     assert sub.status == "pending" and sub.pending_area == "990101" and sub.lang == "en"
@@ -112,10 +112,23 @@ async def test_yes_without_join_confirms_nothing(sms_client):
 
 
 async def test_rendering_in_both_languages_within_budget(sms_client, publish, clock):
-    message = await publish(grade="red", **{"info": {
-        "zh-CN": {"headline": "滨江区暴雨红色预警", "description": "长" * 2000, "instruction": "立即停止户外活动，" * 40},
-        "en": {"headline": "Red rainstorm warning", "description": "long " * 400, "instruction": "Stay indoors. " * 60},
-    }})
+    message = await publish(
+        grade="red",
+        **{
+            "info": {
+                "zh-CN": {
+                    "headline": "滨江区暴雨红色预警",
+                    "description": "长" * 2000,
+                    "instruction": "立即停止户外活动，" * 40,
+                },
+                "en": {
+                    "headline": "Red rainstorm warning",
+                    "description": "long " * 400,
+                    "instruction": "Stay indoors. " * 60,
+                },
+            }
+        },
+    )
     channel = svc(sms_client).channels["sms"]
     zh = await channel.render(message, "zh_Hans")
     en = await channel.render(message, "en")
@@ -134,10 +147,16 @@ async def test_drill_prefix_in_sms(sms_client, publish):
     assert "[演练]" in (await channel.render(message, "zh_Hans")).text
 
 
-@pytest.mark.parametrize(("kind", "error", "unsubscribe"), [
-    ("429", TemporaryError, None), ("500", TemporaryError, None), ("hang", TemporaryError, None),
-    ("21610", PermanentError, True), ("21211", PermanentError, False),
-])
+@pytest.mark.parametrize(
+    ("kind", "error", "unsubscribe"),
+    [
+        ("429", TemporaryError, None),
+        ("500", TemporaryError, None),
+        ("hang", TemporaryError, None),
+        ("21610", PermanentError, True),
+        ("21211", PermanentError, False),
+    ],
+)
 async def test_error_classification(sms_client, twilio, publish, kind, error, unsubscribe):
     message = await publish(grade="red")
     channel = svc(sms_client).channels["sms"]

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from urllib.parse import urlencode
 from datetime import datetime
+from urllib.parse import urlencode
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -12,7 +11,16 @@ from twilio.rest import Client
 
 from publisher.model import Message
 
-from ..base import AuthError, ChannelContext, ChannelError, PermanentError, Rendition, SendResult, TemporaryError, Transport
+from ..base import (
+    AuthError,
+    ChannelContext,
+    ChannelError,
+    PermanentError,
+    Rendition,
+    SendResult,
+    TemporaryError,
+    Transport,
+)
 from ..outbox import OutboxTransport
 from ..render import build_view
 from .segments import count_segments, fit
@@ -20,7 +28,7 @@ from .twilio_http import TwilioHttp
 
 # Twilio error codes that mean this number will never take the message.
 PERMANENT_CODES = {21211, 21214, 21217, 21408, 21612, 21614, 21635, 30003, 30005, 30006}
-UNSUBSCRIBED = 21610          # the resident replied STOP to our sender
+UNSUBSCRIBED = 21610  # the resident replied STOP to our sender
 TEMPORARY_CODES = {20429, 21611, 30001, 30008}
 
 
@@ -34,15 +42,20 @@ class TwilioTransport:
         # One session for every send; the twilio client needs a running loop to be built.
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
         s = self.settings
-        self.client = Client(s.twilio_account_sid, s.twilio_auth_token, environment={},
-                             http_client=TwilioHttp(self.session, s.twilio_api_base, s.provider_timeout))
+        self.client = Client(
+            s.twilio_account_sid,
+            s.twilio_auth_token,
+            environment={},
+            http_client=TwilioHttp(self.session, s.twilio_api_base, s.provider_timeout),
+        )
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
         assert self.client is not None, "start() first"
         s = self.settings
         try:
             message = await self.client.messages.create_async(
-                to=address, body=rendition.text,
+                to=address,
+                body=rendition.text,
                 from_=s.twilio_from or None,
                 messaging_service_sid=None if s.twilio_from else s.twilio_messaging_service_sid,
                 # The plan id rides in the callback URL (Twilio signs it with the query), so a
@@ -52,7 +65,7 @@ class TwilioTransport:
             )
         except TwilioRestException as exc:
             raise classify(exc) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError, TwilioException) as exc:
+        except (TimeoutError, aiohttp.ClientError, TwilioException) as exc:
             raise TemporaryError(f"Twilio unreachable: {exc.__class__.__name__}") from exc
         return SendResult(provider_id=message.sid or "", status=str(message.status or "queued"))
 
@@ -79,22 +92,24 @@ class SmsChannel:
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.outbox_mode = not ctx.settings.twilio_configured
-        self.transport: Transport = (
-            OutboxTransport(ctx.redis, self.name) if self.outbox_mode else TwilioTransport(ctx))
+        self.transport: Transport = OutboxTransport(ctx.redis, self.name) if self.outbox_mode else TwilioTransport(ctx)
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         ctx = self.ctx
-        view = build_view(message, locale, kind=kind, registry=ctx.registry, settings=ctx.settings,
-                          catalogs=ctx.catalogs)
+        view = build_view(
+            message, locale, kind=kind, registry=ctx.registry, settings=ctx.settings, catalogs=ctx.catalogs
+        )
         template = ctx.env.get_template("messages/sms.txt")
-        module = await template.make_module_async({
-            "view": view, "translations": ctx.catalogs.get(locale), "locale": locale, "tz": ctx.settings.tz})
+        module = await template.make_module_async(
+            {"view": view, "translations": ctx.catalogs.get(locale), "locale": locale, "tz": ctx.settings.tz}
+        )
         body, tail = " ".join(str(module.body).split()), " ".join(str(module.tail).split())
         text = fit(body, ctx.settings.sms_max_segments, keep_tail=" " + tail if tail else "")
         counted = count_segments(text)
         remaining = int((message.content.expires - datetime.now(ctx.settings.tz)).total_seconds())
-        return Rendition(text=text, units=max(1, counted.segments), encoding=counted.encoding,
-                         ttl=min(36_000, max(60, remaining)))
+        return Rendition(
+            text=text, units=max(1, counted.segments), encoding=counted.encoding, ttl=min(36_000, max(60, remaining))
+        )
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
         return await self.transport.send(address, rendition, reference=reference)

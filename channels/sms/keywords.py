@@ -17,8 +17,8 @@ from citizen_report.intake import submit_report
 from citizen_report.notify import render_notification
 from publisher.errors import Conflict, TooManyRequests, ValidationFailed
 from publisher.i18n import N_, Catalogs
-from publisher.subscribers import STOPPED, SubscriberError, Subscribers, find_area
-from publisher.taxonomy import GRADE_NAMES, GRADES
+from publisher.subscribers import STOPPED, Subscribers, find_area
+from publisher.taxonomy import GRADE_NAMES
 
 from ..base import ChannelContext
 
@@ -34,21 +34,31 @@ LANG_WORDS = {"LANG", "LANGUAGE", "语言"}
 LEVEL_WORDS = {"LEVEL", "级别"}
 REPORT_WORDS = {"REPORT", "上报"}
 LANGS = {"EN": "en", "ENGLISH": "en", "ZH": "zh_Hans", "CN": "zh_Hans", "中文": "zh_Hans"}
-LEVELS = {"BLUE": "blue", "YELLOW": "yellow", "ORANGE": "orange", "RED": "red",
-          "蓝色": "blue", "黄色": "yellow", "橙色": "orange", "红色": "red"}
+LEVELS = {
+    "BLUE": "blue",
+    "YELLOW": "yellow",
+    "ORANGE": "orange",
+    "RED": "red",
+    "蓝色": "blue",
+    "黄色": "yellow",
+    "橙色": "orange",
+    "红色": "red",
+}
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 REPORT_NOT_FILED = N_("Your report was not filed: %(problems)s Send REPORT followed by what you see and where.")
 REPORT_UNAVAILABLE = N_("Reports by SMS are not available right now. Please use the website.")
 
-HELP = N_("Lanjiang warnings: JOIN <area> to subscribe, LEVEL BLUE|YELLOW|ORANGE|RED for the lowest "
-          "grade you want, LANG EN|ZH, STOP to unsubscribe, START to resume.")
+HELP = N_(
+    "Lanjiang warnings: JOIN <area> to subscribe, LEVEL BLUE|YELLOW|ORANGE|RED for the lowest "
+    "grade you want, LANG EN|ZH, STOP to unsubscribe, START to resume."
+)
 
 
 @dataclass(frozen=True)
 class Reply:
     text: str
-    action: str       # what happened, for the audit and the tests
+    action: str  # what happened, for the audit and the tests
 
 
 def split_command(body: str) -> tuple[str, str]:
@@ -60,12 +70,13 @@ def split_command(body: str) -> tuple[str, str]:
     # Chinese keywords are often glued to their argument: 订阅滨江区.
     for keyword in ("订阅", "上报", "语言", "级别"):
         if word.startswith(keyword) and len(word) > len(keyword):
-            return keyword, (word[len(keyword):] + " " + rest).strip()
+            return keyword, (word[len(keyword) :] + " " + rest).strip()
     return word.upper(), rest
 
 
-async def handle_keyword(ctx: ChannelContext, phone: str, body: str, *, services: Services | None = None,
-                         message_sid: str = "") -> Reply:
+async def handle_keyword(
+    ctx: ChannelContext, phone: str, body: str, *, services: Services | None = None, message_sid: str = ""
+) -> Reply:
     """`services` and the inbound `message_sid` are needed for REPORT (intake, idempotent retries)."""
     subs: Subscribers = ctx.subscribers
     existing = await subs.get("sms", phone)
@@ -87,39 +98,60 @@ async def handle_keyword(ctx: ChannelContext, phone: str, body: str, *, services
     if word in JOIN_WORDS:
         area = find_area(ctx.registry, arg)
         if area is None:
-            return Reply(say(N_("Unknown area \u201c%(area)s\u201d. Send the area's name or code, e.g. JOIN %(example)s."),
-                             area=arg[:30], example=_example(ctx)), "unknown_area")
+            return Reply(
+                say(
+                    N_("Unknown area \u201c%(area)s\u201d. Send the area's name or code, e.g. JOIN %(example)s."),
+                    area=arg[:30],
+                    example=_example(ctx),
+                ),
+                "unknown_area",
+            )
         await subs.request("sms", phone, area.code, lang)
-        return Reply(say(N_("Reply YES to receive warnings for %(area)s. Reply STOP at any time to end."),
-                         area=area.name_in("zh-CN" if lang == "zh_Hans" else "en")), "join")
+        return Reply(
+            say(
+                N_("Reply YES to receive warnings for %(area)s. Reply STOP at any time to end."),
+                area=area.name_in("zh-CN" if lang == "zh_Hans" else "en"),
+            ),
+            "join",
+        )
     if word in YES_WORDS:
         if existing and existing.status == STOPPED and not existing.pending_area:
             return Reply(say(N_("You unsubscribed earlier. Reply START to subscribe again.")), "yes_stopped")
         confirmed = await subs.confirm("sms", phone)
         if confirmed is None:
             return Reply(say(N_("Nothing to confirm. Reply JOIN <area> to subscribe.")), "yes_nothing")
-        return Reply(say(N_("Subscribed. You will receive warnings of grade %(grade)s and above."),
-                         grade=say(GRADE_NAMES[confirmed.min_grade])), "confirm")
+        return Reply(
+            say(
+                N_("Subscribed. You will receive warnings of grade %(grade)s and above."),
+                grade=say(GRADE_NAMES[confirmed.min_grade]),
+            ),
+            "confirm",
+        )
     if word in LANG_WORDS:
         chosen = LANGS.get(arg.upper())
         if chosen is None or existing is None:
             return Reply(say(N_("Reply LANG EN or LANG ZH after subscribing.")), "lang_invalid")
         await subs.update("sms", phone, lang=chosen)
-        return Reply(_sayer(ctx.catalogs, chosen)(N_("Messages will now come in English.")
-                                                   if chosen == "en" else N_("Messages will now come in Chinese.")),
-                     "lang")
+        return Reply(
+            _sayer(ctx.catalogs, chosen)(
+                N_("Messages will now come in English.") if chosen == "en" else N_("Messages will now come in Chinese.")
+            ),
+            "lang",
+        )
     if word in LEVEL_WORDS:
         grade = LEVELS.get(arg.upper()) or LEVELS.get(arg)
         if grade is None or existing is None:
             return Reply(say(N_("Reply LEVEL BLUE, YELLOW, ORANGE or RED after subscribing.")), "level_invalid")
         await subs.update("sms", phone, min_grade=grade)
-        return Reply(say(N_("You will receive warnings of grade %(grade)s and above."),
-                         grade=say(GRADE_NAMES[grade])), "level")
+        return Reply(
+            say(N_("You will receive warnings of grade %(grade)s and above."), grade=say(GRADE_NAMES[grade])), "level"
+        )
     return Reply(say(HELP), "help")
 
 
-async def _report(services: Services | None, ctx: ChannelContext, phone: str, body: str, message_sid: str,
-                  lang: str) -> Reply:
+async def _report(
+    services: Services | None, ctx: ChannelContext, phone: str, body: str, message_sid: str, lang: str
+) -> Reply:
     """File the report; Twilio retries a webhook with the same MessageSid, which files nothing new."""
     say = _sayer(ctx.catalogs, lang)
     report = parse_sms_report(body, ctx.registry, phone=phone, locale=lang)
@@ -133,8 +165,9 @@ async def _report(services: Services | None, ctx: ChannelContext, phone: str, bo
     except (TooManyRequests, Conflict) as exc:
         return Reply(say(exc.message, **exc.params), "report_refused")
     # The "received" text itself (tracking code and page): the notifier does not send it again.
-    note = render_notification(services.reports.text_env, services.catalogs, submitted.report,
-                               services.settings.public_url)
+    note = render_notification(
+        services.reports.text_env, services.catalogs, submitted.report, services.settings.public_url
+    )
     return Reply(note["text"], "report_replayed" if submitted.replayed else "report")
 
 
@@ -148,5 +181,3 @@ def _sayer(catalogs: Catalogs, locale: str):  # type: ignore[no-untyped-def]
 def _example(ctx: ChannelContext) -> str:
     district = next((a for a in ctx.registry.areas if a.level == "district"), None)
     return district.code if district else "990101"
-
-

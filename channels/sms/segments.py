@@ -18,8 +18,8 @@ GSM7_EXTENSION = frozenset("^{}\\[~]|€\f")
 
 @dataclass(frozen=True)
 class SegmentCount:
-    encoding: str   # "GSM-7" | "UCS-2"
-    units: int      # septets or UTF-16 code units
+    encoding: str  # "GSM-7" | "UCS-2"
+    units: int  # septets or UTF-16 code units
     segments: int
 
 

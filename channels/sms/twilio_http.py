@@ -33,9 +33,17 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]
         self.session = session
         self.api_base = api_base.rstrip("/")
 
-    async def request(self, method: str, url: str, params: dict | None = None, data: dict | None = None,
-                      headers: dict[str, str] | None = None, auth: tuple[str, str] | None = None,
-                      timeout: float | None = None, allow_redirects: bool = False) -> Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        params: dict | None = None,
+        data: dict | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         parts = urlsplit(url)
         target = self.api_base + parts.path + (f"?{parts.query}" if parts.query else "")
         headers = dict(headers or {})
@@ -43,13 +51,21 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]
             token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
             headers["Authorization"] = f"Basic {token}"
         async with self.session.request(
-            method.upper(), target, params=params, data=data, headers=headers,
-            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout), allow_redirects=allow_redirects,
+            method.upper(),
+            target,
+            params=params,
+            data=data,
+            headers=headers,
+            timeout=aiohttp.ClientTimeout(total=timeout or self.timeout),
+            allow_redirects=allow_redirects,
         ) as resp:
             text = await resp.text()
             if resp.status == 429:
-                raise TemporaryError("Twilio rate limit (429)", code="20429",
-                                     retry_after=retry_after_seconds(resp.headers.get("Retry-After")))
+                raise TemporaryError(
+                    "Twilio rate limit (429)",
+                    code="20429",
+                    retry_after=retry_after_seconds(resp.headers.get("Retry-After")),
+                )
             return Response(resp.status, text, resp.headers)
 
     async def close(self) -> None:

@@ -46,11 +46,13 @@ async def inbound_sms(request: web.Request) -> web.Response:
     try:
         phone = normalize_phone(form.get("From", ""))
     except SubscriberError:
-        return web.json_response({"error": {"code": "bad_request", "message": "From is not a phone number."}},
-                                 status=400)
+        return web.json_response(
+            {"error": {"code": "bad_request", "message": "From is not a phone number."}}, status=400
+        )
     body = form.get("Body", "")[:1600]
-    reply = await handle_keyword(channel.ctx, phone, body, services=services,
-                                 message_sid=form.get("MessageSid", "")[:64])
+    reply = await handle_keyword(
+        channel.ctx, phone, body, services=services, message_sid=form.get("MessageSid", "")[:64]
+    )
     target = "report" if reply.action.startswith("report") else "subscription"
     await services.audit.append(f"sms:{phone[:-4]}****", f"sms.{reply.action}", target)
     twiml = MessagingResponse()
@@ -66,6 +68,11 @@ async def status_callback(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     from publisher.dispatch.receipts import record_receipt
 
-    await record_receipt(services, request.query.get("ref", ""), form.get("To", ""),
-                         form.get("MessageStatus", ""), form.get("ErrorCode", ""))
+    await record_receipt(
+        services,
+        request.query.get("ref", ""),
+        form.get("To", ""),
+        form.get("MessageStatus", ""),
+        form.get("ErrorCode", ""),
+    )
     return web.Response(status=204)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import keys
 from ..services import Services
+from . import notifications
 from .jobs import shard_of
 
 
@@ -24,11 +25,15 @@ async def replay(services: Services, limit: int = 10_000) -> int:
         if raw is None:
             break
         job = json.loads(raw)
+        replayed += 1
+        if await notifications.requeue(services, job):
+            continue  # a status message to a citizen reporter, back on its own stream
         address = job["to"]
         async with services.redis.pipeline(transaction=False) as pipe:
             pipe.hdel(keys.delivery_state(job["msg"], job["ch"], shard_of(address)), address)
             pipe.hincrby(keys.delivery_stats(job["msg"]), f"{job['ch']}.dead", -1)
-            pipe.xadd(keys.DISPATCH_QUEUE, {k: job[k] for k in ("msg", "ch", "kind", "to", "earlier")} | {"attempt": "0"})
+            pipe.xadd(
+                keys.DISPATCH_QUEUE, {k: job[k] for k in ("msg", "ch", "kind", "to", "earlier")} | {"attempt": "0"}
+            )
             await pipe.execute()
-        replayed += 1
     return replayed

@@ -60,12 +60,18 @@ class Notifier:
         entries = await self._due_retries(count)
         if not entries:
             _, reclaimed, *_ = await self.redis.xautoclaim(
-                keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id,
-                min_idle_time=int(self.settings.dispatch_reclaim_after * 1000), start_id="0-0", count=count)
+                keys.REPORT_NOTIFICATIONS,
+                keys.REPORT_NOTIFY_GROUP,
+                self.id,
+                min_idle_time=int(self.settings.dispatch_reclaim_after * 1000),
+                start_id="0-0",
+                count=count,
+            )
             entries = list(reclaimed)
         if not entries:
-            fresh = await self.redis.xreadgroup(keys.REPORT_NOTIFY_GROUP, self.id,
-                                                {keys.REPORT_NOTIFICATIONS: ">"}, count=count, block=block_ms)
+            fresh = await self.redis.xreadgroup(
+                keys.REPORT_NOTIFY_GROUP, self.id, {keys.REPORT_NOTIFICATIONS: ">"}, count=count, block=block_ms
+            )
             entries = [e for _, batch in fresh for e in batch]
         for entry_id, fields in entries:
             await self.handle(entry_id, fields)
@@ -77,8 +83,9 @@ class Notifier:
         for entry_id in due:
             if await self.redis.zrem(keys.REPORT_NOTIFY_RETRY, entry_id):  # ZREM decides who retries it
                 # XCLAIM counts the delivery, which is what bounds the attempts.
-                entries += await self.redis.xclaim(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id,
-                                                   0, [entry_id])
+                entries += await self.redis.xclaim(
+                    keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id, 0, [entry_id]
+                )
         return entries
 
     async def handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
@@ -131,12 +138,12 @@ class Notifier:
         return bool(raw) and json.loads(raw).get("channel") == fields.get("channel")
 
     async def _attempts(self, entry_id: str) -> int:
-        pending = await self.redis.xpending_range(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP,
-                                                  min=entry_id, max=entry_id, count=1)
+        pending = await self.redis.xpending_range(
+            keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, min=entry_id, max=entry_id, count=1
+        )
         return int(pending[0]["times_delivered"]) if pending else 1
 
-    async def _retry_or_dead(self, entry_id: str, fields: dict[str, str], code: str,
-                             retry_after: float | None) -> None:
+    async def _retry_or_dead(self, entry_id: str, fields: dict[str, str], code: str, retry_after: float | None) -> None:
         attempts = await self._attempts(entry_id)
         if attempts >= self.settings.dispatch_max_attempts:
             await self._dead(entry_id, fields, code, attempts)
@@ -148,9 +155,15 @@ class Notifier:
 
     async def _dead(self, entry_id: str, fields: dict[str, str], code: str, attempts: int) -> None:
         letter = {
-            "msg": f"report:{fields.get('tracking_code', '')}", "ch": fields.get("channel", ""), "kind": DEAD_KIND,
-            "to": fields.get("address", ""), "attempt": attempts, "error": code, "at": int(time.time() * 1000),
-            "entry": entry_id, "fields": fields,
+            "msg": f"report:{fields.get('tracking_code', '')}",
+            "ch": fields.get("channel", ""),
+            "kind": DEAD_KIND,
+            "to": fields.get("address", ""),
+            "attempt": attempts,
+            "error": code,
+            "at": int(time.time() * 1000),
+            "entry": entry_id,
+            "fields": fields,
         }
         log.warning("notification %s to a reporter failed %s times (%s): dead letter", entry_id, attempts, code)
         async with self.redis.pipeline(transaction=False) as pipe:

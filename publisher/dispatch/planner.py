@@ -66,15 +66,21 @@ class Planner:
     async def run_once(self, block_ms: int | None = None) -> int:
         """Plan pending events (our own unacknowledged ones first, then new ones)."""
         done = 0
-        claimed = await self.redis.xautoclaim(keys.WARNINGS_EVENTS, keys.PLANNER_GROUP, self.consumer,
-                                              min_idle_time=int(self.services.settings.dispatch_reclaim_after * 1000),
-                                              start_id="0-0", count=10)
+        claimed = await self.redis.xautoclaim(
+            keys.WARNINGS_EVENTS,
+            keys.PLANNER_GROUP,
+            self.consumer,
+            min_idle_time=int(self.services.settings.dispatch_reclaim_after * 1000),
+            start_id="0-0",
+            count=10,
+        )
         entries = list(claimed[1])
         own = await self.redis.xreadgroup(keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: "0"}, count=10)
         entries += [e for _, batch in own for e in batch]
         if not entries:
-            fresh = await self.redis.xreadgroup(keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: ">"},
-                                                count=10, block=block_ms)
+            fresh = await self.redis.xreadgroup(
+                keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: ">"}, count=10, block=block_ms
+            )
             entries = [e for _, batch in fresh for e in batch]
         for entry_id, fields in entries:
             if fields:
@@ -100,7 +106,11 @@ class Planner:
         plan_id = message.id if kind != "expired" else f"{message.id}:expired"
         counts: dict[str, int] = {}
         for channel in PUSH_CHANNELS:
-            earlier = await self._earlier_recipients(message.thread, channel) if message.msg_type != "Alert" or kind == "expired" else set()
+            earlier = (
+                await self._earlier_recipients(message.thread, channel)
+                if message.msg_type != "Alert" or kind == "expired"
+                else set()
+            )
             fresh: set[str] = set()
             if kind in ("alert", "update"):
                 fresh = await self._by_area(message, channel, policy[message.content.grade][channel]) - earlier
@@ -110,11 +120,12 @@ class Planner:
         if kind != "expired":  # partner systems get alerts, updates and cancels; the CAP says when it ends
             counts["partner"] = await self._plan_partners(message, kind, plan_id)
         stats = {f"{ch}.planned": n for ch, n in counts.items()}
-        await self.redis.hset(keys.delivery_stats(plan_id), mapping={
-            **stats, "published_at": published_ms,
-            "kind": kind})
-        await self.redis.hset(keys.plan(plan_id), mapping={"done": "1", **stats,
-                                                           "seconds": f"{time.perf_counter() - started:.3f}"})
+        await self.redis.hset(
+            keys.delivery_stats(plan_id), mapping={**stats, "published_at": published_ms, "kind": kind}
+        )
+        await self.redis.hset(
+            keys.plan(plan_id), mapping={"done": "1", **stats, "seconds": f"{time.perf_counter() - started:.3f}"}
+        )
         log.info("planned %s (%s): %s in %.2fs", message.id, kind, counts, time.perf_counter() - started)
         return counts
 
@@ -134,8 +145,9 @@ class Planner:
         if message.content.is_drill:
             index_keys = [keys.area_drill_subscribers(a, channel) for a in areas]
         else:
-            index_keys = [keys.area_subscribers(a, channel, g) for a in areas
-                          for g in grades_for(mode, message.content.grade)]
+            index_keys = [
+                keys.area_subscribers(a, channel, g) for a in areas for g in grades_for(mode, message.content.grade)
+            ]
         return await self._scan_sets(index_keys)
 
     async def _earlier_recipients(self, thread_id: str, channel: str) -> set[str]:
@@ -162,9 +174,9 @@ class Planner:
         segments = chunks(addresses)
         for start in range(0, len(segments), 200):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for part in segments[start:start + 200]:
-                    pipe.xadd(keys.DISPATCH_QUEUE, Segment(plan_id, channel, kind, tuple(part),
-                                                           earlier=earlier).to_fields())
+                for part in segments[start : start + 200]:
+                    pipe.xadd(
+                        keys.DISPATCH_QUEUE, Segment(plan_id, channel, kind, tuple(part), earlier=earlier).to_fields()
+                    )
                 await pipe.execute()
             await asyncio.sleep(0)
-

@@ -19,14 +19,27 @@ async def preview(services: Services, message: Message) -> dict[str, Any]:
     for name in PUSH_CHANNELS:
         channel = services.channels.get(name)
         mode = policy[grade][name]
-        reach = 0 if mode == "off" else await services.subscribers.count_active(
-            areas, name, grades_for(mode, grade), drill=message.content.is_drill)
+        reach = (
+            0
+            if mode == "off"
+            else await services.subscribers.count_active(
+                areas, name, grades_for(mode, grade), drill=message.content.is_drill
+            )
+        )
         texts = {}
         if channel is not None:
             for locale, tag in SUPPORTED.items():
                 rendition = await channel.render(message, locale)
-                texts[tag] = {"text": rendition.text, "segments": rendition.units if name == "sms" else None,
-                              "encoding": rendition.encoding or None, "characters": len(rendition.text)}
-        channels[name] = {"policy": mode, "reach": reach, "outbox_mode": bool(channel and channel.outbox_mode),
-                          "texts": texts}
+                texts[tag] = {
+                    "text": rendition.text,
+                    "segments": rendition.units if name == "sms" else None,
+                    "encoding": rendition.encoding or None,
+                    "characters": len(rendition.text),
+                }
+        channels[name] = {
+            "policy": mode,
+            "reach": reach,
+            "outbox_mode": bool(channel and channel.outbox_mode),
+            "texts": texts,
+        }
     return {"id": message.id, "grade": grade, "drill": message.content.is_drill, "channels": channels}

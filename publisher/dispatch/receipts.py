@@ -19,8 +19,9 @@ return 1
 """
 
 
-async def record_receipt(services: Services, plan_id: str, address: str, status: str,
-                         error_code: str = "", channel: str = "sms") -> bool:
+async def record_receipt(
+    services: Services, plan_id: str, address: str, status: str, error_code: str = "", channel: str = "sms"
+) -> bool:
     """`plan_id` comes from the signed callback URL, `address` from Twilio's `To`."""
     outcome = FINAL.get(status.lower())
     if not plan_id or not address or outcome is None:

@@ -11,8 +11,12 @@ from ..services import Services
 
 COUNTS = ("planned", "sent", "delivered", "failed", "retrying", "dead")
 COUNT_NAMES = {  # column headings in the console
-    "planned": N_("planned"), "sent": N_("sent"), "delivered": N_("delivered"), "failed": N_("failed"),
-    "retrying": N_("retrying"), "dead": N_("dead"),
+    "planned": N_("planned"),
+    "sent": N_("sent"),
+    "delivered": N_("delivered"),
+    "failed": N_("failed"),
+    "retrying": N_("retrying"),
+    "dead": N_("dead"),
 }
 
 

@@ -99,12 +99,18 @@ class Worker:
         await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
         await self.promote_due_retries()
         _, reclaimed, *_ = await self.redis.xautoclaim(
-            keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id,
-            min_idle_time=int(self.settings.dispatch_reclaim_after * 1000), start_id="0-0", count=count)
+            keys.DISPATCH_QUEUE,
+            keys.DISPATCH_GROUP,
+            self.id,
+            min_idle_time=int(self.settings.dispatch_reclaim_after * 1000),
+            start_id="0-0",
+            count=count,
+        )
         entries = list(reclaimed)
         if not entries:
-            fresh = await self.redis.xreadgroup(keys.DISPATCH_GROUP, self.id, {keys.DISPATCH_QUEUE: ">"},
-                                                count=count, block=block_ms)
+            fresh = await self.redis.xreadgroup(
+                keys.DISPATCH_GROUP, self.id, {keys.DISPATCH_QUEUE: ">"}, count=count, block=block_ms
+            )
             entries = [e for _, batch in fresh for e in batch]
         await asyncio.gather(*(self._handle_entry(entry_id, fields) for entry_id, fields in entries))
         return len(entries)
@@ -127,8 +133,7 @@ class Worker:
         interval = max(0.5, self.settings.dispatch_reclaim_after / 3)
         while True:
             await asyncio.sleep(interval)
-            await self.redis.xclaim(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id, 0, [entry_id],
-                                    justid=True)
+            await self.redis.xclaim(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id, 0, [entry_id], justid=True)
 
     # one segment
 
@@ -148,11 +153,11 @@ class Worker:
 
     def _eligible(self, sub: Subscriber, message: Message, segment: Segment, mode: str) -> bool:
         if not sub.active:
-            return False      # STOP is honoured even for work planned before it
+            return False  # STOP is honoured even for work planned before it
         if segment.earlier:
-            return True       # they received an earlier version: they hear of its update or end
+            return True  # they received an earlier version: they hear of its update or end
         if message.content.is_drill and not sub.drill:
-            return False      # drills reach drill participants only
+            return False  # drills reach drill participants only
         if mode == "all":
             return True
         return mode == "opted_in" and sub.wants(message.content.grade)
@@ -165,7 +170,7 @@ class Worker:
         for address in addresses:
             by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
         async with self.redis.pipeline(transaction=False) as pipe:
-            for key, group in by_key.items():   # one script call per shard, not one HSETNX per recipient
+            for key, group in by_key.items():  # one script call per shard, not one HSETNX per recipient
                 await self._claim_script(keys=[key], args=[mark, *group], client=pipe)
             results = await pipe.execute()
         claimed, taken = [], []
@@ -181,14 +186,23 @@ class Worker:
             if held:
                 # Their owner may have died a moment ago (its heartbeat has not expired yet): look again
                 # once it has, or we would lose them when this segment is acknowledged.
-                recheck = Segment(segment.message_id, segment.channel, segment.kind, tuple(held),
-                                  segment.attempt, segment.earlier, recheck=True)
-                await self.redis.zadd(keys.DISPATCH_RETRY,
-                                      {json.dumps(recheck.to_fields()): time.time() + HEARTBEAT_SECONDS + 1})
+                recheck = Segment(
+                    segment.message_id,
+                    segment.channel,
+                    segment.kind,
+                    tuple(held),
+                    segment.attempt,
+                    segment.earlier,
+                    recheck=True,
+                )
+                await self.redis.zadd(
+                    keys.DISPATCH_RETRY, {json.dumps(recheck.to_fields()): time.time() + HEARTBEAT_SECONDS + 1}
+                )
         return claimed
 
-    async def _take_over_from_dead(self, taken: list[tuple[str, str]], mark: str, retry_attempt: int,
-                                   held: list[str]) -> list[str]:
+    async def _take_over_from_dead(
+        self, taken: list[tuple[str, str]], mark: str, retry_attempt: int, held: list[str]
+    ) -> list[str]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, address in taken:
                 pipe.hget(key, address)
@@ -197,13 +211,13 @@ class Worker:
         for (key, address), state in zip(taken, states, strict=True):
             kind, _, rest = (state or "").partition("|")
             if kind == "retry" and retry_attempt > 0:
-                mine.append((key, address))          # this is the scheduled retry itself
+                mine.append((key, address))  # this is the scheduled retry itself
             elif kind == "sending":
                 owner = rest.split("|", 1)[0]
                 if owner != self.id and not await self.redis.exists(keys.worker_heartbeat(owner)):
-                    mine.append((key, address))      # its worker died mid-send
+                    mine.append((key, address))  # its worker died mid-send
                 elif owner != self.id:
-                    held.append(address)             # another worker has it, or seems to: look later
+                    held.append(address)  # another worker has it, or seems to: look later
         if mine:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for key, address in mine:
@@ -226,8 +240,9 @@ class Worker:
             self._renditions[key] = await channel.render(message, locale, kind=kind)
         return self._renditions[key]
 
-    async def _deliver(self, channel: Channel, segment: Segment, message: Message, sub: Subscriber,
-                       out: Outcome) -> None:
+    async def _deliver(
+        self, channel: Channel, segment: Segment, message: Message, sub: Subscriber, out: Outcome
+    ) -> None:
         state_key = keys.delivery_state(segment.message_id, channel.name, shard_of(sub.address))
         ch = channel.name
         async with self.in_flight:
@@ -264,12 +279,17 @@ class Worker:
             out.stats[f"{ch}.delivered"] += 1
         out.recipients.append(sub.address)
 
-    def _retry_or_dead(self, segment: Segment, address: str, state_key: str, out: Outcome, code: str,
-                       retry_after: float | None) -> None:
+    def _retry_or_dead(
+        self, segment: Segment, address: str, state_key: str, out: Outcome, code: str, retry_after: float | None
+    ) -> None:
         attempt = segment.attempt + 1
         ch = segment.channel
-        job = json.dumps({**Segment(segment.message_id, ch, segment.kind, (address,), attempt,
-                                    segment.earlier).to_fields(), "error": code})
+        job = json.dumps(
+            {
+                **Segment(segment.message_id, ch, segment.kind, (address,), attempt, segment.earlier).to_fields(),
+                "error": code,
+            }
+        )
         if attempt >= self.settings.dispatch_max_attempts:
             out.states[state_key][address] = f"dead|{code}"
             out.dead.append(job)
@@ -289,7 +309,7 @@ class Worker:
                 pipe.hset(state_key, mapping=states)
                 pipe.expire(state_key, 30 * 86400)
             if segment.attempt > 0 and not segment.recheck:
-                out.stats[f"{ch}.retrying"] -= 1     # this recipient was counted as retrying
+                out.stats[f"{ch}.retrying"] -= 1  # this recipient was counted as retrying
             for name, value in out.stats.items():
                 if value:
                     pipe.hincrby(stats_key, name, value)
@@ -297,7 +317,7 @@ class Worker:
                         pipe.hincrby(keys.DELIVERY_TOTALS, name, value)
             if out.first_ms:
                 pipe.hsetnx(stats_key, f"{ch}.first_at", out.first_ms)
-                pipe.hset(stats_key, f"{ch}.last_at", out.last_ms)   # approximately the latest
+                pipe.hset(stats_key, f"{ch}.last_at", out.last_ms)  # approximately the latest
             by_shard: dict[int, list[str]] = defaultdict(list)
             for address in out.recipients:
                 by_shard[shard_of(address)].append(address)

@@ -10,10 +10,10 @@ from aiohttp import web
 from multidict import MultiDictProxy
 
 from ..approval_rules import RULE_KEYS, validate_rules
-from ..errors import ValidationFailed, WarncastError
-from ..i18n import N_, tag_for
 from ..dispatch.preview import preview
 from ..dispatch.stats import delivery_stats
+from ..errors import ValidationFailed, WarncastError
+from ..i18n import N_, tag_for
 from ..model import SUBMITTED, Content
 from ..taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
 from .middleware import error_body

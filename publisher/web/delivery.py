@@ -56,8 +56,16 @@ async def preview_unsaved(request: web.Request) -> web.Response:
     svc = services(request)
     content = svc.warnings._parse(await json_body(request))
     now = svc.warnings.now().isoformat()
-    draft = Message(id="preview", thread="preview", msg_type="Alert", state=DRAFT, content=content,
-                    drafter="", created=now, updated=now)
+    draft = Message(
+        id="preview",
+        thread="preview",
+        msg_type="Alert",
+        state=DRAFT,
+        content=content,
+        drafter="",
+        created=now,
+        updated=now,
+    )
     return web.json_response(await preview(svc, draft), dumps=_dumps)
 
 
@@ -90,8 +98,9 @@ async def outbox(request: web.Request) -> web.Response:
 async def dead_letters(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
     total, entries = await list_dead(services(request))
-    return web.json_response({"total": total, "entries": [{k: v for k, v in e.items() if k != "raw"}
-                                                          for e in entries]}, dumps=_dumps)
+    return web.json_response(
+        {"total": total, "entries": [{k: v for k, v in e.items() if k != "raw"} for e in entries]}, dumps=_dumps
+    )
 
 
 @routes.post("/api/v1/dispatch/dead-letters/replay")
@@ -126,15 +135,25 @@ async def metrics(request: web.Request) -> web.Response:
     svc = services(request)
     totals = await svc.redis.hgetall(keys.DELIVERY_TOTALS)
     registry = CollectorRegistry()
-    counter = Counter("warncast_deliveries", "Deliveries by channel and outcome", ["channel", "outcome"],
-                      registry=registry)
+    counter = Counter(
+        "warncast_deliveries", "Deliveries by channel and outcome", ["channel", "outcome"], registry=registry
+    )
     for name, value in totals.items():
         channel, _, outcome = name.partition(".")
         counter.labels(channel, outcome).inc(int(value))
     gauges = {
-        "warncast_dispatch_queue_length": ("Segments waiting on the dispatch queue", await svc.redis.xlen(keys.DISPATCH_QUEUE)),
-        "warncast_dispatch_retries_scheduled": ("Deliveries waiting for a retry", await svc.redis.zcard(keys.DISPATCH_RETRY)),
-        "warncast_dispatch_dead_letters": ("Deliveries that failed every attempt", await svc.redis.llen(keys.DISPATCH_DEAD)),
+        "warncast_dispatch_queue_length": (
+            "Segments waiting on the dispatch queue",
+            await svc.redis.xlen(keys.DISPATCH_QUEUE),
+        ),
+        "warncast_dispatch_retries_scheduled": (
+            "Deliveries waiting for a retry",
+            await svc.redis.zcard(keys.DISPATCH_RETRY),
+        ),
+        "warncast_dispatch_dead_letters": (
+            "Deliveries that failed every attempt",
+            await svc.redis.llen(keys.DISPATCH_DEAD),
+        ),
         "warncast_warnings_active": ("Warnings in force", len(await svc.warnings.active())),
     }
     for name, (doc, value) in gauges.items():
@@ -151,9 +170,17 @@ async def delivery_page(request: web.Request) -> web.Response:
     svc = services(request)
     outboxes = {ch: await read_outbox(svc.redis, ch, count=50) for ch in PUSH_CHANNELS}
     total, dead = await list_dead(svc, count=100)
-    return await page(request, "console/delivery.html", outboxes=outboxes, dead_total=total, dead=dead,
-                      outbox_mode={ch: svc.channels[ch].outbox_mode for ch in svc.channels},
-                      policy=await svc.policy.get(), channels=PUSH_CHANNELS, now=datetime.now(svc.settings.tz))
+    return await page(
+        request,
+        "console/delivery.html",
+        outboxes=outboxes,
+        dead_total=total,
+        dead=dead,
+        outbox_mode={ch: svc.channels[ch].outbox_mode for ch in svc.channels},
+        policy=await svc.policy.get(),
+        channels=PUSH_CHANNELS,
+        now=datetime.now(svc.settings.tz),
+    )
 
 
 @routes.post("/console/delivery/replay")
@@ -170,8 +197,10 @@ async def delivery_policy(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
     svc = services(request)
     form = await request.post()
-    body = {grade: {ch: str(form.get(f"{grade}.{ch}", "")) for ch in PUSH_CHANNELS}
-            for grade in ("blue", "yellow", "orange", "red")}
+    body = {
+        grade: {ch: str(form.get(f"{grade}.{ch}", "")) for ch in PUSH_CHANNELS}
+        for grade in ("blue", "yellow", "orange", "red")
+    }
     policy = validate_policy(body)
     before = await svc.policy.get()
     await svc.policy.save(policy)

@@ -142,13 +142,37 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ("get", "/api/v1/approval-rules", "Approval quorum per grade", "any staff role", None),
     ("put", "/api/v1/approval-rules", "Replace the approval rules", "admin", {"type": "object"}),
     ("get", "/api/v1/audit", "The newest audit log entries", "chief, admin", None),
-    ("get", "/api/v1/warnings/{id}/preview", "Every channel's exact text per language, SMS segments and reach", "any staff role", None),
-    ("post", "/api/v1/warnings/preview", "The same preview for an unsaved body", "drafter, chief", {"$ref": "#/components/schemas/WarningBody"}),
+    (
+        "get",
+        "/api/v1/warnings/{id}/preview",
+        "Every channel's exact text per language, SMS segments and reach",
+        "any staff role",
+        None,
+    ),
+    (
+        "post",
+        "/api/v1/warnings/preview",
+        "The same preview for an unsaved body",
+        "drafter, chief",
+        {"$ref": "#/components/schemas/WarningBody"},
+    ),
     ("get", "/api/v1/warnings/{id}/deliveries", "Delivery statistics per channel", "any staff role", None),
     ("get", "/api/v1/channel-policy", "Which grades go to which push channel", "any staff role", None),
     ("put", "/api/v1/channel-policy", "Replace the channel policy", "admin", {"type": "object"}),
-    ("get", "/api/v1/outbox/{channel}", "Messages delivered into a channel's outbox (no credentials)", "drafter, approver, chief, admin", None),
-    ("get", "/api/v1/dispatch/dead-letters", "Deliveries that failed every attempt", "drafter, approver, chief, admin", None),
+    (
+        "get",
+        "/api/v1/outbox/{channel}",
+        "Messages delivered into a channel's outbox (no credentials)",
+        "drafter, approver, chief, admin",
+        None,
+    ),
+    (
+        "get",
+        "/api/v1/dispatch/dead-letters",
+        "Deliveries that failed every attempt",
+        "drafter, approver, chief, admin",
+        None,
+    ),
     ("post", "/api/v1/dispatch/dead-letters/replay", "Put every dead letter back on the queue", "chief, admin", None),
     ("get", "/api/v1/openapi.json", "This document", None, None),
     # Display screens: the registry (outputs are /screens/{id}, .json, .txt and /events).
@@ -293,8 +317,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             },
         }
         if "{channel}" in path:
-            operation["parameters"] = [{"name": "channel", "in": "path", "required": True,
-                                        "schema": {"enum": ["sms", "telegram"]}}]
+            operation["parameters"] = [
+                {"name": "channel", "in": "path", "required": True, "schema": {"enum": ["sms", "telegram"]}}
+            ]
         if "{id}" in path and path.startswith("/api/v1/warnings"):
             operation["parameters"] = [
                 {
@@ -326,9 +351,13 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         "servers": [{"url": settings.public_url}],
         "paths": paths,
         "components": {
-            "schemas": {"WarningBody": WARNING_BODY, "ScreenBody": SCREEN_BODY, "PartnerBody": PARTNER_BODY,
-                        "ReportBody": REPORT_BODY,
-                        "Error": ERROR},
+            "schemas": {
+                "WarningBody": WARNING_BODY,
+                "ScreenBody": SCREEN_BODY,
+                "PartnerBody": PARTNER_BODY,
+                "ReportBody": REPORT_BODY,
+                "Error": ERROR,
+            },
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "warncast admin create-token"},
                 "session": {

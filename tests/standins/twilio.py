@@ -49,7 +49,7 @@ class TwilioStandIn:
     messages: list[Sent] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
     record_bodies: bool = True
-    _plan: list[str] = field(default_factory=list)           # failures for the next requests
+    _plan: list[str] = field(default_factory=list)  # failures for the next requests
     _per_number: dict[str, str] = field(default_factory=dict)
     hang_seconds: float = 30.0
     retry_after: str = "1"
@@ -86,25 +86,54 @@ class TwilioStandIn:
         if self.record_bodies:
             self.messages.append(Sent(to, str(form.get("Body", "")), {k: str(v) for k, v in form.items()}, sid))
         now = formatdate(usegmt=True)
-        return web.json_response({
-            "account_sid": self.account_sid, "api_version": "2010-04-01", "body": form.get("Body", ""),
-            "date_created": now, "date_sent": None, "date_updated": now, "direction": "outbound-api",
-            "error_code": None, "error_message": None, "from": form.get("From"),
-            "messaging_service_sid": form.get("MessagingServiceSid"), "num_media": "0", "num_segments": "1",
-            "price": None, "price_unit": "USD", "sid": sid, "status": "queued",
-            "subresource_uris": {"media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
-            "to": to, "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
-        }, status=201)
+        return web.json_response(
+            {
+                "account_sid": self.account_sid,
+                "api_version": "2010-04-01",
+                "body": form.get("Body", ""),
+                "date_created": now,
+                "date_sent": None,
+                "date_updated": now,
+                "direction": "outbound-api",
+                "error_code": None,
+                "error_message": None,
+                "from": form.get("From"),
+                "messaging_service_sid": form.get("MessagingServiceSid"),
+                "num_media": "0",
+                "num_segments": "1",
+                "price": None,
+                "price_unit": "USD",
+                "sid": sid,
+                "status": "queued",
+                "subresource_uris": {"media": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}/Media.json"},
+                "to": to,
+                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+            },
+            status=201,
+        )
 
     def _error(self, kind: str) -> web.Response:
         status, code, message = ERRORS[kind]
         headers = {"Retry-After": self.retry_after} if status == 429 else {}
-        return web.json_response({"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                                  "status": status}, status=status, headers=headers)
+        return web.json_response(
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status=status,
+            headers=headers,
+        )
 
     async def stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"received": sum(self.counts.values()), "recipients": len(self.counts),
-                                  "duplicates": sum(c - 1 for c in self.counts.values() if c > 1)})
+        return web.json_response(
+            {
+                "received": sum(self.counts.values()),
+                "recipients": len(self.counts),
+                "duplicates": sum(c - 1 for c in self.counts.values() if c > 1),
+            }
+        )
 
     async def __aenter__(self) -> TwilioStandIn:
         self._runner = web.AppRunner(self.app(), access_log=None)
