@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from redis.exceptions import ResponseError
-
 from publisher import keys
+from publisher.dispatch.streams import ensure_group as ensure_stream_group
 
 from .model import Report
 
@@ -36,11 +35,7 @@ def report_item(report: Report) -> dict[str, str]:
 
 
 async def ensure_group(services: Services) -> None:
-    try:
-        await services.redis.xgroup_create(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    await ensure_stream_group(services.redis, keys.MONITORING_QUEUE, keys.MONITORING_GROUP)
 
 
 async def consume(services: Services, consumer: str, *, count: int = 100, block_ms: int | None = None) -> int:

@@ -8,7 +8,8 @@ from typing import Any
 from twilio.request_validator import RequestValidator
 
 from publisher import keys
-from publisher.dispatch.planner import Planner, ensure_group
+from publisher.dispatch.planner import Planner
+from publisher.dispatch.streams import ensure_group
 from publisher.dispatch.worker import Worker
 from publisher.services import Services
 

@@ -12,7 +12,7 @@ import pytest
 
 from publisher import keys
 from publisher.dispatch.jobs import Segment, shard_of
-from publisher.dispatch.planner import ensure_group
+from publisher.dispatch.streams import ensure_group
 from publisher.dispatch.worker import Worker
 
 from .delivery_helpers import drain, signed_post, sms_settings

@@ -18,7 +18,7 @@ from citizen_report.model import ReportConfig
 from citizen_report.queue import drain, items
 from publisher import keys
 from publisher.dispatch.notifications import Notifier
-from publisher.dispatch.planner import ensure_group
+from publisher.dispatch.streams import ensure_group
 from publisher.web.app import create_app
 
 from .delivery_helpers import FROM, signed_post, sms_settings

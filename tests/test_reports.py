@@ -386,3 +386,23 @@ async def test_receipt_is_the_rendered_notification(client, services):
             assert receipt(desk.text_env, services.catalogs, variant, url) == expected, variant
     [(_id, stored)] = await services.redis.xrange(keys.REPORT_NOTIFICATIONS)
     assert stored == render_notification(desk.text_env, services.catalogs, done.report, url)
+
+
+async def test_reports_with_photos_are_limited_and_replayed_before_decoding(client, services):
+    """With photos the sender is counted (and a replay answered) before the photos are decoded."""
+    services.reports.config = services.reports.config.__class__(per_ip=(2, 600))
+
+    def form() -> FormData:
+        data = FormData()
+        for name, value in BODY.items():
+            data.add_field(name, str(value))
+        data.add_field("photos", gps_jpeg(), filename="IMG_0002.jpg", content_type="image/jpeg")
+        return data
+
+    first = await client.post("/api/v1/reports", data=form(), headers={"Idempotency-Key": "photo-1"})
+    assert first.status == 201, await first.text()
+    again = await client.post("/api/v1/reports", data=form(), headers={"Idempotency-Key": "photo-1"})
+    assert again.status == 200 and (await again.json())["id"] == (await first.json())["id"]
+    assert (await client.post("/api/v1/reports", data=form())).status == 201  # the replay did not count
+    assert (await client.post("/api/v1/reports", data=form())).status == 429
+    assert len(await queued(services)) == 2

@@ -30,7 +30,7 @@ from channels.sms.segments import count_segments
 
 from .. import keys
 from ..services import Services
-from .planner import ensure_group
+from .streams import ensure_group, next_entries
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -59,20 +59,9 @@ class Notifier:
         """Handle a few entries: due retries first, then those of dead consumers, then new ones."""
         entries = await self._due_retries(count)
         if not entries:
-            _, reclaimed, *_ = await self.redis.xautoclaim(
-                keys.REPORT_NOTIFICATIONS,
-                keys.REPORT_NOTIFY_GROUP,
-                self.id,
-                min_idle_time=int(self.settings.dispatch_reclaim_after * 1000),
-                start_id="0-0",
-                count=count,
-            )
-            entries = list(reclaimed)
-        if not entries:
-            fresh = await self.redis.xreadgroup(
-                keys.REPORT_NOTIFY_GROUP, self.id, {keys.REPORT_NOTIFICATIONS: ">"}, count=count, block=block_ms
-            )
-            entries = [e for _, batch in fresh for e in batch]
+            entries = await next_entries(self.redis, keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id,
+                                         reclaim_after=self.settings.dispatch_reclaim_after, count=count,
+                                         block_ms=block_ms)
         for entry_id, fields in entries:
             await self.handle(entry_id, fields)
         return len(entries)

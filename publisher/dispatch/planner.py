@@ -12,7 +12,6 @@ import logging
 import time
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
 from shapely.geometry import Point, Polygon
 
 from channels.partners import partners_for
@@ -22,16 +21,9 @@ from ..model import Message
 from ..policy import PUSH_CHANNELS, grades_for
 from ..services import Services
 from .jobs import SHARDS, Segment, chunks
+from .streams import ensure_group, next_entries
 
 log = logging.getLogger(__name__)
-
-
-async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
-    try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 def affected_areas(services: Services, message: Message) -> set[str]:
@@ -66,22 +58,9 @@ class Planner:
     async def run_once(self, block_ms: int | None = None) -> int:
         """Plan pending events (our own unacknowledged ones first, then new ones)."""
         done = 0
-        claimed = await self.redis.xautoclaim(
-            keys.WARNINGS_EVENTS,
-            keys.PLANNER_GROUP,
-            self.consumer,
-            min_idle_time=int(self.services.settings.dispatch_reclaim_after * 1000),
-            start_id="0-0",
-            count=10,
-        )
-        entries = list(claimed[1])
-        own = await self.redis.xreadgroup(keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: "0"}, count=10)
-        entries += [e for _, batch in own for e in batch]
-        if not entries:
-            fresh = await self.redis.xreadgroup(
-                keys.PLANNER_GROUP, self.consumer, {keys.WARNINGS_EVENTS: ">"}, count=10, block=block_ms
-            )
-            entries = [e for _, batch in fresh for e in batch]
+        entries = await next_entries(self.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP, self.consumer,
+                                     reclaim_after=self.services.settings.dispatch_reclaim_after, count=10,
+                                     block_ms=block_ms, own_pending=True)
         for entry_id, fields in entries:
             if fields:
                 await self.plan_event(fields, published_ms=int(entry_id.split("-")[0]))

@@ -27,7 +27,7 @@ from ..model import Message
 from ..services import Services
 from ..subscribers import Subscriber
 from .jobs import Segment, shard_of
-from .planner import ensure_group
+from .streams import ensure_group, next_entries
 from .ratelimit import PerAddressLimiter, RateLimiter
 
 log = logging.getLogger(__name__)
@@ -98,20 +98,9 @@ class Worker:
         """Handle a few segments: reclaimed ones from dead workers first, then new ones."""
         await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
         await self.promote_due_retries()
-        _, reclaimed, *_ = await self.redis.xautoclaim(
-            keys.DISPATCH_QUEUE,
-            keys.DISPATCH_GROUP,
-            self.id,
-            min_idle_time=int(self.settings.dispatch_reclaim_after * 1000),
-            start_id="0-0",
-            count=count,
-        )
-        entries = list(reclaimed)
-        if not entries:
-            fresh = await self.redis.xreadgroup(
-                keys.DISPATCH_GROUP, self.id, {keys.DISPATCH_QUEUE: ">"}, count=count, block=block_ms
-            )
-            entries = [e for _, batch in fresh for e in batch]
+        entries = await next_entries(self.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id,
+                                     reclaim_after=self.settings.dispatch_reclaim_after, count=count,
+                                     block_ms=block_ms)
         await asyncio.gather(*(self._handle_entry(entry_id, fields) for entry_id, fields in entries))
         return len(entries)
 
