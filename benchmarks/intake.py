@@ -1,7 +1,7 @@
 """Citizen-report intake: throughput and latency against a bare aiohttp endpoint, and durability
 when Redis is killed with SIGKILL mid-load.
 
-    .venv/bin/python benchmarks/intake.py [--requests 4000] [--concurrency 16] [--rounds 3]
+    .venv/bin/python benchmarks/intake.py [--requests 4000] [--concurrency 16] [--rounds 5]
 
 1. Throughput: the same load generator (this process, `--concurrency` connections, a fresh
    Idempotency-Key per post) posts the same JSON report to (a) a bare aiohttp app that reads the
@@ -242,7 +242,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating throughput rounds; the best counts")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating throughput rounds; the best counts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
         asyncio.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp)))

@@ -43,17 +43,17 @@ def rate_limits(config: ReportConfig, now: datetime, client: str, sender: str) -
 
 
 async def seen_or_count(redis: Any, idem_key: str | None, limits: list[RateLimit]) -> str | None:
-    """The stored idempotency value if this submission was seen; else count it against its limits."""
+    """The stored idempotency value if this submission was seen (a replay is not counted, as in the
+    intake script); else count it against its limits."""
+    if idem_key and (stored := await redis.get(idem_key)):
+        return str(stored)
+    if not limits:
+        return None
     async with redis.pipeline(transaction=False) as pipe:
-        if idem_key:
-            pipe.get(idem_key)
         for limit in limits:
             pipe.incr(limit.key)
             pipe.expire(limit.key, limit.window)
-        results = await pipe.execute() if idem_key or limits else []
-    if idem_key and results[0]:
-        return str(results[0])
-    counts = results[1 if idem_key else 0 :: 2]
+        counts = (await pipe.execute())[::2]
     for limit, count in zip(limits, counts, strict=True):
         if count > limit.limit:
             too_many(limit)

@@ -26,7 +26,7 @@ from .. import keys
 from ..model import Message
 from ..services import Services
 from ..subscribers import Subscriber
-from .jobs import Segment, shard_of
+from .jobs import SEGMENT_SIZE, Segment, shard_of
 from .streams import ensure_group, next_entries
 from .ratelimit import PerAddressLimiter, RateLimiter
 
@@ -72,6 +72,9 @@ class Worker:
         }
         self.per_chat = PerAddressLimiter(self.redis, "telegram-chat")
         self._claim_script = self.redis.register_script(CLAIM)
+        # A segment may wait long for its share of a slow rate; beyond this it is surely stuck.
+        slowest = min(self.settings.sms_rate, self.settings.telegram_rate) / self.settings.sms_max_segments
+        self._segment_timeout = max(120.0, 10 * self.settings.provider_timeout, 8 * SEGMENT_SIZE / slowest)
         self.in_flight = asyncio.Semaphore(self.settings.dispatch_concurrency)
         self._messages: dict[str, Message] = {}
         self._renditions: dict[tuple[str, str, str, str], Rendition] = {}
@@ -105,24 +108,32 @@ class Worker:
         return len(entries)
 
     async def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
-        keeper = asyncio.create_task(self._keep_claimed(entry_id))
+        done = asyncio.Event()
+        keeper = asyncio.create_task(self._keep_claimed(entry_id, done))
         try:
-            await self.process(Segment.from_fields(fields))
+            # A watchdog: whatever happens inside, this worker gives the segment up in time and
+            # another one (or this one, later) reclaims it; claims make the retry safe.
+            await asyncio.wait_for(self.process(Segment.from_fields(fields)), timeout=self._segment_timeout)
+        except TimeoutError:
+            log.error("segment %s took longer than %ss; leaving it for reclaim", entry_id, self._segment_timeout)
+            return
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            done.set()
+            await keeper
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.xack(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, entry_id)
             pipe.xdel(keys.DISPATCH_QUEUE, entry_id)
             await pipe.execute()
 
-    async def _keep_claimed(self, entry_id: str) -> None:
-        """Reset the entry's idle time while we work, so nobody reclaims a live worker's segment."""
+    async def _keep_claimed(self, entry_id: str, done: asyncio.Event) -> None:
+        """Reset the entry's idle time while we work, so nobody reclaims a live worker's segment.
+        Stopped by `done`, never cancelled mid-command."""
         interval = max(0.5, self.settings.dispatch_reclaim_after / 3)
-        while True:
-            await asyncio.sleep(interval)
-            await self.redis.xclaim(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id, 0, [entry_id], justid=True)
+        while not done.is_set():
+            try:
+                await asyncio.wait_for(done.wait(), interval)
+            except TimeoutError:
+                await self.redis.xclaim(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id, 0, [entry_id], justid=True)
 
     # one segment
 
