@@ -131,6 +131,49 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
+def red_warning(services: Services) -> dict:
+    return {
+        "grade": "red",
+        "event": "rainstorm",
+        "areas": ["990100"],
+        "expires": (services.warnings.now() + timedelta(hours=6)).isoformat(),
+        "info": {
+            "zh-CN": {"headline": "全市暴雨红色预警", "description": "特大暴雨。", "instruction": "停止户外活动。"},
+            "en": {
+                "headline": "City-wide red rainstorm warning",
+                "description": "Extreme rain.",
+                "instruction": "Stop outdoor activities.",
+            },
+        },
+    }
+
+
+async def enqueue_only(services: Services, n: int) -> None:
+    """Publish and plan in this process (no workers): how long until every recipient is queued."""
+    from publisher.dispatch.planner import Planner
+    from publisher.dispatch.streams import ensure_group
+
+    chief = Actor("bench-chief", frozenset({"chief"}))
+    draft = await services.warnings.create(chief, red_warning(services))
+    await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
+    started = time.perf_counter()
+    await services.warnings.fast_path(chief, draft.id, "benchmark")
+    await Planner(services, "bench").run_once()
+    seconds = time.perf_counter() - started
+    segments = await services.redis.xlen(keys.DISPATCH_QUEUE)
+    print(
+        json.dumps(
+            {
+                "subscribers": n,
+                "enqueue_seconds": round(seconds, 2),
+                "segments": segments,
+                "recipients_per_second": round(n / seconds),
+            },
+            indent=2,
+        )
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     n = args.subscribers
     workdir = Path(tempfile.mkdtemp(prefix="wc-bench-"))
@@ -148,6 +191,9 @@ async def main(args: argparse.Namespace) -> None:
             await load_subscribers(services, n)
             print(f"loaded {n:,} subscribers in {time.perf_counter() - started:.1f} s")
 
+            if args.enqueue_only:
+                await enqueue_only(services, n)
+                return
             bare_seconds = await bare_loop(twilio, n, args.concurrency)
             baseline = await standin_stats(http, twilio)
             print(f"bare aiohttp loop: {n:,} requests in {bare_seconds:.1f} s = {n / bare_seconds:,.0f}/s")
@@ -249,4 +295,5 @@ if __name__ == "__main__":
     parser.add_argument("--concurrency", type=int, default=128, help="requests in flight, all workers together")
     parser.add_argument("--rate", type=float, default=1_000_000, help="configured SMS segments per second")
     parser.add_argument("--no-kill", dest="kill", action="store_false")
+    parser.add_argument("--enqueue-only", action="store_true", help="measure publish-to-queued only")
     asyncio.run(main(parser.parse_args()))

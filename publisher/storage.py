@@ -125,7 +125,10 @@ async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
             await asyncio.to_thread(embedded.start)
             url = embedded.url
             log.info("started embedded redis-server in %s", embedded.directory)
-    client = aioredis.from_url(url, decode_responses=True, socket_timeout=10, health_check_interval=30)
+    # Enough connections for a worker's concurrent sends; redis-py's default pool caps far lower.
+    client = aioredis.from_url(
+        url, decode_responses=True, socket_timeout=10, health_check_interval=30, max_connections=1024
+    )
     try:
         await _wait_ready(client)
         yield client

@@ -59,9 +59,15 @@ class Notifier:
         """Handle a few entries: due retries first, then those of dead consumers, then new ones."""
         entries = await self._due_retries(count)
         if not entries:
-            entries = await next_entries(self.redis, keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id,
-                                         reclaim_after=self.settings.dispatch_reclaim_after, count=count,
-                                         block_ms=block_ms)
+            entries = await next_entries(
+                self.redis,
+                keys.REPORT_NOTIFICATIONS,
+                keys.REPORT_NOTIFY_GROUP,
+                self.id,
+                reclaim_after=self.settings.dispatch_reclaim_after,
+                count=count,
+                block_ms=block_ms,
+            )
         for entry_id, fields in entries:
             await self.handle(entry_id, fields)
         return len(entries)

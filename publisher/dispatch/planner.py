@@ -58,9 +58,16 @@ class Planner:
     async def run_once(self, block_ms: int | None = None) -> int:
         """Plan pending events (our own unacknowledged ones first, then new ones)."""
         done = 0
-        entries = await next_entries(self.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP, self.consumer,
-                                     reclaim_after=self.services.settings.dispatch_reclaim_after, count=10,
-                                     block_ms=block_ms, own_pending=True)
+        entries = await next_entries(
+            self.redis,
+            keys.WARNINGS_EVENTS,
+            keys.PLANNER_GROUP,
+            self.consumer,
+            reclaim_after=self.services.settings.dispatch_reclaim_after,
+            count=10,
+            block_ms=block_ms,
+            own_pending=True,
+        )
         for entry_id, fields in entries:
             if fields:
                 await self.plan_event(fields, published_ms=int(entry_id.split("-")[0]))
@@ -133,18 +140,21 @@ class Planner:
         return await self._scan_sets([keys.thread_recipients(thread_id, channel, s) for s in range(SHARDS)])
 
     async def _scan_sets(self, set_keys: list[str]) -> set[str]:
+        """Union of index sets: ordinary ones read whole, a few at a time in one round trip; a
+        very large one scanned so that no single reply holds it all."""
         found: set[str] = set()
-        sizes = []
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in set_keys:
                 pipe.scard(key)
             sizes = await pipe.execute()
-        for key, size in zip(set_keys, sizes, strict=True):
-            if not size:
-                continue
-            if size <= 10_000:
-                found.update(await self.redis.smembers(key))
-                continue
+        whole = [k for k, n in zip(set_keys, sizes, strict=True) if 0 < n <= 200_000]
+        for start in range(0, len(whole), 16):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in whole[start : start + 16]:
+                    pipe.smembers(key)
+                for members in await pipe.execute():
+                    found.update(members)
+        for key in (k for k, n in zip(set_keys, sizes, strict=True) if n > 200_000):
             async for member in self.redis.sscan_iter(key, count=10_000):
                 found.add(member)
         return found

@@ -43,6 +43,7 @@ class RateLimiter:
         self._script = redis.register_script(TOKEN_BUCKET)
         self._batch = max(1, int(self.burst / 2))
         self._balance = 0
+        self._lock = asyncio.Lock()
 
     async def acquire(self, units: int) -> int:
         """Wait until at least one unit is granted; return how many (≤ units) were granted."""
@@ -57,9 +58,10 @@ class RateLimiter:
         """Spend `units`, fetching tokens from Redis in small batches to save round trips.
 
         The local balance never exceeds half a burst, so the global bound still holds."""
-        while self._balance < units:
-            self._balance += await self.acquire(max(units - self._balance, self._batch))
-        self._balance -= units
+        async with self._lock:  # one fetch at a time: no stampede of concurrent senders on Redis
+            while self._balance < units:
+                self._balance += await self.acquire(max(units - self._balance, self._batch))
+            self._balance -= units
 
 
 class PerAddressLimiter:

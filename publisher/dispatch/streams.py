@@ -16,13 +16,22 @@ async def ensure_group(redis: aioredis.Redis, stream: str, group: str) -> None:
             raise
 
 
-async def next_entries(redis: aioredis.Redis, stream: str, group: str, consumer: str, *,
-                       reclaim_after: float, count: int, block_ms: int | None,
-                       own_pending: bool = False) -> list[Entry]:
+async def next_entries(
+    redis: aioredis.Redis,
+    stream: str,
+    group: str,
+    consumer: str,
+    *,
+    reclaim_after: float,
+    count: int,
+    block_ms: int | None,
+    own_pending: bool = False,
+) -> list[Entry]:
     """Entries a dead consumer left (idle longer than `reclaim_after` s), then, with `own_pending`,
     our own unacknowledged ones (after a restart under the same name), and only then new ones."""
-    _, reclaimed, *_ = await redis.xautoclaim(stream, group, consumer, min_idle_time=int(reclaim_after * 1000),
-                                              start_id="0-0", count=count)
+    _, reclaimed, *_ = await redis.xautoclaim(
+        stream, group, consumer, min_idle_time=int(reclaim_after * 1000), start_id="0-0", count=count
+    )
     entries: list[Entry] = list(reclaimed)
     if own_pending:
         own = await redis.xreadgroup(group, consumer, {stream: "0"}, count=count)

@@ -101,9 +101,15 @@ class Worker:
         """Handle a few segments: reclaimed ones from dead workers first, then new ones."""
         await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
         await self.promote_due_retries()
-        entries = await next_entries(self.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP, self.id,
-                                     reclaim_after=self.settings.dispatch_reclaim_after, count=count,
-                                     block_ms=block_ms)
+        entries = await next_entries(
+            self.redis,
+            keys.DISPATCH_QUEUE,
+            keys.DISPATCH_GROUP,
+            self.id,
+            reclaim_after=self.settings.dispatch_reclaim_after,
+            count=count,
+            block_ms=block_ms,
+        )
         await asyncio.gather(*(self._handle_entry(entry_id, fields) for entry_id, fields in entries))
         return len(entries)
 
@@ -246,11 +252,11 @@ class Worker:
         state_key = keys.delivery_state(segment.message_id, channel.name, shard_of(sub.address))
         ch = channel.name
         async with self.in_flight:
-            rendition = await self._rendition(channel, message, sub.lang, segment.kind)
-            await self.limiters[ch].take(rendition.units)
-            if ch == "telegram":
-                await self.per_chat.wait_turn(sub.address)
-            try:
+            try:  # everything that can fail for one recipient, so it never takes the segment down
+                rendition = await self._rendition(channel, message, sub.lang, segment.kind)
+                await self.limiters[ch].take(rendition.units)
+                if ch == "telegram":
+                    await self.per_chat.wait_turn(sub.address)
                 result = await channel.send(sub.address, rendition, reference=segment.message_id)
             except TemporaryError as exc:
                 self._retry_or_dead(segment, sub.address, state_key, out, exc.code or "temporary", exc.retry_after)
