@@ -225,7 +225,10 @@ async def test_segment_of_a_dead_consumer_is_reclaimed(client, services, staff, 
     await asyncio.sleep(0.1)
     await worker.run_once()
     assert set(twilio.counts) == set(phones)
-    assert message["id"]
+    pending = await services.redis.xpending(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+    assert pending["pending"] == 0, "the rescued segment is acknowledged"
+    stats = await (await client.get(f"/api/v1/warnings/{message['id']}/deliveries", headers=staff["chief"])).json()
+    assert stats["channels"]["sms"]["sent"] == 3
 
 
 async def test_rate_limit_is_held_across_workers(client, services, staff, clock, twilio, settings):
