@@ -68,8 +68,13 @@ class Notifier:
                 count=count,
                 block_ms=block_ms,
             )
+        # Most entries (web reporters) need no sending: acknowledge them together, in one round trip.
+        idle = [e for e, f in entries if not f or f.get("channel") not in PUSHED or not f.get("address")]
+        if idle:
+            await self._ack(*idle)
         for entry_id, fields in entries:
-            await self.handle(entry_id, fields)
+            if entry_id not in idle:
+                await self.handle(entry_id, fields)
         return len(entries)
 
     async def _due_retries(self, count: int) -> list[tuple[str, dict[str, str]]]:
@@ -167,11 +172,11 @@ class Notifier:
             await pipe.execute()
         await self._ack(entry_id)
 
-    async def _ack(self, entry_id: str) -> None:
+    async def _ack(self, *entry_ids: str) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:  # one slot: {reports}
-            pipe.xack(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, entry_id)
-            pipe.zrem(keys.REPORT_NOTIFY_RETRY, entry_id)
-            pipe.srem(keys.REPORT_NOTIFY_SENT, entry_id)
+            pipe.xack(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, *entry_ids)
+            pipe.zrem(keys.REPORT_NOTIFY_RETRY, *entry_ids)
+            pipe.srem(keys.REPORT_NOTIFY_SENT, *entry_ids)
             await pipe.execute()
 
 
