@@ -33,7 +33,7 @@ from .model import (
     ReportInput,
     new_tracking_code,
 )
-from .notify import flatten
+from .notify import flatten, pushed
 from .photos import CleanPhoto, clean_photos
 from .queue import report_item
 from .receipts import receipt
@@ -75,7 +75,7 @@ redis.call('SET', KEYS[3] .. id, '{"id": "' .. id .. '", ' .. string.sub(ARGV[2]
 redis.call('HSET', KEYS[4], ARGV[3], id)
 redis.call('ZADD', KEYS[5], rest.created, id)
 redis.call('XADD', KEYS[6], '*', 'ref', id, unpack(rest.item))
-redis.call('XADD', KEYS[7], '*', unpack(rest.notice))
+if #rest.notice > 0 then redis.call('XADD', KEYS[7], '*', unpack(rest.notice)) end
 return number
 """
 
@@ -132,7 +132,9 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         "created": int(now.timestamp()),
         "limits": [[limit.limit, limit.window] for limit in limits],
         "item": flatten(item),
-        "notice": flatten(receipt(desk.text_env, services.catalogs, report, services.settings.public_url)),
+        "notice": flatten(receipt(desk.text_env, services.catalogs, report, services.settings.public_url))
+        if pushed(report)
+        else [],
     }
     outcome = await redis.register_script(_INTAKE)(
         [

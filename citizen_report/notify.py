@@ -3,7 +3,7 @@
 A notification is one entry in the durable stream `keys.REPORT_NOTIFICATIONS`, written in the same
 atomic step as the change itself, with the text already rendered in the reporter's language. The
 SMS and Telegram workers consume it (with a consumer group) and deliver on the channel the reporter
-used; `channel=web` entries have no address and exist so the record of what we said is complete.
+used. Reporters without a push channel (`web`) get no entries: their tracking page shows the status.
 
 Fields: channel (sms | telegram | web), address (E.164 phone, chat id, or empty), locale,
 tracking_code, status, text.
@@ -18,6 +18,12 @@ from publisher.i18n import Catalogs
 from .model import STATUS_NAMES, Report
 
 TEMPLATE = "report/notification.txt"
+
+
+def pushed(report: Report) -> bool:
+    """Whether status changes go out to this reporter (SMS or Telegram); web reporters read the
+    tracking page, so nothing is queued for them."""
+    return report.reply_channel in ("sms", "telegram") and bool(report.reply_address)
 
 
 def render_notification(env: jinja2.Environment, catalogs: Catalogs, report: Report, public_url: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from publisher.i18n import N_, tag_for
 from .incidents import MERGED, Incident, load_incident, priority_for, store_incident
 from .intake import load_report
 from .model import ASSIGNED, DUPLICATE, IN_PROGRESS, REJECTED, RESOLVED, TERMINAL, TRANSITIONS, VERIFIED
-from .notify import render_notification
+from .notify import pushed, render_notification
 from .routing import load_routing
 
 if TYPE_CHECKING:
@@ -131,10 +131,11 @@ async def _apply(
             report.incident = (target or incident).id
             report.history.append({"status": status, "at": now.isoformat(), "note": report.status_note})
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
-            fields = render_notification(
-                services.reports.text_env, services.catalogs, report, services.settings.public_url
-            )
-            pipe.xadd(keys.REPORT_NOTIFICATIONS, fields)
+            if pushed(report):
+                fields = render_notification(
+                    services.reports.text_env, services.catalogs, report, services.settings.public_url
+                )
+                pipe.xadd(keys.REPORT_NOTIFICATIONS, fields)
         await pipe.execute()
     return target or incident
 

@@ -342,7 +342,8 @@ async def test_concurrent_retries_make_one_report(client, services):
     assert len({r.report.tracking_code for r in results}) == 1
     assert sorted(r.replayed for r in results) == [False] + [True] * 7
     assert len(await queued(services)) == 1
-    assert len(await services.redis.xrange(keys.REPORT_NOTIFICATIONS)) == 1
+    assert results[0].report.reply_channel == "web"
+    assert await services.redis.xlen(keys.REPORT_NOTIFICATIONS) == 0, "a web reporter reads the tracking page"
 
 
 def _variants(report: Report) -> list[Report]:
