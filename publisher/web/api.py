@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from channels.cache import Rendering
@@ -18,7 +15,7 @@ from ..taxonomy import CAP_CATEGORIES, EVENTS, GRADE_COLOUR, GRADE_SEVERITY, GRA
 from .conditional import respond
 from .live import outlets
 from .openapi import openapi_document
-from .requests import current_actor, json_body, optional_text, require_actor, services, t
+from .requests import current_actor, json_body, json_dumps, optional_text, require_actor, services, t
 from .serialize import message_json
 from .warnings_query import parse_filter, render_list, wants_geojson
 
@@ -33,11 +30,7 @@ def _staff(request: web.Request) -> bool:
 def _json(request: web.Request, message: Message, status: int = 200) -> web.Response:
     svc = services(request)
     body = message_json(message, registry=svc.registry, settings=svc.settings, staff=_staff(request))
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    return web.json_response(body, status=status, dumps=json_dumps)
 
 
 @routes.get("/api/v1/areas")
@@ -56,7 +49,7 @@ async def list_areas(request: web.Request) -> web.Response:
         areas = [a for a in areas if a.level == level]
     if parent := request.query.get("parent"):
         areas = [a for a in areas if a.parent == parent]
-    return web.json_response({"areas": [a.as_json() for a in areas]}, dumps=_dumps)
+    return web.json_response({"areas": [a.as_json() for a in areas]}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/taxonomy")
@@ -67,7 +60,7 @@ async def taxonomy(request: web.Request) -> web.Response:
             "categories": list(CAP_CATEGORIES),
             "events": [{"code": e.code, "category": e.category, "name": t(request, e.name)} for e in EVENTS.values()],
         },
-        dumps=_dumps,
+        dumps=json_dumps,
     )
 
 
@@ -211,9 +204,9 @@ async def audit(request: web.Request) -> web.Response:
     svc = services(request)
     total = await svc.audit.count()
     entries = await svc.audit.entries(max(0, total - 200), -1)
-    return web.json_response({"total": total, "entries": entries[::-1]}, dumps=_dumps)
+    return web.json_response({"total": total, "entries": entries[::-1]}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(services(request).settings), dumps=_dumps)
+    return web.json_response(openapi_document(services(request).settings), dumps=json_dumps)

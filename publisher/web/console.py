@@ -18,15 +18,10 @@ from ..model import SUBMITTED, Content
 from ..taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
 from .middleware import error_body
 from .pages import page
-from .requests import SESSION_COOKIE, current_actor, locale, require_actor, services, t
+from .requests import SESSION_COOKIE, locale, login_required, require_actor, services, t
 
 routes = web.RouteTableDef()
 LOGIN_CSRF_COOKIE = "wc_login_csrf"
-
-
-def _login_required(request: web.Request) -> None:
-    if current_actor(request) is None:
-        raise web.HTTPSeeOther(f"/console/login?next={request.path}")
 
 
 def _local(target: str | None) -> str:
@@ -97,7 +92,7 @@ async def logout(request: web.Request) -> web.Response:
 
 @routes.get("/console")
 async def dashboard(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     svc = services(request)
     messages = await svc.warnings.list(limit=200)
     threads = {m.thread: await svc.warnings.thread(m.thread) for m in messages}
@@ -182,7 +177,7 @@ def _field_errors(request: web.Request, error: ValidationFailed) -> dict[str, st
 
 @routes.get("/console/compose")
 async def compose_form(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     require_actor(request, "warning.create")
     svc = services(request)
     expires = (svc.warnings.now() + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
@@ -220,7 +215,7 @@ def _form_values(form: MultiDictProxy[Any]) -> dict[str, Any]:
 
 @routes.get("/console/warnings/{id}")
 async def detail(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     svc = services(request)
     message = await svc.warnings.get(request.match_info["id"])
     thread = await svc.warnings.thread(message.thread)
@@ -242,7 +237,7 @@ async def detail(request: web.Request) -> web.Response:
 
 @routes.get(r"/console/warnings/{id}/{mode:edit|update}")
 async def edit_form(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     svc = services(request)
     message = await svc.warnings.get(request.match_info["id"])
     return await _compose_page(
@@ -312,7 +307,7 @@ async def act(request: web.Request) -> web.Response:
 
 @routes.get("/console/audit")
 async def audit_page(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     require_actor(request, "audit.read")
     svc = services(request)
     total = await svc.audit.count()
@@ -323,7 +318,7 @@ async def audit_page(request: web.Request) -> web.Response:
 
 @routes.get("/console/rules")
 async def rules_page(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     require_actor(request, "warning.read")
     rules = await services(request).warnings.rules.all()
     return await page(request, "console/rules.html", rules=rules, keys=RULE_KEYS, errors={}, saved=False)

@@ -3,9 +3,7 @@ Prometheus metrics and the short verify link used in messages."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -23,13 +21,9 @@ from ..identifiers import is_identifier
 from ..model import DRAFT, Message
 from ..policy import PUSH_CHANNELS, validate_policy
 from .pages import page
-from .requests import json_body, require_actor, services
+from .requests import json_body, json_dumps, require_actor, services
 
 routes = web.RouteTableDef()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 @routes.get("/w/{id}")
@@ -46,7 +40,7 @@ async def preview_saved(request: web.Request) -> web.Response:
     require_actor(request, "warning.read")
     svc = services(request)
     message = await svc.warnings.get(request.match_info["id"])
-    return web.json_response(await preview(svc, message), dumps=_dumps)
+    return web.json_response(await preview(svc, message), dumps=json_dumps)
 
 
 @routes.post("/api/v1/warnings/preview")
@@ -66,7 +60,7 @@ async def preview_unsaved(request: web.Request) -> web.Response:
         created=now,
         updated=now,
     )
-    return web.json_response(await preview(svc, draft), dumps=_dumps)
+    return web.json_response(await preview(svc, draft), dumps=json_dumps)
 
 
 @routes.get("/api/v1/warnings/{id}/deliveries")
@@ -77,7 +71,7 @@ async def deliveries(request: web.Request) -> web.Response:
     body = await delivery_stats(svc, message.id)
     if message.id == (await svc.warnings.thread(message.thread)).current:
         body["expiry_notice"] = await delivery_stats(svc, f"{message.id}:expired")
-    return web.json_response(body, dumps=_dumps)
+    return web.json_response(body, dumps=json_dumps)
 
 
 def _channel(request: web.Request) -> str:
@@ -91,7 +85,7 @@ def _channel(request: web.Request) -> str:
 async def outbox(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
     entries = await read_outbox(services(request).redis, _channel(request), count=200)
-    return web.json_response({"channel": request.match_info["channel"], "entries": entries}, dumps=_dumps)
+    return web.json_response({"channel": request.match_info["channel"], "entries": entries}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/dispatch/dead-letters")
@@ -99,7 +93,7 @@ async def dead_letters(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
     total, entries = await list_dead(services(request))
     return web.json_response(
-        {"total": total, "entries": [{k: v for k, v in e.items() if k != "raw"} for e in entries]}, dumps=_dumps
+        {"total": total, "entries": [{k: v for k, v in e.items() if k != "raw"} for e in entries]}, dumps=json_dumps
     )
 
 

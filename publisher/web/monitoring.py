@@ -3,9 +3,6 @@ their actions, and the routing table."""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from aiohttp import web
 
 from citizen_report.incidents import board, load_incident
@@ -16,14 +13,10 @@ from citizen_report.triage import act
 
 from ..errors import FieldError, NotFound, ValidationFailed
 from ..i18n import N_
-from .requests import json_body, require_actor, services
+from .requests import json_body, json_dumps, require_actor, services
 from .triage import matches
 
 routes = web.RouteTableDef()
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
 
 
 def _limit(request: web.Request) -> int:
@@ -41,7 +34,7 @@ async def monitoring_items(request: web.Request) -> web.Response:
     if after != "-" and not all(part.isdigit() for part in after.split("-", 1)):
         raise ValidationFailed([FieldError("after", "format", N_("Use a queue item id like 1700000000000-0."))])
     found = await items(services(request), after=after, limit=_limit(request))
-    return web.json_response({"items": found, "last": found[-1]["id"] if found else after}, dumps=_dumps)
+    return web.json_response({"items": found, "last": found[-1]["id"] if found else after}, dumps=json_dumps)
 
 
 @routes.post("/api/v1/monitoring/readings")
@@ -59,7 +52,7 @@ async def monitoring_alerts(request: web.Request) -> web.Response:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_CAP_BYTES, actual_size=request.content_length)
     raw = await request.content.read(MAX_CAP_BYTES + 1)
     item = await ingest_cap_alert(services(request), raw)
-    return web.json_response(item, status=202, dumps=_dumps)
+    return web.json_response(item, status=202, dumps=json_dumps)
 
 
 @routes.get("/api/v1/incidents")
@@ -70,7 +63,7 @@ async def list_incidents(request: web.Request) -> web.Response:
     filters = {k: request.query.get(k, "") for k in ("status", "priority", "department", "category", "kind", "area")}
     filters["status"] = filters["status"] or "open"
     found = [i.as_json() for i in await board(svc) if matches(i, filters, svc.registry)]
-    return web.json_response({"incidents": found[: _limit(request)]}, dumps=_dumps)
+    return web.json_response({"incidents": found[: _limit(request)]}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/incidents/{id}")
@@ -79,7 +72,7 @@ async def get_incident(request: web.Request) -> web.Response:
     incident = await load_incident(services(request), request.match_info["id"])
     if incident is None:
         raise NotFound(N_("No incident with this id."))
-    return web.json_response(incident.as_json(), dumps=_dumps)
+    return web.json_response(incident.as_json(), dumps=json_dumps)
 
 
 @routes.post(r"/api/v1/incidents/{id}/{action:verify|assign|progress|resolve|reject|merge}")
@@ -93,13 +86,13 @@ async def incident_action(request: web.Request) -> web.Response:
         if not isinstance(value, str):
             raise ValidationFailed([FieldError(name, "type", N_("Must be text."))])
     incident = await act(services(request), actor, request.match_info["id"], request.match_info["action"], **text)
-    return web.json_response(incident.as_json(), dumps=_dumps)
+    return web.json_response(incident.as_json(), dumps=json_dumps)
 
 
 @routes.get("/api/v1/routing")
 async def get_routing(request: web.Request) -> web.Response:
     require_actor(request, "report.read")
-    return web.json_response(await load_routing(services(request).redis), dumps=_dumps)
+    return web.json_response(await load_routing(services(request).redis), dumps=json_dumps)
 
 
 @routes.put("/api/v1/routing")
@@ -110,4 +103,4 @@ async def put_routing(request: web.Request) -> web.Response:
     before = await load_routing(svc.redis)
     await save_routing(svc.redis, table)
     await svc.audit.append(actor.label, "policy.routing", "routing", before=before, after=table)
-    return web.json_response(table, dumps=_dumps)
+    return web.json_response(table, dumps=json_dumps)

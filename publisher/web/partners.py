@@ -13,7 +13,7 @@ from ..errors import ValidationFailed
 from ..i18n import tag_for
 from ..taxonomy import GRADE_NAMES, GRADES
 from .pages import page
-from .requests import current_actor, json_body, locale, require_actor, services, t
+from .requests import json_body, locale, login_required, require_actor, services, t
 
 routes = web.RouteTableDef()
 PARTNER = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -125,8 +125,7 @@ def _form_body(form: Any) -> dict[str, Any]:
 
 
 async def _console_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
-    if current_actor(request) is None:
-        raise web.HTTPSeeOther(f"/console/login?next={request.path}")
+    login_required(request)
     require_actor(request, "partners.read")
     svc = services(request)
     partners = list((await _registry(request).all()).values())

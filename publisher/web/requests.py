@@ -21,6 +21,11 @@ LOCALE = web.RequestKey("locale", str)
 SESSION_COOKIE = "wc_session"
 
 
+def json_dumps(value: Any) -> str:
+    """JSON for responses: Chinese stays readable instead of \\u escapes."""
+    return json.dumps(value, ensure_ascii=False)
+
+
 def services(request: web.Request) -> Services:
     return request.app[SERVICES]
 
@@ -39,6 +44,12 @@ def t(request: web.Request, message: str, **params: object) -> str:
 
 def current_actor(request: web.Request) -> Actor | None:
     return request.get(ACTOR)
+
+
+def login_required(request: web.Request) -> None:
+    """Console pages: send a visitor without a session to the login page, then back here."""
+    if current_actor(request) is None:
+        raise web.HTTPSeeOther(f"/console/login?next={request.path}")
 
 
 def require_actor(request: web.Request, action: str | None = None) -> Actor:

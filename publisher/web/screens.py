@@ -19,7 +19,7 @@ from ..i18n import N_, tag_for
 from .conditional import respond
 from .live import outlets
 from .pages import page
-from .requests import current_actor, json_body, locale, require_actor, services, t
+from .requests import json_body, locale, login_required, require_actor, services, t
 
 routes = web.RouteTableDef()
 SCREEN = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -197,8 +197,7 @@ def _form_body(form: Any) -> dict[str, Any]:
 
 
 async def _console_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
-    if current_actor(request) is None:
-        raise web.HTTPSeeOther(f"/console/login?next={request.path}")
+    login_required(request)
     require_actor(request, "screens.read")
     svc = services(request)
     overview = await _overview(request)

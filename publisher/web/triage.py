@@ -24,17 +24,12 @@ from ..i18n import N_, tag_for
 from ..taxonomy import GRADE_COLOUR
 from .middleware import error_body
 from .pages import page
-from .requests import current_actor, locale, require_actor, services
+from .requests import locale, login_required, require_actor, services
 
 routes = web.RouteTableDef()
 FILTERS = ("status", "priority", "department", "category", "kind", "area")
 PRIORITY_GRADE = {1: "orange", 2: "yellow", 3: "blue", 4: "blue"}
 HEARTBEAT_SECONDS = 15.0
-
-
-def _login_required(request: web.Request) -> None:
-    if current_actor(request) is None:
-        raise web.HTTPSeeOther(f"/console/login?next={request.path}")
 
 
 def matches(incident: Incident, filters: dict[str, str], registry: Any) -> bool:
@@ -82,7 +77,7 @@ async def _board_context(request: web.Request) -> dict[str, Any]:
 
 @routes.get("/console/triage")
 async def triage_board(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     require_actor(request, "report.read")
     context = await _board_context(request)
     if request.query.get("fragment") == "list":
@@ -165,7 +160,7 @@ async def triage_photo(request: web.Request) -> web.Response:
 
 @routes.get("/console/routing")
 async def routing_page(request: web.Request) -> web.Response:
-    _login_required(request)
+    login_required(request)
     require_actor(request, "report.read")
     table = await load_routing(services(request).redis)
     return await _routing_page(request, table, {}, saved=False)
