@@ -40,6 +40,7 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from publisher import loops  # noqa: E402
 from publisher.storage import EmbeddedRedis  # noqa: E402
 
 BODY = {"category": "waterlogging", "description": "Underpass flooded, benchmark", "lat": 30.666, "lon": 121.0625}
@@ -79,7 +80,15 @@ def serve_bare(port: int) -> None:
 
     app = web.Application()
     app.router.add_post("/api/v1/reports", handler)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True, access_log=None)
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=port,
+        print=None,
+        handle_signals=True,
+        access_log=None,
+        loop=loops.new_event_loop(),  # the event loop `warncast serve` runs on
+    )
 
 
 def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
@@ -99,7 +108,9 @@ def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
         app[SERVICES].reports.config = ReportConfig(per_ip=(10**9, 60), per_sender=(10**9, 60))
 
     app.on_startup.append(no_limits)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True, access_log=None)
+    web.run_app(
+        app, host="127.0.0.1", port=port, print=None, handle_signals=True, access_log=None, loop=loops.new_event_loop()
+    )
 
 
 async def wait_up(url: str) -> None:
@@ -245,8 +256,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating throughput rounds; the best counts")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
-        asyncio.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp)))
-        asyncio.run(durability(args.requests, args.concurrency, Path(tmp)))
+        loops.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp)))
+        loops.run(durability(args.requests, args.concurrency, Path(tmp)))
 
 
 if __name__ == "__main__":

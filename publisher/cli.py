@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import logs
+from . import logs, loops
 from .roles import ROLES
 from .services import Services
 from .settings import Settings, SettingsError
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
             public_url = f"http://{host}:{port}"
         return _serve(settings.with_(host=host, port=port, public_url=public_url))
     if args.command == "worker":
-        return asyncio.run(_worker(settings))
+        return loops.run(_worker(settings))
     return asyncio.run(_admin(settings, args))
 
 
@@ -66,7 +66,13 @@ def _serve(settings: Settings) -> int:
 
     print(f"warncast: serving on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None, shutdown_timeout=10, access_log=None
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=10,
+        access_log=None,
+        loop=loops.new_event_loop(),
     )
     return 0
 

@@ -66,6 +66,9 @@ class Services:
         self.channels = build_channels(ctx)
         for channel in self.channels.values():
             await channel.start()
+        # Compile message templates now, not while the first warning waits to be sent.
+        for name in self.env.list_templates(filter_func=lambda name: name.startswith("messages/")):
+            self.env.get_template(name)
 
     async def close_channels(self) -> None:
         for channel in self.channels.values():

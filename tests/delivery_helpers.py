@@ -47,12 +47,14 @@ async def sms(client: Any, phone: str, body: str) -> str:
     return await resp.text()
 
 
-async def drain(services: Services, workers: list[Worker] | None = None, rounds: int = 50) -> None:
+async def drain(
+    services: Services, workers: list[Worker] | None = None, rounds: int = 50, planner: Planner | None = None
+) -> None:
     """Plan every pending event and deliver every segment, including due retries."""
     import asyncio
 
     await ensure_group(services.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
-    planner = Planner(services, "test-planner")
+    planner = planner or Planner(services, "test-planner")
     await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
     workers = workers or [Worker(services, "test-worker")]
     for _ in range(rounds):

@@ -12,6 +12,7 @@ import pytest
 
 from publisher import keys
 from publisher.dispatch.jobs import Segment, shard_of
+from publisher.dispatch.planner import Planner
 from publisher.dispatch.streams import ensure_group
 from publisher.dispatch.worker import Worker
 
@@ -354,3 +355,17 @@ async def test_metrics(client, services, staff, clock, twilio):
     text = await (await client.get("/metrics")).text()
     assert 'warncast_deliveries_total{channel="sms",outcome="sent"} 3.0' in text
     assert "warncast_dispatch_queue_length 0.0" in text
+
+
+async def test_large_index_sets_are_scanned_and_each_resident_planned_once(client, services, staff, clock, twilio):
+    district = await subscribe(services, 30, D1)
+    community = await subscribe(services, 700, community_in(services, D1), start=1000)
+    for phone in district[:10]:  # in two affected areas: still one message
+        await services.subscribers.subscribe("sms", phone, community_in(services, D1))
+    message = await published(client, staff, clock, grade="red")
+    # Unions over 50 members come by SSCAN instead of in one reply: the same recipients either way.
+    await drain(services, planner=Planner(services, "scanning-planner", union_limit=50))
+    assert set(twilio.counts) == set(district + community)
+    assert all(count == 1 for count in twilio.counts.values())
+    stats = await services.redis.hgetall(keys.delivery_stats(message["id"]))
+    assert (stats["sms.planned"], stats["sms.sent"]) == ("730", "730")

@@ -48,6 +48,7 @@ class TwilioTransport:
             environment={},
             http_client=TwilioHttp(self.session, s.twilio_api_base, s.provider_timeout),
         )
+        _ = self.client.messages  # imports the Messages API modules now, not on the first warning
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
         assert self.client is not None, "start() first"

@@ -30,8 +30,8 @@ from channels.sms.segments import count_segments
 
 from .. import keys
 from ..services import Services
-from .streams import ensure_group, next_entries
 from .ratelimit import RateLimiter
+from .streams import ensure_group, next_entries
 
 log = logging.getLogger(__name__)
 PUSHED = ("sms", "telegram")

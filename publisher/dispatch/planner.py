@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from typing import TypeVar
 
-import redis.asyncio as aioredis
 from shapely.geometry import Point, Polygon
 
 from channels.partners import partners_for
@@ -20,10 +22,21 @@ from .. import keys
 from ..model import Message
 from ..policy import PUSH_CHANNELS, grades_for
 from ..services import Services
-from .jobs import SHARDS, Segment, chunks
+from .jobs import SEGMENT_SIZE, SHARDS, Segment, chunks
 from .streams import ensure_group, next_entries
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# The union of a few index sets in one hash slot, or their total size when that is over ARGV[1]
+# (the caller then scans them: no single reply holds a huge set).
+UNION = """
+local total = 0
+for i = 1, #KEYS do total = total + redis.call('SCARD', KEYS[i]) end
+if total > tonumber(ARGV[1]) then return total end
+return redis.call('SUNION', unpack(KEYS))
+"""
+UNION_LIMIT = 200_000
 
 
 def affected_areas(services: Services, message: Message) -> set[str]:
@@ -44,11 +57,22 @@ def affected_areas(services: Services, message: Message) -> set[str]:
     return codes
 
 
+def _growing_batches(items: list[T], largest: int = 32) -> Iterator[list[T]]:
+    """1, 2, 4, ... items at a time up to `largest`: a quick start, then few round trips."""
+    size, start = 1, 0
+    while start < len(items):
+        yield items[start : start + size]
+        start += size
+        size = min(largest, size * 2)
+
+
 class Planner:
-    def __init__(self, services: Services, consumer: str) -> None:
+    def __init__(self, services: Services, consumer: str, *, union_limit: int = UNION_LIMIT) -> None:
         self.services = services
         self.redis = services.redis
         self.consumer = consumer
+        self.union_limit = union_limit
+        self._union_script = self.redis.register_script(UNION)
 
     async def run(self) -> None:
         await ensure_group(self.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
@@ -97,12 +121,12 @@ class Planner:
                 if message.msg_type != "Alert" or kind == "expired"
                 else set()
             )
-            fresh: set[str] = set()
-            if kind in ("alert", "update"):
-                fresh = await self._by_area(message, channel, policy[message.content.grade][channel]) - earlier
             await self._enqueue(plan_id, channel, kind, list(earlier), earlier=True)
-            await self._enqueue(plan_id, channel, kind, list(fresh), earlier=False)
-            counts[channel] = len(earlier) + len(fresh)
+            fresh = 0
+            if kind in ("alert", "update"):
+                batches = self._by_area(message, channel, policy[message.content.grade][channel])
+                fresh = await self._enqueue_as_found(plan_id, channel, kind, batches, exclude=earlier)
+            counts[channel] = len(earlier) + fresh
         if kind != "expired":  # partner systems get alerts, updates and cancels; the CAP says when it ends
             counts["partner"] = await self._plan_partners(message, kind, plan_id)
         stats = {f"{ch}.planned": n for ch, n in counts.items()}
@@ -124,9 +148,9 @@ class Planner:
         await self._enqueue(plan_id, "partner", kind, list(fresh), earlier=False)
         return len(earlier) + len(fresh)
 
-    async def _by_area(self, message: Message, channel: str, mode: str) -> set[str]:
+    async def _by_area(self, message: Message, channel: str, mode: str) -> AsyncIterator[set[str]]:
         if mode == "off":
-            return set()
+            return
         areas = affected_areas(self.services, message)
         if message.content.is_drill:
             index_keys = [keys.area_drill_subscribers(a, channel) for a in areas]
@@ -134,30 +158,65 @@ class Planner:
             index_keys = [
                 keys.area_subscribers(a, channel, g) for a in areas for g in grades_for(mode, message.content.grade)
             ]
-        return await self._scan_sets(index_keys)
+        async for members in self._scan_sets(index_keys):
+            yield members
 
     async def _earlier_recipients(self, thread_id: str, channel: str) -> set[str]:
-        return await self._scan_sets([keys.thread_recipients(thread_id, channel, s) for s in range(SHARDS)])
-
-    async def _scan_sets(self, set_keys: list[str]) -> set[str]:
-        """Union of index sets: ordinary ones read whole, a few at a time in one round trip; a
-        very large one scanned so that no single reply holds it all."""
         found: set[str] = set()
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in set_keys:
-                pipe.scard(key)
-            sizes = await pipe.execute()
-        whole = [k for k, n in zip(set_keys, sizes, strict=True) if 0 < n <= 200_000]
-        for start in range(0, len(whole), 16):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for key in whole[start : start + 16]:
-                    pipe.smembers(key)
-                for members in await pipe.execute():
-                    found.update(members)
-        for key in (k for k, n in zip(set_keys, sizes, strict=True) if n > 200_000):
-            async for member in self.redis.sscan_iter(key, count=10_000):
-                found.add(member)
+        async for members in self._scan_sets([keys.thread_recipients(thread_id, channel, s) for s in range(SHARDS)]):
+            found |= members
         return found
+
+    async def _scan_sets(self, set_keys: list[str]) -> AsyncIterator[set[str]]:
+        """The members of index sets, as they are read: one script call per hash slot (an area's
+        grade sets share one) returns their union; the first slots are read in small batches, so
+        their recipients are on their way while the rest is read. A union too big for one reply
+        is scanned."""
+        by_slot: dict[str, list[str]] = defaultdict(list)
+        for key in set_keys:
+            by_slot[key[key.index("{") : key.index("}") + 1]].append(key)
+        groups = list(by_slot.values())
+        too_big: list[list[str]] = []
+        for batch in _growing_batches(groups):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for group in batch:
+                    await self._union_script(keys=group, args=[self.union_limit], client=pipe)
+                replies = await pipe.execute()
+            members: set[str] = set()
+            for group, reply in zip(batch, replies, strict=True):
+                if isinstance(reply, list):
+                    members.update(reply)
+                else:
+                    too_big.append(group)
+            yield members
+        for key in (k for group in too_big for k in group):
+            members = set()
+            async for member in self.redis.sscan_iter(key, count=10_000):
+                members.add(member)
+                if len(members) >= 50_000:
+                    yield members
+                    members = set()
+            yield members
+
+    async def _enqueue_as_found(
+        self, plan_id: str, channel: str, kind: str, batches: AsyncIterator[set[str]], *, exclude: set[str]
+    ) -> int:
+        """Queue recipients in full segments as the index sets are read, each once (a resident may
+        be in several of the sets). Returns how many were queued."""
+        seen = set(exclude)
+        pending: list[str] = []
+        queued = 0
+        async for members in batches:
+            new = members - seen
+            seen |= new
+            pending.extend(new)
+            full = len(pending) - len(pending) % SEGMENT_SIZE
+            if full:
+                await self._enqueue(plan_id, channel, kind, pending[:full], earlier=False)
+                del pending[:full]
+                queued += full
+        await self._enqueue(plan_id, channel, kind, pending, earlier=False)
+        return queued + len(pending)
 
     async def _enqueue(self, plan_id: str, channel: str, kind: str, addresses: list[str], *, earlier: bool) -> None:
         segments = chunks(addresses)

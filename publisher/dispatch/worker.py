@@ -17,8 +17,10 @@ import random
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import TypeVar
 
 from channels.base import AuthError, Channel, PermanentError, Rendition, TemporaryError
 
@@ -27,11 +29,13 @@ from ..model import Message
 from ..services import Services
 from ..subscribers import Subscriber
 from .jobs import SEGMENT_SIZE, Segment, shard_of
-from .streams import ensure_group, next_entries
 from .ratelimit import PerAddressLimiter, RateLimiter
+from .streams import ensure_group, next_entries
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 15
+K = TypeVar("K")
+V = TypeVar("V")
 
 # HSETNX for many recipients of one state shard at once: 1 where the claim is ours.
 CLAIM = """
@@ -43,6 +47,19 @@ return out
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+async def _shared(cache: dict[K, asyncio.Future[V]], key: K, load: Callable[[], Awaitable[V]]) -> V:
+    """`load()` once per key however many callers ask at the same time; a failure is not kept."""
+    if key not in cache:
+        cache[key] = asyncio.ensure_future(load())
+    future = cache[key]
+    try:
+        return await asyncio.shield(future)  # one caller's cancellation does not cancel the others'
+    except Exception:
+        if cache.get(key) is future:
+            del cache[key]
+        raise
 
 
 @dataclass
@@ -76,8 +93,9 @@ class Worker:
         slowest = min(self.settings.sms_rate, self.settings.telegram_rate) / self.settings.sms_max_segments
         self._segment_timeout = max(120.0, 10 * self.settings.provider_timeout, 8 * SEGMENT_SIZE / slowest)
         self.in_flight = asyncio.Semaphore(self.settings.dispatch_concurrency)
-        self._messages: dict[str, Message] = {}
-        self._renditions: dict[tuple[str, str, str, str], Rendition] = {}
+        # Lanes that need the same message or text at once wait for one load, not one each.
+        self._messages: dict[str, asyncio.Future[Message]] = {}
+        self._renditions: dict[tuple[str, str, str, str], asyncio.Future[Rendition]] = {}
 
     # loops
 
@@ -110,16 +128,18 @@ class Worker:
             count=count,
             block_ms=block_ms,
         )
-        await asyncio.gather(*(self._handle_entry(entry_id, fields) for entry_id, fields in entries))
+        # The segments share the worker's senders: each gets its part of the concurrency as lanes.
+        lanes = max(1, self.settings.dispatch_concurrency // max(1, len(entries)))
+        await asyncio.gather(*(self._handle_entry(entry_id, fields, lanes) for entry_id, fields in entries))
         return len(entries)
 
-    async def _handle_entry(self, entry_id: str, fields: dict[str, str]) -> None:
+    async def _handle_entry(self, entry_id: str, fields: dict[str, str], lanes: int) -> None:
         done = asyncio.Event()
         keeper = asyncio.create_task(self._keep_claimed(entry_id, done))
         try:
             # A watchdog: whatever happens inside, this worker gives the segment up in time and
             # another one (or this one, later) reclaims it; claims make the retry safe.
-            await asyncio.wait_for(self.process(Segment.from_fields(fields)), timeout=self._segment_timeout)
+            await asyncio.wait_for(self.process(Segment.from_fields(fields), lanes), timeout=self._segment_timeout)
         except TimeoutError:
             log.error("segment %s took longer than %ss; leaving it for reclaim", entry_id, self._segment_timeout)
             return
@@ -143,7 +163,7 @@ class Worker:
 
     # one segment
 
-    async def process(self, segment: Segment) -> None:
+    async def process(self, segment: Segment, lanes: int | None = None) -> None:
         message = await self._message(segment.message_id)
         channel = self.services.channels[segment.channel]
         # A channel may keep its own recipients (partner systems); residents are subscribers.
@@ -154,7 +174,14 @@ class Worker:
         claimed = await self._claim(segment, [s.address for s in eligible])
         by_address = {s.address: s for s in eligible}
         outcome = Outcome()
-        await asyncio.gather(*(self._deliver(channel, segment, message, by_address[a], outcome) for a in claimed))
+        todo = iter(claimed)
+
+        async def lane() -> None:  # a few long-lived senders, not one task per recipient
+            for address in todo:
+                await self._deliver(channel, segment, message, by_address[address], outcome)
+
+        lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
+        await asyncio.gather(*(lane() for _ in range(lanes)))
         await self._record(segment, message, outcome)
 
     def _eligible(self, sub: Subscriber, message: Message, segment: Segment, mode: str) -> bool:
@@ -233,18 +260,14 @@ class Worker:
 
     async def _message(self, plan_id: str) -> Message:
         message_id = plan_id.split(":", 1)[0]
-        if message_id not in self._messages:
-            if len(self._messages) > 256:
-                self._messages.clear()
-                self._renditions.clear()
-            self._messages[message_id] = await self.services.warnings.get(message_id)
-        return self._messages[message_id]
+        if len(self._messages) > 256:
+            self._messages.clear()
+            self._renditions.clear()
+        return await _shared(self._messages, message_id, lambda: self.services.warnings.get(message_id))
 
     async def _rendition(self, channel: Channel, message: Message, locale: str, kind: str) -> Rendition:
         key = (message.id, channel.name, locale, kind)
-        if key not in self._renditions:
-            self._renditions[key] = await channel.render(message, locale, kind=kind)
-        return self._renditions[key]
+        return await _shared(self._renditions, key, lambda: channel.render(message, locale, kind=kind))
 
     async def _deliver(
         self, channel: Channel, segment: Segment, message: Message, sub: Subscriber, out: Outcome
