@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
+from publisher.batched_script import BatchedScript
+
 from .model import ReportConfig
 
 
@@ -18,6 +20,7 @@ class ReportDesk:
     text_env: jinja2.Environment  # renders templates/report/*.txt for reporters
     clock: Callable[[], datetime] | None = None
     config: ReportConfig = field(default_factory=ReportConfig)
+    intake_script: BatchedScript | None = None  # concurrent submissions share round trips
 
     def now(self) -> datetime:
         current = self.clock() if self.clock else datetime.now(self.tz)

@@ -19,7 +19,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from publisher import keys
+from publisher.batched_script import BatchedScript
 from publisher.errors import Conflict, FieldError, ValidationFailed
 from publisher.i18n import N_, normalize_locale
 
@@ -136,7 +139,9 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         if pushed(report)
         else [],
     }
-    outcome = await redis.register_script(_INTAKE)(
+    if desk.intake_script is None:
+        desk.intake_script = BatchedScript(redis, _INTAKE)
+    outcome = await desk.intake_script(
         [
             idem_key or keys.report_idempotency("-"),  # not touched without a fingerprint
             keys.REPORT_SEQUENCE,
@@ -149,9 +154,9 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         ],
         [
             fingerprint,
-            json.dumps(record, ensure_ascii=False),
+            orjson.dumps(record),
             report.tracking_code,
-            json.dumps(rest, ensure_ascii=False),
+            orjson.dumps(rest),
         ],
     )
     if isinstance(outcome, str):  # a concurrent retry won the race

@@ -4,6 +4,7 @@ nothing stored."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -66,7 +67,7 @@ CASES = [
     ("polygons", [[[95, 121.0], [30.6, 121.1], [30.7, 121.1], [95, 121.0]]], "polygons[0][0]", "range"),
     ("polygons", [[["a", 1], [30.6, 121.1], [30.7, 121.1], ["a", 1]]], "polygons[0][0]", "type"),
     ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": -1}], "circles[0].radius_km", "range"),
-    ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": float("nan")}], "circles[0].radius_km", "range"),
+    ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": 501}], "circles[0].radius_km", "range"),
     ("circles", ["x"], "circles[0]", "type"),
 ]
 
@@ -80,6 +81,18 @@ async def test_bad_field_is_named_and_nothing_stored(client, services, staff, cl
     assert error["code"] == "validation_failed"
     assert {"field": field, "code": code} in [{"field": f["field"], "code": f["code"]} for f in error["fields"]]
     assert all(f["message"] for f in error["fields"])
+    listing = await (await client.get("/api/v1/warnings", headers=staff["drafter"])).json()
+    assert listing["warnings"] == []
+
+
+async def test_non_standard_json_numbers_are_refused_with_their_position(client, services, staff, clock):
+    body = json.dumps(_set(warning_body(clock), "circles", [{"lat": 30.6, "lon": 121.0, "radius_km": float("nan")}]))
+    assert "NaN" in body  # Python writes it; JSON (RFC 8259) has no such number
+    resp = await client.post(
+        "/api/v1/warnings", data=body, headers={**staff["drafter"], "Content-Type": "application/json"}
+    )
+    assert resp.status == 400
+    assert "column" in (await resp.json())["error"]["message"]
     listing = await (await client.get("/api/v1/warnings", headers=staff["drafter"])).json()
     assert listing["warnings"] == []
 

@@ -17,7 +17,7 @@ from ..i18n import N_, tag_for
 from ..keys import REPORTS_BY_TRACKING
 from .middleware import error_body
 from .pages import page
-from .requests import AUTH_KIND, BadRequest, json_body, locale, services
+from .requests import AUTH_KIND, BadRequest, json_body, json_dumps, locale, services
 
 routes = web.RouteTableDef()
 MAX_TEXT_PART = 16 * 1024
@@ -146,7 +146,9 @@ async def create_report(request: web.Request) -> web.Response:
 
 def _created(request: web.Request, submitted: Submitted) -> web.Response:
     report = submitted.report
-    response = web.json_response(report_json(request, report), status=200 if submitted.replayed else 201)
+    response = web.json_response(
+        report_json(request, report), status=200 if submitted.replayed else 201, dumps=json_dumps
+    )
     response.headers["Location"] = f"/api/v1/reports/{report.tracking_code}"
     if submitted.replayed:
         response.headers["Idempotent-Replayed"] = "true"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ..audit import Actor
@@ -22,8 +22,9 @@ SESSION_COOKIE = "wc_session"
 
 
 def json_dumps(value: Any) -> str:
-    """JSON for responses: Chinese stays readable instead of \\u escapes."""
-    return json.dumps(value, ensure_ascii=False)
+    """JSON for responses (orjson: several times faster than json on the hot intake and feed
+    paths); Chinese stays readable instead of \\u escapes."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def services(request: web.Request) -> Services:
@@ -71,7 +72,7 @@ async def json_body(request: web.Request) -> Any:
         raise BadRequest(N_("Send a JSON body with Content-Type: application/json."))
     raw = await request.read()
     try:
-        return json.loads(raw) if raw else {}
+        return orjson.loads(raw) if raw else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(N_("The body is not valid JSON: %(reason)s."), reason=str(exc)[:120]) from None
 
