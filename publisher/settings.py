@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,6 +53,8 @@ class Settings:
     dispatch_backoff: float = 2.0  # seconds; doubles per attempt, with jitter
     dispatch_reclaim_after: float = 30.0  # seconds a segment may sit unacknowledged by a dead worker
     run_workers: bool = True  # dispatch workers inside `warncast serve`
+    # Reverse proxies whose X-Forwarded-For is believed (publisher/web/requests.py: client_ip).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
     @property
     def tz(self) -> ZoneInfo:
@@ -114,6 +117,7 @@ class Settings:
             dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 30.0),
             provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
+            trusted_proxies=_networks(env, "WARNCAST_TRUSTED_PROXIES"),
         )
 
     @property
@@ -153,6 +157,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 1_000_000:
         raise SettingsError(f"{name} must be a positive number, got {value}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses or CIDR blocks, e.g. `10.0.0.0/8, 192.0.2.7, fd00::/8`."""
+    networks = []
+    for item in env.get(name, "").split(","):
+        if item := item.strip():
+            try:
+                networks.append(ip_network(item))
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR block ({exc})") from None
+    return tuple(networks)
 
 
 def _telegram_secret(env: Mapping[str, str]) -> str:

@@ -18,7 +18,7 @@ from citizen_report.routing import load_routing
 from .. import keys
 from ..errors import FieldError, NotFound, TooManyRequests, ValidationFailed, WarncastError
 from ..i18n import N_
-from .requests import locale, services, t
+from .requests import client_ip, locale, services, t
 
 routes = web.RouteTableDef()
 FMT = "{fmt:xml|json}"
@@ -116,7 +116,7 @@ async def create_request(request: web.Request) -> web.Response:
         people_at_risk=fields.get(f"attribute[{spec.PEOPLE_AT_RISK}]", "") == "yes",
         channel="open311",
         locale=locale(request),
-        client=request.remote or "",
+        client=client_ip(request),
     )
     submitted = await submit_report(svc, data, idempotency_key=request.headers.get("Idempotency-Key"))
     notice = t(request, N_("Photos by media_url are not fetched; send them with POST /api/v1/reports."))
