@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..auth import csrf_matches
-from ..errors import ValidationFailed, WarncastError
+from ..errors import TooManyRequests, ValidationFailed, WarncastError
 from ..i18n import LANG_COOKIE, N_, negotiate
+from .open311 import open311_error
 from .pages import page
 from .requests import (
     ACTOR,
@@ -91,8 +92,12 @@ def error_body(request: web.Request, error: WarncastError) -> dict[str, object]:
     return {"error": body}
 
 
-async def error_page(request: web.Request, status: int, body: dict[str, object]) -> web.Response:
-    return await page(request, "error.html", status=status, status_code=status, error=body["error"])
+async def error_page(
+    request: web.Request, status: int, body: dict[str, object], retry_after: int | None = None
+) -> web.Response:
+    return await page(
+        request, "error.html", status=status, status_code=status, error=body["error"], retry_after=retry_after
+    )
 
 
 @web.middleware
@@ -100,10 +105,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except WarncastError as error:
+        if isinstance(error, TooManyRequests) and request.path.startswith("/open311/"):
+            return open311_error(request, error)  # limited before the Open311 handler: still its format
+        retry_after = error.retry_after if isinstance(error, TooManyRequests) else None
         body = error_body(request, error)
         if wants_json(request):
-            return web.json_response(body, status=error.status)
-        return await error_page(request, error.status, body)
+            response = web.json_response(body, status=error.status)
+        else:
+            response = await error_page(request, error.status, body, retry_after)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
