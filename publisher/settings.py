@@ -55,6 +55,11 @@ class Settings:
     run_workers: bool = True  # dispatch workers inside `warncast serve`
     # Reverse proxies whose X-Forwarded-For is believed (publisher/web/requests.py: client_ip).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Public reads, per process (publisher/web/limits.py): a token bucket per client address.
+    public_rate: float = 20.0  # requests per second per client address, sustained
+    public_burst: int = 60  # requests a client address may send at once
+    public_max_ips: int = 50_000  # client addresses remembered; the stalest is forgotten first
+    sse_per_ip: int = 50  # live screen streams open at once per client address
 
     @property
     def tz(self) -> ZoneInfo:
@@ -118,6 +123,10 @@ class Settings:
             provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
             trusted_proxies=_networks(env, "WARNCAST_TRUSTED_PROXIES"),
+            public_rate=_float(env, "WARNCAST_PUBLIC_RATE", 20.0),
+            public_burst=_int(env, "WARNCAST_PUBLIC_BURST", 60, 1, 1_000_000),
+            public_max_ips=_int(env, "WARNCAST_PUBLIC_MAX_IPS", 50_000, 100, 10_000_000),
+            sse_per_ip=_int(env, "WARNCAST_SSE_PER_IP", 50, 1, 1_000_000),
         )
 
     @property

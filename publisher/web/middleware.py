@@ -1,4 +1,4 @@
-"""Middlewares: language, identity, CSRF, errors in the user's language, security headers."""
+"""Middlewares: language, identity, CSRF, errors in the user's language, security headers, limits."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiohttp import web
 from ..auth import csrf_matches
 from ..errors import TooManyRequests, ValidationFailed, WarncastError
 from ..i18n import LANG_COOKIE, N_, negotiate
+from .limits import public_limit_middleware
 from .open311 import open311_error
 from .pages import page
 from .requests import (
@@ -34,9 +35,15 @@ CSP = (
 
 
 def wants_json(request: web.Request) -> bool:
+    """Machines get JSON errors: the API, CAP, feeds (a reader shows no HTML) and .json outputs."""
     path = request.path
-    return path.startswith(("/api/", "/cap/", "/healthz", "/readyz")) or (
-        "application/json" in request.headers.get("Accept", "") and "text/html" not in request.headers.get("Accept", "")
+    return (
+        path.startswith(("/api/", "/cap/", "/feeds/", "/healthz", "/readyz"))
+        or path.endswith(".json")
+        or (
+            "application/json" in request.headers.get("Accept", "")
+            and "text/html" not in request.headers.get("Accept", "")
+        )
     )
 
 
@@ -165,4 +172,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-MIDDLEWARES = [headers_middleware, locale_middleware, error_middleware, identity_middleware]
+# The limit runs after identity (staff are not limited) and inside the error middleware (its 429
+# is rendered like every other error, in the user's language).
+MIDDLEWARES = [headers_middleware, locale_middleware, error_middleware, identity_middleware, public_limit_middleware]
