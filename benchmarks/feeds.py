@@ -45,7 +45,16 @@ def serve_app(redis_url: str, port: int) -> None:
     from publisher.settings import Settings
     from publisher.web.app import create_app
 
-    settings = Settings(redis_url=redis_url, secret_key="bench", log_json=False, public_url=f"http://127.0.0.1:{port}")
+    # One client address sends everything: limits high enough never to refuse, but still checked.
+    settings = Settings(
+        redis_url=redis_url,
+        secret_key="bench",
+        log_json=False,
+        public_url=f"http://127.0.0.1:{port}",
+        public_rate=1_000_000.0,
+        public_burst=1_000_000,
+        sse_per_ip=1_000_000,
+    )
     web.run_app(create_app(settings), host="127.0.0.1", port=port, print=None, access_log=None)
 
 

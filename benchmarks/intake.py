@@ -99,7 +99,14 @@ def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
     from publisher.web.app import create_app
     from publisher.web.keys import SERVICES
 
-    settings = Settings(redis_url=redis_url, data_dir=Path(data_dir), secret_key="bench", run_scheduler=False)
+    settings = Settings(
+        redis_url=redis_url,
+        data_dir=Path(data_dir),
+        secret_key="bench",
+        run_scheduler=False,
+        public_rate=1_000_000.0,  # one client machine sends everything (reads are limited per address)
+        public_burst=1_000_000,
+    )
     Path(data_dir).mkdir(parents=True, exist_ok=True)  # the errors while Redis is down go to a file, not here
     logging.basicConfig(filename=Path(data_dir) / "warncast.log", level=logging.WARNING)
     app = create_app(settings)

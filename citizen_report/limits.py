@@ -25,6 +25,7 @@ class RateLimit:
     key: str  # this subject's counter for the current window
     limit: int
     window: int  # seconds
+    resets_in: int  # seconds until the current window ends (the answer's Retry-After)
 
 
 def rate_limits(config: ReportConfig, now: datetime, client: str, sender: str) -> list[RateLimit]:
@@ -37,7 +38,7 @@ def rate_limits(config: ReportConfig, now: datetime, client: str, sender: str) -
         checks.append(("sender", sender, *config.per_sender))
     epoch = int(now.timestamp())
     return [
-        RateLimit(keys.report_rate(kind, _digest(subject), epoch // window), limit, window)
+        RateLimit(keys.report_rate(kind, _digest(subject), epoch // window), limit, window, window - epoch % window)
         for kind, subject, limit, window in checks
     ]
 
@@ -64,6 +65,7 @@ def too_many(limit: RateLimit) -> NoReturn:
     raise TooManyRequests(
         N_("Too many reports from you in a short time. Try again in %(minutes)s minutes."),
         minutes=max(1, limit.window // 60),
+        retry_after=limit.resets_in,
     )
 
 

@@ -29,7 +29,6 @@ MAX_LOGIN_FAILURES = 5
 LOGIN_LOCK_SECONDS = 300
 
 
-
 def _sha256(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 

@@ -11,6 +11,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -169,8 +170,7 @@ async def _import_subscribers(services: Services, args: argparse.Namespace) -> i
     from .subscriber_import import import_subscribers
 
     try:
-        with open(args.file, encoding="utf-8-sig") as fh:
-            text = fh.read()
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {args.file}: {exc}") from exc
     report = await import_subscribers(services, text)

@@ -60,3 +60,7 @@ class Conflict(WarncastError):
 class TooManyRequests(WarncastError):
     status = 429
     code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int | None = None, **params: object) -> None:
+        super().__init__(message, **params)
+        self.retry_after = retry_after  # seconds, sent as the Retry-After header

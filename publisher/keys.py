@@ -79,8 +79,8 @@ CHANNEL_POLICY = f"{PREFIX}:{{policy}}:channels"  # JSON document
 
 # Dispatch: one stream of work segments consumed by every worker through one consumer group.
 DISPATCH_QUEUE = f"{PREFIX}:{{dispatch}}:queue"
-DISPATCH_RETRY = f"{PREFIX}:{{dispatch}}:retry"      # sorted set: JSON job -> due (epoch s)
-DISPATCH_DEAD = f"{PREFIX}:{{dispatch}}:dead"        # list of JSON dead letters
+DISPATCH_RETRY = f"{PREFIX}:{{dispatch}}:retry"  # sorted set: JSON job -> due (epoch s)
+DISPATCH_DEAD = f"{PREFIX}:{{dispatch}}:dead"  # list of JSON dead letters
 PLANNER_GROUP = "planner"
 DISPATCH_GROUP = "dispatch"
 
@@ -113,7 +113,9 @@ def rate_bucket(name: str) -> str:
 
 def outbox(channel: str) -> str:
     return f"{PREFIX}:{{outbox}}:{channel}"
-DELIVERY_TOTALS = f"{PREFIX}:{{metrics}}:deliveries"   # hash channel.outcome -> count, all workers
+
+
+DELIVERY_TOTALS = f"{PREFIX}:{{metrics}}:deliveries"  # hash channel.outcome -> count, all workers
 # ---------------------------------------------------------------------------------------------
 # Display screens (registry and heartbeats). Feeds keep no keys of their own: their renderings
 # are cached per process and keyed by the last id of WARNINGS_EVENTS.

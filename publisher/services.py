@@ -54,15 +54,16 @@ class Services:
             audit=audit,
             accounts=Accounts(redis, settings.password_memory_kib),
             warnings=Warnings(redis, registry, audit, settings, catalogs, clock),
-            subscribers=Subscribers(redis), policy=ChannelPolicy(redis), env=build_environment(),
+            subscribers=Subscribers(redis),
+            policy=ChannelPolicy(redis),
+            env=build_environment(),
             reports=ReportDesk(settings.tz, build_environment(enable_async=False), clock),
         )
 
     async def start_channels(self) -> None:
         from channels import ChannelContext, build_channels
 
-        ctx = ChannelContext(self.settings, self.redis, self.env, self.catalogs, self.registry,
-                             self.subscribers)
+        ctx = ChannelContext(self.settings, self.redis, self.env, self.catalogs, self.registry, self.subscribers)
         self.channels = build_channels(ctx)
         for channel in self.channels.values():
             await channel.start()

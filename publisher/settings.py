@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,6 +53,13 @@ class Settings:
     dispatch_backoff: float = 2.0  # seconds; doubles per attempt, with jitter
     dispatch_reclaim_after: float = 30.0  # seconds a segment may sit unacknowledged by a dead worker
     run_workers: bool = True  # dispatch workers inside `warncast serve`
+    # Reverse proxies whose X-Forwarded-For is believed (publisher/web/requests.py: client_ip).
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Public reads, per process (publisher/web/limits.py): a token bucket per client address.
+    public_rate: float = 20.0  # requests per second per client address, sustained
+    public_burst: int = 60  # requests a client address may send at once
+    public_max_ips: int = 50_000  # client addresses remembered; the stalest is forgotten first
+    sse_per_ip: int = 50  # live screen streams open at once per client address
 
     @property
     def tz(self) -> ZoneInfo:
@@ -114,6 +122,11 @@ class Settings:
             dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 30.0),
             provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
+            trusted_proxies=_networks(env, "WARNCAST_TRUSTED_PROXIES"),
+            public_rate=_float(env, "WARNCAST_PUBLIC_RATE", 20.0),
+            public_burst=_int(env, "WARNCAST_PUBLIC_BURST", 60, 1, 1_000_000),
+            public_max_ips=_int(env, "WARNCAST_PUBLIC_MAX_IPS", 50_000, 100, 10_000_000),
+            sse_per_ip=_int(env, "WARNCAST_SSE_PER_IP", 50, 1, 1_000_000),
         )
 
     @property
@@ -153,6 +166,18 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if not 0 < value <= 1_000_000:
         raise SettingsError(f"{name} must be a positive number, got {value}")
     return value
+
+
+def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses or CIDR blocks, e.g. `10.0.0.0/8, 192.0.2.7, fd00::/8`."""
+    networks = []
+    for item in env.get(name, "").split(","):
+        if item := item.strip():
+            try:
+                networks.append(ip_network(item))
+            except ValueError as exc:
+                raise SettingsError(f"{name}: {item!r} is not an IP address or CIDR block ({exc})") from None
+    return tuple(networks)
 
 
 def _telegram_secret(env: Mapping[str, str]) -> str:

@@ -139,8 +139,8 @@ async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
             log.info("stopped embedded redis-server")
 
 
-async def _wait_ready(client: aioredis.Redis, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _wait_ready(client: aioredis.Redis, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
     while True:
         try:
             await client.ping()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from redis.exceptions import ResponseError
 
 from publisher.batched_script import BatchedScript

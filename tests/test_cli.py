@@ -159,8 +159,13 @@ def test_import_subscribers_is_idempotent_with_row_errors(tmp_path: Path) -> Non
     first = run(tmp_path, "admin", "import-subscribers", str(csv_file), check=False)
     assert first.returncode == 1
     assert "imported 3, unchanged 0" in first.stdout
-    for line in ("line 5: channel", "line 6: not a phone", "line 7: unknown area", "line 8: language",
-                 "line 9: min_grade"):
+    for line in (
+        "line 5: channel",
+        "line 6: not a phone",
+        "line 7: unknown area",
+        "line 8: language",
+        "line 9: min_grade",
+    ):
         assert line in first.stderr, first.stderr
     second = run(tmp_path, "admin", "import-subscribers", str(csv_file), check=False)
     assert "imported 0, unchanged 3" in second.stdout

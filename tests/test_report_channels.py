@@ -47,8 +47,14 @@ async def telegram_api():
 
 @pytest.fixture
 def settings(settings: Any, twilio: TwilioStandIn, telegram_api: TelegramStandin) -> Any:
-    return sms_settings(settings, twilio.url, telegram_bot_token=TOKEN, telegram_api_base=telegram_api.url,
-                        telegram_webhook_secret=SECRET, dispatch_reclaim_after=0.2)
+    return sms_settings(
+        settings,
+        twilio.url,
+        telegram_bot_token=TOKEN,
+        telegram_api_base=telegram_api.url,
+        telegram_webhook_secret=SECRET,
+        dispatch_reclaim_after=0.2,
+    )
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -56,8 +62,11 @@ def settings(settings: Any, twilio: TwilioStandIn, telegram_api: TelegramStandin
 
 async def text_in(client: Any, phone: str, body: str, sid: str) -> str:
     """An inbound SMS through the signed webhook; returns the TwiML reply's text."""
-    resp = await signed_post(client, "/webhooks/twilio/sms", {"From": phone, "To": FROM, "Body": body,
-                                                              "MessageSid": sid, "AccountSid": "ACtest"})
+    resp = await signed_post(
+        client,
+        "/webhooks/twilio/sms",
+        {"From": phone, "To": FROM, "Body": body, "MessageSid": sid, "AccountSid": "ACtest"},
+    )
     assert resp.status == 200, await resp.text()
     twiml = await resp.text()
     assert twiml.startswith("<?xml") and "<Message>" in twiml
@@ -114,8 +123,15 @@ def photo_update(chat: int, sizes: list[tuple[str, int, int]], lang: str = "en")
     return update
 
 
-async def telegram_report(client: Any, services: Any, api: TelegramStandin, *, lang: str = "en",
-                          photo: bytes | None = None, other_client: Any = None) -> str:
+async def telegram_report(
+    client: Any,
+    services: Any,
+    api: TelegramStandin,
+    *,
+    lang: str = "en",
+    photo: bytes | None = None,
+    other_client: Any = None,
+) -> str:
     """The whole /report conversation; returns the tracking code from the bot's last reply."""
     reply = await tg(client, api, message_update(CHAT, "/report", lang=lang))
     assert ("waterlogging", "cat:waterlogging") in [(d[4:], d) for _, d in reply.buttons()]
@@ -187,17 +203,21 @@ async def test_sms_reports_are_rate_limited_politely(client, services):
     for n in range(2):
         assert CODE.findall(await text_in(client, PHONE, f"REPORT fallen tree on Binjiang road {n}", f"SMl{n}"))
     reply = await text_in(client, PHONE, "REPORT fallen tree on Binjiang road 3", "SMl3")
-    assert services.catalogs.text(
-        "en", "Too many reports from you in a short time. Try again in %(minutes)s minutes.", minutes=60
-    ) in reply
+    assert (
+        services.catalogs.text(
+            "en", "Too many reports from you in a short time. Try again in %(minutes)s minutes.", minutes=60
+        )
+        in reply
+    )
     assert not CODE.findall(reply) and await report_count(services) == 2
 
 
 # -- Telegram intake -------------------------------------------------------------------------------
 
 
-async def test_telegram_report_conversation_with_a_photo(aiohttp_client, client, services, telegram_api, settings,
-                                                         clock):
+async def test_telegram_report_conversation_with_a_photo(
+    aiohttp_client, client, services, telegram_api, settings, clock
+):
     second = await aiohttp_client(create_app(settings, clock=clock))  # another process, same Redis
     code = await telegram_report(client, services, telegram_api, photo=gps_jpeg(), other_client=second)
     report = await report_by_code(services, code)
@@ -247,12 +267,13 @@ async def act(client: Any, staff: Any, incident: str, action: str, body: dict[st
     assert resp.status == 200, await resp.text()
 
 
-async def test_the_status_loop_reaches_the_reporter_by_sms_and_telegram(client, services, staff, twilio,
-                                                                         telegram_api):
+async def test_the_status_loop_reaches_the_reporter_by_sms_and_telegram(client, services, staff, twilio, telegram_api):
     sms_code = CODE.findall(await text_in(client, PHONE, "REPORT 990101001001 street flooded, cars stuck", "SMs1"))[0]
     tg_code = await telegram_report(client, services, telegram_api, lang="zh-hans")
-    api = await post_report(client, {"category": "fallen_tree", "description": "Tree across the road",
-                                     "contact": {"phone": PHONE_ZH}, **INSIDE})
+    api = await post_report(
+        client,
+        {"category": "fallen_tree", "description": "Tree across the road", "contact": {"phone": PHONE_ZH}, **INSIDE},
+    )
     api_code = (await api.json())["tracking_code"]
     twilio.messages.clear()
     telegram_api.reset()
@@ -285,9 +306,15 @@ async def test_the_status_loop_reaches_the_reporter_by_sms_and_telegram(client, 
     assert {c.parse_mode for c in sent} == {None}, "plain text: an officer's note is never parsed as markup"
     assert services.catalogs.text("zh_Hans", "Resolved") in tg_notes[-1]["text"]
     for note in tg_notes:
-        expected_status = services.catalogs.text("zh_Hans", {
-            "verified": "Verified", "assigned": "Assigned to a department",
-            "in_progress": "Being handled", "resolved": "Resolved"}[note["status"]])
+        expected_status = services.catalogs.text(
+            "zh_Hans",
+            {
+                "verified": "Verified",
+                "assigned": "Assigned to a department",
+                "in_progress": "Being handled",
+                "resolved": "Resolved",
+            }[note["status"]],
+        )
         assert expected_status in note["text"] and tg_code in note["text"]
 
     # Running the consumer again (another process, or a restart) sends nothing twice.
@@ -315,8 +342,15 @@ async def test_temporary_failures_are_retried_then_dead_lettered(client, service
     await resolve_all(client, services, staff)
     twilio.fail_next(2, "500")  # the first two sends fail: one to each phone, both retried
     twilio.fail_for("+8613800000003", "21211")  # never reachable: dropped, not retried
-    await post_report(client, {"category": "fallen_tree", "description": "Tree across the road",
-                               "contact": {"phone": "+8613800000003"}, **INSIDE})
+    await post_report(
+        client,
+        {
+            "category": "fallen_tree",
+            "description": "Tree across the road",
+            "contact": {"phone": "+8613800000003"},
+            **INSIDE,
+        },
+    )
     await notify_all(services)
     assert sorted(m.to for m in twilio.messages) == [PHONE, PHONE_ZH]
     assert await services.redis.llen(keys.DISPATCH_DEAD) == 0

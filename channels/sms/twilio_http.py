@@ -66,7 +66,7 @@ class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]
         data: dict | None = None,
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the twilio client's interface
         allow_redirects: bool = False,
     ) -> Response:
         parts = urlsplit(url)

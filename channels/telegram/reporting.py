@@ -107,8 +107,9 @@ class ReportConversation:
         flow = TelegramReportFlow(chat_id, locale, self.ctx.catalogs, self.ctx.registry)
         await self._advance(update, context, flow, flow.start())
 
-    async def _advance(self, update: Update, context: ContextTypes.DEFAULT_TYPE, flow: TelegramReportFlow,
-                       prompt: Prompt) -> None:
+    async def _advance(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, flow: TelegramReportFlow, prompt: Prompt
+    ) -> None:
         chat_id = flow.chat_id
         if flow.state == CANCELLED:
             await self.ctx.redis.delete(keys.telegram_flow(chat_id))
@@ -154,8 +155,9 @@ class ReportConversation:
             return
         # Deleted after the report is stored: a redelivered update replays the same report.
         await self.ctx.redis.delete(key)
-        note = render_notification(services.reports.text_env, services.catalogs, submitted.report,
-                                   services.settings.public_url)
+        note = render_notification(
+            services.reports.text_env, services.catalogs, submitted.report, services.settings.public_url
+        )
         await self._send(context, chat_id, note["text"], ReplyKeyboardRemove())
 
     async def _download_photo(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> bytes | None:

@@ -22,6 +22,7 @@ from ..storage import open_redis
 from ..workflow import Clock
 from . import api, console, delivery, feeds, live, monitoring, open311, partners, public, reports, screens, triage
 from .keys import BACKGROUND, SERVICES, SETTINGS
+from .limits import install_limits
 from .middleware import MIDDLEWARES
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ MAX_BODY = 1024 * 1024  # warnings are text; nothing legitimate is larger
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    install_limits(app, settings, clock)
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)

@@ -18,7 +18,7 @@ from ..model import SUBMITTED, Content
 from ..taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
 from .middleware import error_body
 from .pages import page
-from .requests import SESSION_COOKIE, locale, login_required, require_actor, services, t
+from .requests import SESSION_COOKIE, client_ip, locale, login_required, require_actor, services, t
 
 routes = web.RouteTableDef()
 LOGIN_CSRF_COOKIE = "wc_login_csrf"
@@ -46,7 +46,7 @@ async def login(request: web.Request) -> web.Response:
     if not expected or not isinstance(given, str) or not secrets.compare_digest(given, expected):
         raise _form_expired()
     name, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
-    client = request.remote or "unknown"
+    client = client_ip(request) or "unknown"
     actor = await svc.accounts.authenticate(name[:64], password[:256], client)
     if actor is None:
         await svc.audit.append(name[:64] or "?", "login_failed", "console", client=client)

@@ -1,4 +1,4 @@
-"""Middlewares: language, identity, CSRF, errors in the user's language, security headers."""
+"""Middlewares: language, identity, CSRF, errors in the user's language, security headers, limits."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..auth import csrf_matches
-from ..errors import ValidationFailed, WarncastError
+from ..errors import TooManyRequests, ValidationFailed, WarncastError
 from ..i18n import LANG_COOKIE, N_, negotiate
+from .limits import public_limit_middleware
+from .open311 import open311_error
 from .pages import page
 from .requests import (
     ACTOR,
@@ -33,9 +35,15 @@ CSP = (
 
 
 def wants_json(request: web.Request) -> bool:
+    """Machines get JSON errors: the API, CAP, feeds (a reader shows no HTML) and .json outputs."""
     path = request.path
-    return path.startswith(("/api/", "/cap/", "/healthz", "/readyz")) or (
-        "application/json" in request.headers.get("Accept", "") and "text/html" not in request.headers.get("Accept", "")
+    return (
+        path.startswith(("/api/", "/cap/", "/feeds/", "/healthz", "/readyz"))
+        or path.endswith(".json")
+        or (
+            "application/json" in request.headers.get("Accept", "")
+            and "text/html" not in request.headers.get("Accept", "")
+        )
     )
 
 
@@ -91,8 +99,12 @@ def error_body(request: web.Request, error: WarncastError) -> dict[str, object]:
     return {"error": body}
 
 
-async def error_page(request: web.Request, status: int, body: dict[str, object]) -> web.Response:
-    return await page(request, "error.html", status=status, status_code=status, error=body["error"])
+async def error_page(
+    request: web.Request, status: int, body: dict[str, object], retry_after: int | None = None
+) -> web.Response:
+    return await page(
+        request, "error.html", status=status, status_code=status, error=body["error"], retry_after=retry_after
+    )
 
 
 @web.middleware
@@ -100,10 +112,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except WarncastError as error:
+        if isinstance(error, TooManyRequests) and request.path.startswith("/open311/"):
+            return open311_error(request, error)  # limited before the Open311 handler: still its format
+        retry_after = error.retry_after if isinstance(error, TooManyRequests) else None
         body = error_body(request, error)
         if wants_json(request):
-            return web.json_response(body, status=error.status)
-        return await error_page(request, error.status, body)
+            response = web.json_response(body, status=error.status)
+        else:
+            response = await error_page(request, error.status, body, retry_after)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -153,4 +172,6 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     return response
 
 
-MIDDLEWARES = [headers_middleware, locale_middleware, error_middleware, identity_middleware]
+# The limit runs after identity (staff are not limited) and inside the error middleware (its 429
+# is rendered like every other error, in the user's language).
+MIDDLEWARES = [headers_middleware, locale_middleware, error_middleware, identity_middleware, public_limit_middleware]

@@ -18,7 +18,7 @@ from citizen_report.routing import load_routing
 from .. import keys
 from ..errors import FieldError, NotFound, TooManyRequests, ValidationFailed, WarncastError
 from ..i18n import N_
-from .requests import locale, services, t
+from .requests import client_ip, locale, services, t
 
 routes = web.RouteTableDef()
 FMT = "{fmt:xml|json}"
@@ -38,7 +38,7 @@ def _respond(request: web.Request, root: str, value: object, status: int = 200) 
 
 
 def open311(handler: Handler) -> Handler:
-    """Errors as the spec's list of {code, description}: 404 missing, 403 api_key, 400 the rest."""
+    """Errors in the spec's format (see `open311_error`)."""
 
     @functools.wraps(handler)
     async def wrapped(request: web.Request) -> web.Response:
@@ -47,16 +47,24 @@ def open311(handler: Handler) -> Handler:
             if jurisdiction and jurisdiction != _jurisdiction(request):
                 raise NotFound(N_("Jurisdiction %(id)s is not served here."), id=jurisdiction[:60])
             return await handler(request)
-        except ValidationFailed as error:
-            errors = [(400, f"{e.field}: {t(request, e.message, **e.params)}") for e in error.errors]
         except WarncastError as error:
-            code = error.status if error.status in (403, 404) else 400
-            detail = 429 if isinstance(error, TooManyRequests) else code  # the body may be more specific
-            errors = [(detail, t(request, error.message, **error.params))]
-        status = errors[0][0] if errors[0][0] in (403, 404) else 400
-        return _respond(request, "errors", spec.errors_doc(errors), status=status)
+            return open311_error(request, error)
 
     return wrapped
+
+
+def open311_error(request: web.Request, error: WarncastError) -> web.Response:
+    """The spec's list of {code, description}: 404 missing, 403 api_key, 429 too many requests (with
+    Retry-After), 400 the rest. The error middleware uses it too, for errors raised before a handler."""
+    if isinstance(error, ValidationFailed):
+        errors = [(400, f"{e.field}: {t(request, e.message, **e.params)}") for e in error.errors]
+    else:
+        code = error.status if error.status in (403, 404, 429) else 400
+        errors = [(code, t(request, error.message, **error.params))]
+    response = _respond(request, "errors", spec.errors_doc(errors), status=errors[0][0])
+    if isinstance(error, TooManyRequests) and error.retry_after:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _jurisdiction(request: web.Request) -> str:
@@ -116,7 +124,7 @@ async def create_request(request: web.Request) -> web.Response:
         people_at_risk=fields.get(f"attribute[{spec.PEOPLE_AT_RISK}]", "") == "yes",
         channel="open311",
         locale=locale(request),
-        client=request.remote or "",
+        client=client_ip(request),
     )
     submitted = await submit_report(svc, data, idempotency_key=request.headers.get("Idempotency-Key"))
     notice = t(request, N_("Photos by media_url are not fetched; send them with POST /api/v1/reports."))

@@ -78,6 +78,11 @@ ERROR = {
         }
     },
 }
+TOO_MANY: dict[str, Any] = {
+    "description": "Too many requests from this address; try again after Retry-After seconds",
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 SCREEN_ID = "^[a-z0-9][a-z0-9-]{0,39}$"
 _TEXT_FIELD = lambda name: {"type": "object", "properties": {name: {"type": "string", "maxLength": 1000}}}  # noqa: E731
 
@@ -335,6 +340,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         if roles:
             operation["security"] = [{"bearer": []}, {"session": []}]
             operation["description"] = f"Roles: {roles}."
+        else:  # public: limited per client address (reads in each process, reports in Redis)
+            operation["responses"]["429"] = TOO_MANY
         if body:
             operation["requestBody"] = {
                 "required": method != "post" or "$ref" in body,

@@ -17,7 +17,7 @@ from ..i18n import N_, tag_for
 from ..keys import REPORTS_BY_TRACKING
 from .middleware import error_body
 from .pages import page
-from .requests import AUTH_KIND, BadRequest, json_body, json_dumps, locale, services
+from .requests import AUTH_KIND, BadRequest, client_ip, json_body, json_dumps, locale, services
 
 routes = web.RouteTableDef()
 MAX_TEXT_PART = 16 * 1024
@@ -86,10 +86,6 @@ async def _read_capped(part: BodyPartReader, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _client(request: web.Request) -> str:
-    return request.remote or ""
-
-
 def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list[Photo], channel: str) -> ReportInput:
     contact = fields.get("contact") if isinstance(fields.get("contact"), dict) else {}
     return ReportInput(
@@ -108,7 +104,7 @@ def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list
         people_at_risk=fields.get(PEOPLE_AT_RISK, False),
         channel=channel,
         locale=locale(request),
-        client=_client(request),
+        client=client_ip(request),
         honeypot=str(fields.get("website", "")),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
 from typing import Any
 
 import orjson
@@ -12,7 +14,7 @@ from ..errors import FieldError, Forbidden, Unauthorized, ValidationFailed, Warn
 from ..i18n import N_, PoTranslations
 from ..roles import allowed
 from ..services import Services
-from .keys import SERVICES
+from .keys import SERVICES, SETTINGS
 
 ACTOR = web.RequestKey("actor", Actor)
 CSRF = web.RequestKey("csrf", str)
@@ -41,6 +43,51 @@ def translations(request: web.Request) -> PoTranslations:
 
 def t(request: web.Request, message: str, **params: object) -> str:
     return services(request).catalogs.text(locale(request), message, **params)
+
+
+def client_ip(request: web.Request) -> str:
+    """The address of whoever sent the request: the peer, or, when the peer is a trusted proxy
+    (WARNCAST_TRUSTED_PROXIES), the right-most untrusted hop of X-Forwarded-For. Hops left of that
+    one are whatever the client chose to send, so they are never believed."""
+    peer = request.remote or ""
+    trusted = request.app[SETTINGS].trusted_proxies
+    if not trusted:
+        return peer
+    return forwarded_client(peer, request.headers.getall("X-Forwarded-For", ()), trusted)
+
+
+def forwarded_client(peer: str, forwarded: Iterable[str], trusted: tuple[IPv4Network | IPv6Network, ...]) -> str:
+    """`client_ip` without the request: `forwarded` are the X-Forwarded-For header lines in order."""
+    address = _address(peer)
+    if address is None or not _trusted(address, trusted):
+        return peer
+    hops = [hop.strip() for line in forwarded for hop in line.split(",")]
+    for hop in reversed(hops):
+        found = _address(hop)
+        if found is None:  # garbage: no proxy writes that; keep the last hop a trusted proxy vouched for
+            break
+        address = found
+        if not _trusted(address, trusted):
+            break
+    return str(address)
+
+
+def _address(text: str) -> IPv4Address | IPv6Address | None:
+    if text.startswith("["):  # [2001:db8::1]:443
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:  # 192.0.2.1:443
+        text = text.partition(":")[0]
+    try:
+        address = ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: IPv4Address | IPv6Address, trusted: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    return any(address in network for network in trusted)
 
 
 def current_actor(request: web.Request) -> Actor | None:

@@ -17,9 +17,10 @@ from channels.screens.registry import ENCODINGS, LANGUAGES, ORIENTATIONS, TEXT_S
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..i18n import N_, tag_for
 from .conditional import respond
+from .limits import live_streams
 from .live import outlets
 from .pages import page
-from .requests import json_body, locale, login_required, require_actor, services, t
+from .requests import client_ip, json_body, locale, login_required, require_actor, services, t
 
 routes = web.RouteTableDef()
 SCREEN = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -57,7 +58,19 @@ async def screen_txt(request: web.Request) -> web.Response:
 
 @routes.get(f"/screens/{SCREEN}/events")
 async def screen_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: the state now, then each change; a comment every PING_SECONDS."""
+    """Server-sent events: the state now, then each change; a comment every PING_SECONDS.
+
+    Each client address may hold WARNCAST_SSE_PER_IP streams (a control room's screens share one
+    address); more are refused with 429, so that one client cannot hold all of this process's sockets."""
+    streams, ip = live_streams(request), client_ip(request)
+    streams.open(ip, request)
+    try:
+        return await _stream(request)
+    finally:
+        streams.close(ip, request)
+
+
+async def _stream(request: web.Request) -> web.StreamResponse:
     live = outlets(request)
     screen = await _screen(request, "events")
     response = web.StreamResponse(
