@@ -35,12 +35,15 @@ class BatchedScript:
         self._waiting.append((keys, args, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_waiting())
-        # A caller that gives up does not stop the batch: the others still need their replies.
-        return await asyncio.shield(future)
+        # A caller that gives up cancels only its own future; the batch skips it.
+        return await future
 
     async def _send_waiting(self) -> None:
         while self._waiting:
-            batch, self._waiting = self._waiting, []
+            batch = [call for call in self._waiting if not call[2].done()]  # callers gone: not run
+            self._waiting = []
+            if not batch:
+                continue
             try:
                 replies = await self._run(batch)
             except Exception as exc:  # the connection failed: nobody in this batch is acknowledged

@@ -51,7 +51,7 @@ class Settings:
     provider_timeout: float = 10.0  # seconds for one provider API call
     dispatch_max_attempts: int = 5
     dispatch_backoff: float = 2.0  # seconds; doubles per attempt, with jitter
-    dispatch_reclaim_after: float = 30.0  # seconds a segment may sit unacknowledged by a dead worker
+    dispatch_reclaim_after: float = 10.0  # seconds a segment may sit unacknowledged by a dead worker
     run_workers: bool = True  # dispatch workers inside `warncast serve`
     # Reverse proxies whose X-Forwarded-For is believed (publisher/web/requests.py: client_ip).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -119,7 +119,7 @@ class Settings:
             telegram_rate=_float(env, "WARNCAST_TELEGRAM_RATE", 30.0),
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
-            dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 30.0),
+            dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 10.0),
             provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
             trusted_proxies=_networks(env, "WARNCAST_TRUSTED_PROXIES"),

@@ -33,7 +33,10 @@ from .ratelimit import PerAddressLimiter, RateLimiter
 from .streams import ensure_group, next_entries
 
 log = logging.getLogger(__name__)
-HEARTBEAT_SECONDS = 15
+# A worker that has not said it is alive for this long is dead: its claims are taken over.
+# Refreshed every second, so only an event loop stalled for seconds could be taken for dead
+# (and then a few messages are sent twice, never lost).
+HEARTBEAT_SECONDS = 5
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -113,7 +116,7 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
-            await asyncio.sleep(HEARTBEAT_SECONDS / 3)
+            await asyncio.sleep(1)
 
     async def run_once(self, block_ms: int | None = None, count: int = 4) -> int:
         """Handle a few segments: reclaimed ones from dead workers first, then new ones."""
