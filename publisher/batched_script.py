@@ -1,6 +1,6 @@
 """One Lua script called by many concurrent requests, sent to Redis in shared round trips.
 
-Calls made while a batch is on its way go together in the next pipeline (group commit): under a
+Calls made while a batch is on its way go together in the next write (group commit): under a
 burst of citizen reports one write and one read carry dozens of intake scripts instead of one
 each, and a lone call still goes at once. Every call gets its own reply or error, and only after
 Redis has run it, so an acknowledgement means exactly what it meant for a single call.
@@ -13,9 +13,10 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
+
+from .raw_pipeline import execute_raw
 
 Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
 
@@ -69,24 +70,5 @@ class BatchedScript:
         return replies
 
     async def _pipeline(self, batch: list[Call]) -> list[Any]:
-        """All calls in one write, their replies in order. Packed by hiredis and sent on a pooled
-        connection directly: redis-py's pipeline costs more per command than the script itself,
-        and it retries a whole batch after a connection error (running scripts twice)."""
         self.round_trips += 1
-        command = b"".join(hiredis.pack_command(("EVALSHA", self.sha, len(k), *k, *a)) for k, a, _ in batch)
-        pool = self.redis.connection_pool
-        connection = await pool.get_connection()
-        try:
-            await connection.send_packed_command(command)
-            replies: list[Any] = []
-            for _ in batch:
-                try:
-                    replies.append(await connection.read_response())
-                except ResponseError as exc:  # this call's own error; the connection is fine
-                    replies.append(exc)
-        except BaseException:
-            await connection.disconnect()  # replies may be left unread: never reuse it
-            raise
-        finally:
-            await pool.release(connection)
-        return replies
+        return await execute_raw(self.redis, [("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch])

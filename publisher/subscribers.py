@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from . import keys
 from .areas import Area, AreaRegistry
 from .policy import DEFAULT_MIN_GRADE
+from .raw_pipeline import execute_raw
 from .taxonomy import GRADES
 
 CHANNELS = ("sms", "telegram")
@@ -133,10 +134,9 @@ class Subscribers:
     async def get_many(self, channel: str, addresses: list[str]) -> list[Subscriber | None]:
         """What dispatch needs of many subscribers, in one round trip (only the fields it reads:
         this is the hot path of a million-recipient fan-out)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for address in addresses:
-                pipe.hmget(keys.subscriber(channel, address), _DISPATCH_FIELDS)
-            rows = await pipe.execute()
+        rows = await execute_raw(
+            self.redis, [("HMGET", keys.subscriber(channel, address), *_DISPATCH_FIELDS) for address in addresses]
+        )
         return [
             Subscriber(
                 channel, address, status=row[0], lang=row[1] or "zh_Hans", min_grade=row[2] or "", drill=row[3] == "1"
