@@ -100,7 +100,8 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         raise ValidationFailed(errors)
     sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
     client = data.client if data.channel in IP_LIMITED else ""
-    limits = rate_limits(desk.config, desk.now(), client, normalise_phone(sender) if sender else "")
+    now = desk.now()
+    limits = rate_limits(desk.config, now, client, normalise_phone(sender) if sender else "")
     photos: list[CleanPhoto] = []
     if data.photos:
         # Decoding photos costs CPU: answer a replay and count the sender before doing it.
@@ -115,7 +116,6 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         raise ValidationFailed([_no_location()])
     for photo in photos:  # content-addressed, so a retry rewrites the same keys
         await redis.set(keys.report_photo(photo.id), base64.b64encode(photo.jpeg).decode())
-    now = desk.now()
     created = now.isoformat()
     report = Report(
         id="",  # allocated by the intake script
