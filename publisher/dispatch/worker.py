@@ -57,6 +57,8 @@ async def _shared(cache: dict[K, asyncio.Future[V]], key: K, load: Callable[[], 
     if key not in cache:
         cache[key] = asyncio.ensure_future(load())
     future = cache[key]
+    if future.done() and not future.cancelled() and future.exception() is None:
+        return future.result()  # the common case: loaded long ago, no need to wait
     try:
         return await asyncio.shield(future)  # one caller's cancellation does not cancel the others'
     except Exception:
