@@ -243,6 +243,12 @@ async def durability(requests: int, concurrency: int, workdir: Path) -> None:
         embedded.start()  # same directory: the server reloads the append-only file
         run = await running
         client = sync_redis.Redis.from_url(embedded.url, decode_responses=True)
+        for _ in range(600):  # the restarted server answers LOADING until the AOF is read back
+            try:
+                client.ping()
+                break
+            except sync_redis.exceptions.BusyLoadingError:
+                time.sleep(0.1)
         stored = client.hmget(keys.REPORTS_BY_TRACKING, acked) if acked else []
         missing = sum(1 for value in stored if value is None)
         client.close()

@@ -11,7 +11,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import numpy
 import redis.asyncio as aioredis
+import shapely
 from shapely import STRtree
 from shapely.geometry import Point, Polygon
 
@@ -68,6 +70,9 @@ def area_from_record(record: dict) -> Area:
     )
 
 
+VECTOR_LOOKUP_MAX = 512  # areas; more and point lookups go through the STRtree
+
+
 class AreaRegistry:
     def __init__(self, areas: Iterable[Area] = ()) -> None:
         self.version = -1
@@ -82,6 +87,12 @@ class AreaRegistry:
             if a.parent:
                 self.children.setdefault(a.parent, []).append(a.code)
         self._tree = STRtree([a.geometry for a in self.areas]) if self.areas else None
+        # A city's few hundred areas are tested at once in C faster than the tree is queried from
+        # Python (a point lookup per citizen report); a big registry uses the tree.
+        self._all = None
+        if 0 < len(self.areas) <= VECTOR_LOOKUP_MAX:
+            self._all = numpy.array([a.geometry for a in self.areas], dtype=object)
+            shapely.prepare(self._all)
 
     def __len__(self) -> int:
         return len(self.areas)
@@ -91,10 +102,11 @@ class AreaRegistry:
 
     def containing(self, lat: float, lon: float) -> list[Area]:
         """Every area that contains the point, most general first."""
+        if self._all is not None:
+            return [self.areas[i] for i in numpy.flatnonzero(shapely.intersects_xy(self._all, lon, lat))]
         if self._tree is None:
             return []
-        point = Point(lon, lat)
-        hits = self._tree.query(point, predicate="intersects")
+        hits = self._tree.query(Point(lon, lat), predicate="intersects")
         return [self.areas[i] for i in sorted(hits)]
 
     def descendants(self, code: str) -> list[str]:
