@@ -248,7 +248,7 @@ async def durability(requests: int, concurrency: int, workdir: Path) -> None:
                 client.ping()
                 break
             except sync_redis.exceptions.BusyLoadingError:
-                time.sleep(0.1)
+                await asyncio.sleep(0.1)
         stored = client.hmget(keys.REPORTS_BY_TRACKING, acked) if acked else []
         missing = sum(1 for value in stored if value is None)
         client.close()
