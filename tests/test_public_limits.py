@@ -20,7 +20,7 @@ from aiohttp import web
 
 from publisher.settings import Settings, SettingsError
 from publisher.web.app import create_app
-from publisher.web.limits import LIVE_STREAMS, PUBLIC_LIMITS
+from publisher.web.limits import AUTH_FAILURE_BURST, LIVE_STREAMS, PUBLIC_LIMITS
 from publisher.web.requests import forwarded_client
 
 from .test_console import login
@@ -119,6 +119,18 @@ async def test_staff_with_a_token_are_not_limited_nor_are_probes(client, service
     for probe in ("/healthz", "/readyz", "/metrics"):
         assert (await client.get(probe)).status == 200, f"{probe}: the operator's probes are never limited"
     assert (await client.get("/static/app.css")).status == 200, "nor static files"
+
+
+async def test_guessing_api_tokens_is_refused_before_any_lookup(client, services, staff, clock):
+    bad = {"Authorization": "Bearer guess"}
+    statuses = [
+        (await client.post("/api/v1/warnings", json={}, headers=bad)).status for _ in range(AUTH_FAILURE_BURST + 2)
+    ]
+    assert statuses == [401] * AUTH_FAILURE_BURST + [429, 429]
+    refused = await client.get("/api/v1/warnings", headers={**staff["drafter"], "Accept-Language": "en"})
+    assert refused.status == 429 and int(refused.headers["Retry-After"]) >= 1  # the address, whoever it is now
+    clock.advance(seconds=10)
+    assert (await client.get("/api/v1/warnings", headers=staff["drafter"])).status == 200
 
 
 async def test_a_session_is_not_limited(client, services, users):

@@ -45,6 +45,14 @@ class TokenBuckets:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def wait(self, ip: str) -> int:
+        """Whole seconds until `ip`'s bucket has a token (0: it has one); spends nothing."""
+        found = self._buckets.get(bucket_key(ip))
+        if found is None:
+            return 0
+        tokens = min(self.burst, found[0] + max(0.0, self.now() - found[1]) * self.rate)
+        return 0 if tokens >= 1 else max(1, math.ceil((1 - tokens) / self.rate))
+
     def take(self, ip: str) -> int:
         """Spend a token of `ip`'s bucket: 0 if it had one, else the whole seconds until it has."""
         key = bucket_key(ip)
@@ -109,6 +117,9 @@ def bucket_key(ip: str) -> str:
 
 
 PUBLIC_LIMITS = web.AppKey("public_limits", TokenBuckets)
+# Wrong API tokens per address: a few typos pass, guessing does not (nor does it cost a lookup).
+AUTH_FAILURES = web.AppKey("auth_failures", TokenBuckets)
+AUTH_FAILURE_RATE, AUTH_FAILURE_BURST = 0.2, 10
 LIVE_STREAMS = web.AppKey("live_streams", StreamCap)
 
 
@@ -117,6 +128,15 @@ def install_limits(app: web.Application, settings: Settings, clock: Clock | None
     now = (lambda: clock().timestamp()) if clock is not None else time.monotonic
     app[PUBLIC_LIMITS] = TokenBuckets(settings.public_rate, settings.public_burst, settings.public_max_ips, now)
     app[LIVE_STREAMS] = StreamCap(settings.sse_per_ip)
+    app[AUTH_FAILURES] = TokenBuckets(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST, settings.public_max_ips, now)
+
+
+def too_many_requests(wait: int) -> TooManyRequests:
+    return TooManyRequests(
+        N_("Too many requests from your address. Wait %(seconds)s s and try again."),
+        seconds=wait,
+        retry_after=wait,
+    )
 
 
 def live_streams(request: web.Request) -> StreamCap:
@@ -129,11 +149,6 @@ async def public_limit_middleware(request: web.Request, handler: Handler) -> web
     covered without anyone remembering to. Staff (a valid token or session) are not limited; writes
     are not (intake has its own limits, the console needs a login, webhooks check signatures)."""
     if request.method in READS and AUTH_KIND not in request and not request.path.startswith(EXEMPT):
-        wait = request.app[PUBLIC_LIMITS].take(client_ip(request))
-        if wait:
-            raise TooManyRequests(
-                N_("Too many requests from your address. Wait %(seconds)s s and try again."),
-                seconds=wait,
-                retry_after=wait,
-            )
+        if wait := request.app[PUBLIC_LIMITS].take(client_ip(request)):
+            raise too_many_requests(wait)
     return await handler(request)

@@ -12,7 +12,7 @@ from aiohttp import web
 from ..auth import csrf_matches
 from ..errors import TooManyRequests, ValidationFailed, WarncastError
 from ..i18n import LANG_COOKIE, N_, negotiate
-from .limits import public_limit_middleware
+from .limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
 from .open311 import open311_error
 from .pages import page
 from .requests import (
@@ -21,6 +21,7 @@ from .requests import (
     CSRF,
     LOCALE,
     SESSION_COOKIE,
+    client_ip,
     services,
     t,
 )
@@ -61,8 +62,12 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
     accounts = services(request).accounts
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith("Bearer "):
+        failures, ip = request.app[AUTH_FAILURES], client_ip(request)
+        if wait := failures.wait(ip):  # this address has been guessing tokens
+            raise too_many_requests(wait)
         actor = await accounts.token_actor(authorization[7:].strip())
         if actor is None:
+            failures.take(ip)
             raise _http_error(request, 401, "unauthorized", N_("The API token is not valid."))
         request[ACTOR], request[AUTH_KIND] = actor, "token"
     elif session_id := request.cookies.get(SESSION_COOKIE):
