@@ -369,3 +369,44 @@ async def test_large_index_sets_are_scanned_and_each_resident_planned_once(clien
     assert all(count == 1 for count in twilio.counts.values())
     stats = await services.redis.hgetall(keys.delivery_stats(message["id"]))
     assert (stats["sms.planned"], stats["sms.sent"]) == ("730", "730")
+
+
+async def test_an_interrupted_segment_keeps_what_was_sent_and_gives_back_the_rest(
+    client, services, staff, clock, twilio, settings
+):
+    phones = await subscribe(services, 6, D1)
+    slow = phones[2]
+    twilio.hang_seconds = 1.5
+    twilio.fail_for(slow, "hang")
+    await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
+    message = await published(client, staff, clock, grade="red")
+    await Planner(services, "p").run_once()
+    worker = Worker(services, "impatient")
+    worker._segment_timeout = 0.3  # the watchdog gives up while the slow send is in flight
+    await ensure_group(services.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+    await worker.run_once()
+    states = {p: await services.redis.hget(keys.delivery_state(message["id"], "sms", shard_of(p)), p) for p in phones}
+    assert states.pop(slow) is None  # given back: whoever takes the segment up sends it
+    assert all(state.startswith("sent|") for state in states.values()), states
+    assert (await services.redis.xpending(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP))["pending"] == 1
+    # The same worker takes its segment up again once it is idle long enough: the rest is sent once.
+    twilio.fail_for(slow, "")
+    await asyncio.sleep(1.6)  # the hung request ends at the stand-in (it counts it: it cannot know)
+    worker._segment_timeout = 30
+    worker.settings = settings.with_(dispatch_reclaim_after=0.05)
+    await drain(services, [worker])
+    counts = dict(twilio.counts)
+    assert all(counts[p] == 1 for p in phones if p != slow) and counts[slow] == 2
+    stats = await services.redis.hgetall(keys.delivery_stats(message["id"]))
+    assert stats["sms.sent"] == "6"
+
+
+async def test_a_workers_own_claim_from_a_failed_run_is_taken_up_again(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 2, D1)
+    message = await published(client, staff, clock, grade="red")
+    worker = Worker(services, "me-again")
+    mid = message["id"]
+    # A run of ours that failed and could not give its claim back (Redis was down, say).
+    await services.redis.hset(keys.delivery_state(mid, "sms", shard_of(phones[0])), phones[0], "sending|me-again|gone")
+    await drain(services, [worker])
+    assert twilio.counts == {phones[0]: 1, phones[1]: 1}

@@ -48,6 +48,16 @@ return out
 """
 
 
+# Give back claims still held under this mark (sends that never completed): HDEL where unchanged.
+RELEASE = """
+local n = 0
+for i = 2, #ARGV do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
+end
+return n
+"""
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -94,6 +104,8 @@ class Worker:
         }
         self.per_chat = PerAddressLimiter(self.redis, "telegram-chat")
         self._claim_script = self.redis.register_script(CLAIM)
+        self._release_script = self.redis.register_script(RELEASE)
+        self._active_marks: set[str] = set()  # claims of segments this worker is sending right now
         # A segment may wait long for its share of a slow rate; beyond this it is surely stuck.
         slowest = min(self.settings.sms_rate, self.settings.telegram_rate) / self.settings.sms_max_segments
         self._segment_timeout = max(120.0, 10 * self.settings.provider_timeout, 8 * SEGMENT_SIZE / slowest)
@@ -176,18 +188,46 @@ class Worker:
         subscribers = await lookup(list(segment.addresses))
         policy_mode = (await self.services.policy.get()).get(message.content.grade, {}).get(segment.channel, "opted_in")
         eligible = [s for s in subscribers if s is not None and self._eligible(s, message, segment, policy_mode)]
-        claimed = await self._claim(segment, [s.address for s in eligible])
-        by_address = {s.address: s for s in eligible}
+        # A mark per segment run: a claim of ours whose run is over (it failed) is not "being sent".
+        mark = f"sending|{self.id}|{uuid.uuid4().hex[:12]}"
+        self._active_marks.add(mark)
         outcome = Outcome()
-        todo = iter(claimed)
+        claimed: list[str] = []
+        try:
+            claimed = await self._claim(segment, [s.address for s in eligible], mark)
+            by_address = {s.address: s for s in eligible}
+            todo = iter(claimed)
 
-        async def lane() -> None:  # a few long-lived senders, not one task per recipient
-            for address in todo:
-                await self._deliver(channel, segment, message, by_address[address], outcome)
+            async def lane() -> None:  # a few long-lived senders, not one task per recipient
+                for address in todo:
+                    await self._deliver(channel, segment, message, by_address[address], outcome)
 
-        lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
-        await asyncio.gather(*(lane() for _ in range(lanes)))
-        await self._record(segment, message, outcome)
+            lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
+            await asyncio.gather(*(lane() for _ in range(lanes)))
+            await self._record(segment, message, outcome)
+        except BaseException:  # the watchdog gave up, or Redis failed: keep what was done, free the rest
+            await self._give_back(segment, message, outcome, mark, claimed)
+            raise
+        finally:
+            self._active_marks.discard(mark)
+
+    async def _give_back(
+        self, segment: Segment, message: Message, outcome: Outcome, mark: str, claimed: list[str]
+    ) -> None:
+        """Record the sends that completed and release the other claims, so that whoever takes the
+        segment up again sends those (an interrupted send may then go twice; none is lost)."""
+        done = {address for states in outcome.states.values() for address in states}
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for address in claimed:
+            if address not in done:
+                by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
+        try:
+            async with asyncio.timeout(5):
+                await self._record(segment, message, outcome, final=False)
+                for key, addresses in by_key.items():
+                    await self._release_script(keys=[key], args=[mark, *addresses])
+        except Exception:  # Redis is gone too: our stale marks are taken over when the segment returns
+            log.exception("could not give back the claims of an interrupted segment")
 
     def _eligible(self, sub: Subscriber, message: Message, segment: Segment, mode: str) -> bool:
         if not sub.active:
@@ -200,10 +240,9 @@ class Worker:
             return True
         return mode == "opted_in" and sub.wants(message.content.grade)
 
-    async def _claim(self, segment: Segment, addresses: list[str]) -> list[str]:
+    async def _claim(self, segment: Segment, addresses: list[str], mark: str) -> list[str]:
         if not addresses:
             return []
-        mark = f"sending|{self.id}|{now_ms()}"
         by_key: dict[str, list[str]] = defaultdict(list)
         for address in addresses:
             by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
@@ -252,9 +291,12 @@ class Worker:
                 mine.append((key, address))  # this is the scheduled retry itself
             elif kind == "sending":
                 owner = rest.split("|", 1)[0]
-                if owner != self.id and not await self.redis.exists(keys.worker_heartbeat(owner)):
+                if owner == self.id:
+                    if state not in self._active_marks:
+                        mine.append((key, address))  # our own run of it failed before giving it back
+                elif not await self.redis.exists(keys.worker_heartbeat(owner)):
                     mine.append((key, address))  # its worker died mid-send
-                elif owner != self.id:
+                else:
                     held.append(address)  # another worker has it, or seems to: look later
         if mine:
             async with self.redis.pipeline(transaction=False) as pipe:
@@ -335,14 +377,15 @@ class Worker:
         out.retries.append((job, time.time() + min(delay, 3600)))
         out.stats[f"{ch}.retrying"] += 1
 
-    async def _record(self, segment: Segment, message: Message, out: Outcome) -> None:
+    async def _record(self, segment: Segment, message: Message, out: Outcome, *, final: bool = True) -> None:
+        """Write back what `out` holds; `final`: the segment is done (its retry is no longer pending)."""
         ch = segment.channel
         stats_key = keys.delivery_stats(segment.message_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             for state_key, states in out.states.items():
                 pipe.hset(state_key, mapping=states)
                 pipe.expire(state_key, 30 * 86400)
-            if segment.attempt > 0 and not segment.recheck:
+            if final and segment.attempt > 0 and not segment.recheck:
                 out.stats[f"{ch}.retrying"] -= 1  # this recipient was counted as retrying
             for name, value in out.stats.items():
                 if value:
