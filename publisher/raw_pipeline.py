@@ -8,12 +8,15 @@ error, which would run non-idempotent commands twice; here a failure is simply r
 
 from __future__ import annotations
 
+import asyncio
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = Sequence[str | bytes | int | float]
 
@@ -26,13 +29,18 @@ async def execute_raw(redis: aioredis.Redis, commands: Sequence[Command]) -> lis
     pool = redis.connection_pool
     connection = await pool.get_connection()
     try:
-        await connection.send_packed_command(packed)
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(await connection.read_response())
-            except ResponseError as exc:  # this command's own error; the connection is fine
-                replies.append(exc)
+        # One deadline for the whole batch (the client's socket timeout) instead of one per reply.
+        async with asyncio.timeout(connection.socket_timeout):
+            await connection.send_packed_command(packed)
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(await connection.read_response(timeout=math.inf))
+                except ResponseError as exc:  # this command's own error; the connection is fine
+                    replies.append(exc)
+    except TimeoutError as exc:
+        await connection.disconnect()
+        raise RedisTimeoutError(f"Redis did not answer {len(commands)} commands in time") from exc
     except BaseException:
         await connection.disconnect()  # replies may be left unread: never reuse it
         raise

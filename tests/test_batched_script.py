@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.exceptions import ResponseError
 
 from publisher.batched_script import BatchedScript
+from publisher.raw_pipeline import execute_raw
 
 COUNT = (
     "local n = redis.call('INCR', KEYS[1]) if ARGV[1] == 'fail' then return redis.error_reply('no ' .. n) end return n"
@@ -47,3 +49,29 @@ async def test_an_unreachable_redis_fails_every_call_of_the_batch():
     outcomes = await asyncio.gather(*(script(["t:x"], ["ok"]) for _ in range(3)), return_exceptions=True)
     assert all(isinstance(o, RedisConnectionError) for o in outcomes)
     await client.aclose()
+
+
+async def test_a_silent_redis_times_the_batch_out_once(tmp_path):
+    import redis.asyncio as aioredis
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    async def answers_hello_then_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                if b"GET" in data:
+                    continue  # our batch: never answered
+                commands = data.count(b"\r\n*") + data.startswith(b"*")
+                writer.write(b"+OK\r\n" * commands)  # the client's handshake
+                await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(answers_hello_then_nothing, path=str(tmp_path / "silent.sock"))
+    client = aioredis.from_url(f"unix://{tmp_path}/silent.sock", socket_timeout=0.2)
+    try:
+        with pytest.raises(RedisTimeoutError):
+            await execute_raw(client, [("GET", "a"), ("GET", "b")])
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()
