@@ -38,13 +38,18 @@ def render_notification(env: jinja2.Environment, catalogs: Catalogs, report: Rep
         life_safety=report.life_safety,
         url=f"{public_url}/report/{report.tracking_code}",
     )
+    return notification(report, text.strip())
+
+
+def notification(report: Report, text: str) -> dict[str, str]:
+    """The outbox entry that carries `text` to the reporter."""
     return {
         "channel": report.reply_channel,
         "address": report.reply_address if report.reply_channel != "web" else "",
         "locale": report.locale,
         "tracking_code": report.tracking_code,
         "status": report.status,
-        "text": text.strip(),
+        "text": text,
     }
 
 

@@ -19,7 +19,7 @@ import jinja2
 from publisher.i18n import Catalogs, PoTranslations
 
 from .model import RECEIVED, Report
-from .notify import render_notification
+from .notify import notification, render_notification
 
 _CODE = "\x00tracking-code\x00"  # NUL occurs in no template or translation: it marks only the code
 
@@ -29,14 +29,7 @@ def receipt(env: jinja2.Environment, catalogs: Catalogs, report: Report, public_
     if report.status != RECEIVED or report.status_note:
         return render_notification(env, catalogs, report, public_url)
     text = _text(env, catalogs.get(report.locale), report.locale, report.life_safety, public_url)
-    return {
-        "channel": report.reply_channel,
-        "address": report.reply_address if report.reply_channel != "web" else "",
-        "locale": report.locale,
-        "tracking_code": report.tracking_code,
-        "status": report.status,
-        "text": text.replace(_CODE, report.tracking_code),
-    }
+    return notification(report, text.replace(_CODE, report.tracking_code))
 
 
 @lru_cache(maxsize=64)

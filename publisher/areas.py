@@ -86,13 +86,14 @@ class AreaRegistry:
         for a in self.areas:
             if a.parent:
                 self.children.setdefault(a.parent, []).append(a.code)
-        self._tree = STRtree([a.geometry for a in self.areas]) if self.areas else None
-        # A city's few hundred areas are tested at once in C faster than the tree is queried from
+        # A city's few hundred areas are tested at once in C faster than a tree is queried from
         # Python (a point lookup per citizen report); a big registry uses the tree.
-        self._all = None
+        self._all = self._tree = None
         if 0 < len(self.areas) <= VECTOR_LOOKUP_MAX:
             self._all = numpy.array([a.geometry for a in self.areas], dtype=object)
             shapely.prepare(self._all)
+        elif self.areas:
+            self._tree = STRtree([a.geometry for a in self.areas])
 
     def __len__(self) -> int:
         return len(self.areas)

@@ -25,6 +25,8 @@ from publisher.storage import redis_server_binary
 from publisher.web.app import create_app
 from publisher.web.keys import SERVICES
 
+from .standins.twilio import TwilioStandIn
+
 TZ = ZoneInfo("Asia/Shanghai")
 ROLE_USERS = {
     "drafter": ["drafter"],
@@ -173,3 +175,10 @@ def warning_body(clock: Clock, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+@pytest.fixture
+async def twilio() -> AsyncIterator[TwilioStandIn]:
+    """A Twilio Messages API stand-in; tests that send SMS point TWILIO_API_BASE at it."""
+    async with TwilioStandIn("ACtest", "secret") as standin:
+        yield standin

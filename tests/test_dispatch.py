@@ -24,12 +24,6 @@ D1, D2 = "990101", "990102"  # two districts of the demo city
 
 
 @pytest.fixture
-async def twilio():
-    async with TwilioStandIn("ACtest", "secret") as standin:
-        yield standin
-
-
-@pytest.fixture
 def settings(settings: Any, twilio: TwilioStandIn) -> Any:
     return sms_settings(settings, twilio.url, dispatch_max_attempts=3)
 

@@ -34,12 +34,6 @@ CODE = re.compile(r"/report/([0-9A-Z]{16})")
 
 
 @pytest.fixture
-async def twilio():
-    async with TwilioStandIn("ACtest", "secret") as standin:
-        yield standin
-
-
-@pytest.fixture
 async def telegram_api():
     async with TelegramStandin(TOKEN, hang_seconds=5) as api:
         yield api

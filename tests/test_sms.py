@@ -19,12 +19,6 @@ PHONE = "+8613800000001"
 
 
 @pytest.fixture
-async def twilio():
-    async with TwilioStandIn("ACtest", "secret") as standin:
-        yield standin
-
-
-@pytest.fixture
 def settings(settings: Any, twilio: TwilioStandIn) -> Any:
     return sms_settings(settings, twilio.url)
 

@@ -109,7 +109,6 @@ class Worker:
         # A segment may wait long for its share of a slow rate; beyond this it is surely stuck.
         slowest = min(self.settings.sms_rate, self.settings.telegram_rate) / self.settings.sms_max_segments
         self._segment_timeout = max(120.0, 10 * self.settings.provider_timeout, 8 * SEGMENT_SIZE / slowest)
-        self.in_flight = asyncio.Semaphore(self.settings.dispatch_concurrency)
         # Lanes that need the same message or text at once wait for one load, not one each.
         self._messages: dict[str, asyncio.Future[Message]] = {}
         self._renditions: dict[tuple[str, str, str, str], asyncio.Future[Rendition]] = {}
@@ -145,7 +144,7 @@ class Worker:
             count=count,
             block_ms=block_ms,
         )
-        # The segments share the worker's senders: each gets its part of the concurrency as lanes.
+        # The segments share the worker's concurrency as lanes: sends in flight never exceed it.
         lanes = max(1, self.settings.dispatch_concurrency // max(1, len(entries)))
         await asyncio.gather(*(self._handle_entry(entry_id, fields, lanes) for entry_id, fields in entries))
         return len(entries)
@@ -321,30 +320,29 @@ class Worker:
     ) -> None:
         state_key = keys.delivery_state(segment.message_id, channel.name, shard_of(sub.address))
         ch = channel.name
-        async with self.in_flight:
-            try:  # everything that can fail for one recipient, so it never takes the segment down
-                rendition = await self._rendition(channel, message, sub.lang, segment.kind)
-                await self.limiters[ch].take(rendition.units)
-                if ch == "telegram":
-                    await self.per_chat.wait_turn(sub.address)
-                result = await channel.send(sub.address, rendition, reference=segment.message_id)
-            except TemporaryError as exc:
-                self._retry_or_dead(segment, sub.address, state_key, out, exc.code or "temporary", exc.retry_after)
-                return
-            except AuthError as exc:
-                log.error("%s credentials refused: %s", ch, exc)
-                self._retry_or_dead(segment, sub.address, state_key, out, "auth", 60.0)
-                return
-            except PermanentError as exc:
-                out.states[state_key][sub.address] = f"failed|{exc.code}"
-                out.stats[f"{ch}.failed"] += 1
-                if exc.unsubscribe:
-                    out.unsubscribe.append(sub.address)
-                return
-            except Exception as exc:  # an unknown failure must not lose the recipient
-                log.exception("unexpected error sending on %s", ch)
-                self._retry_or_dead(segment, sub.address, state_key, out, exc.__class__.__name__, None)
-                return
+        try:  # everything that can fail for one recipient, so it never takes the segment down
+            rendition = await self._rendition(channel, message, sub.lang, segment.kind)
+            await self.limiters[ch].take(rendition.units)
+            if ch == "telegram":
+                await self.per_chat.wait_turn(sub.address)
+            result = await channel.send(sub.address, rendition, reference=segment.message_id)
+        except TemporaryError as exc:
+            self._retry_or_dead(segment, sub.address, state_key, out, exc.code or "temporary", exc.retry_after)
+            return
+        except AuthError as exc:
+            log.error("%s credentials refused: %s", ch, exc)
+            self._retry_or_dead(segment, sub.address, state_key, out, "auth", 60.0)
+            return
+        except PermanentError as exc:
+            out.states[state_key][sub.address] = f"failed|{exc.code}"
+            out.stats[f"{ch}.failed"] += 1
+            if exc.unsubscribe:
+                out.unsubscribe.append(sub.address)
+            return
+        except Exception as exc:  # an unknown failure must not lose the recipient
+            log.exception("unexpected error sending on %s", ch)
+            self._retry_or_dead(segment, sub.address, state_key, out, exc.__class__.__name__, None)
+            return
         stamp = now_ms()
         out.first_ms = min(out.first_ms or stamp, stamp)
         out.last_ms = max(out.last_ms, stamp)

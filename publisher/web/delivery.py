@@ -97,13 +97,17 @@ async def dead_letters(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/v1/dispatch/dead-letters/replay")
-async def replay_dead(request: web.Request) -> web.Response:
+async def _replay_dead_letters(request: web.Request) -> int:
     actor = require_actor(request, "delivery.replay")
     svc = services(request)
     count = await replay(svc)
     await svc.audit.append(actor.label, "dispatch.replay", "dead-letters", count=count)
-    return web.json_response({"replayed": count})
+    return count
+
+
+@routes.post("/api/v1/dispatch/dead-letters/replay")
+async def replay_dead(request: web.Request) -> web.Response:
+    return web.json_response({"replayed": await _replay_dead_letters(request)})
 
 
 @routes.get("/api/v1/channel-policy")
@@ -179,10 +183,7 @@ async def delivery_page(request: web.Request) -> web.Response:
 
 @routes.post("/console/delivery/replay")
 async def delivery_replay(request: web.Request) -> web.Response:
-    actor = require_actor(request, "delivery.replay")
-    svc = services(request)
-    count = await replay(svc)
-    await svc.audit.append(actor.label, "dispatch.replay", "dead-letters", count=count)
+    await _replay_dead_letters(request)
     raise web.HTTPSeeOther("/console/delivery")
 
 
