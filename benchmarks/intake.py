@@ -95,6 +95,8 @@ def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
     import logging
 
     from citizen_report.model import ReportConfig
+    from publisher.areas import store_areas
+    from publisher.demo_city import demo_areas
     from publisher.settings import Settings
     from publisher.web.app import create_app
     from publisher.web.keys import SERVICES
@@ -111,10 +113,13 @@ def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
     logging.basicConfig(filename=Path(data_dir) / "warncast.log", level=logging.WARNING)
     app = create_app(settings)
 
-    async def no_limits(app: web.Application) -> None:  # one client machine sends everything
-        app[SERVICES].reports.config = ReportConfig(per_ip=(10**9, 60), per_sender=(10**9, 60))
+    async def city(app: web.Application) -> None:
+        services = app[SERVICES]
+        services.reports.config = ReportConfig(per_ip=(10**9, 60), per_sender=(10**9, 60))  # one client machine
+        await store_areas(services.redis, demo_areas())  # each report's point is looked up in the city's areas
+        await services.registry.refresh(services.redis)
 
-    app.on_startup.append(no_limits)
+    app.on_startup.append(city)
     web.run_app(
         app, host="127.0.0.1", port=port, print=None, handle_signals=True, access_log=None, loop=loops.new_event_loop()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,18 @@ class ReportDesk:
     clock: Callable[[], datetime] | None = None
     config: ReportConfig = field(default_factory=ReportConfig)
     intake_script: BatchedScript | None = None  # concurrent submissions share round trips
+    _second: tuple[int, datetime, str] = field(default=(0, datetime.min, ""), init=False, repr=False)
 
     def now(self) -> datetime:
-        current = self.clock() if self.clock else datetime.now(self.tz)
-        return current.astimezone(self.tz).replace(microsecond=0)
+        return self.stamp()[0]
+
+    def stamp(self) -> tuple[datetime, str]:
+        """The current second and its ISO 8601 text (made once per second: every report needs both)."""
+        if self.clock:
+            current = self.clock().astimezone(self.tz).replace(microsecond=0)
+            return current, current.isoformat()
+        second = int(time.time())
+        if second != self._second[0]:
+            current = datetime.fromtimestamp(second, self.tz)
+            self._second = (second, current, current.isoformat())
+        return self._second[1], self._second[2]

@@ -38,7 +38,7 @@ from .model import (
 )
 from .notify import flatten, pushed
 from .photos import CleanPhoto, clean_photos
-from .queue import report_item
+from .queue import report_item_fields
 from .receipts import receipt
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
+LIFE_SAFETY_TEXT = re.compile("|".join(map(re.escape, LIFE_SAFETY_WORDS)), re.IGNORECASE)
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")  # not valid in XML
 
 # Atomic intake in one round trip: replay check, rate-limit counters, a fresh report id and every
@@ -100,7 +101,7 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         raise ValidationFailed(errors)
     sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
     client = data.client if data.channel in IP_LIMITED else ""
-    now = desk.now()
+    now, created = desk.stamp()
     limits = rate_limits(desk.config, now, client, normalise_phone(sender) if sender else "")
     photos: list[CleanPhoto] = []
     if data.photos:
@@ -116,25 +117,25 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         raise ValidationFailed([_no_location()])
     for photo in photos:  # content-addressed, so a retry rewrites the same keys
         await redis.set(keys.report_photo(photo.id), base64.b64encode(photo.jpeg).decode())
-    created = now.isoformat()
-    report = Report(
-        id="",  # allocated by the intake script
-        tracking_code=new_tracking_code(),
-        photos=[p.id for p in photos],
-        created=created,
-        updated=created,
-        history=[{"status": RECEIVED, "at": created, "note": ""}],
+    tracking_code = new_tracking_code()
+    record = {  # the report as stored, but for its id, which the intake script allocates
         **fields,
-    )
-    record = report.as_record()
-    del record["id"]
-    item = report_item(report)
-    del item["ref"]  # the script adds it with the id
+        "tracking_code": tracking_code,
+        "photos": [p.id for p in photos],
+        "created": created,
+        "updated": created,
+        "status": RECEIVED,
+        "status_note": "",
+        "incident": None,
+        "department": None,
+        "history": [{"status": RECEIVED, "at": created, "note": ""}],
+    }
+    report = Report(id="", **record)
     rest = {
         "ttl": desk.config.idempotency_hours * 3600,
         "created": int(now.timestamp()),
         "limits": [[limit.limit, limit.window] for limit in limits],
-        "item": flatten(item),
+        "item": report_item_fields(report),
         "notice": flatten(receipt(desk.text_env, services.catalogs, report, services.settings.public_url))
         if pushed(report)
         else [],
@@ -155,7 +156,7 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         [
             fingerprint,
             orjson.dumps(record),
-            report.tracking_code,
+            tracking_code,
             orjson.dumps(rest),
         ],
     )
@@ -195,9 +196,11 @@ def _idempotency_key(data: ReportInput, given: str | None) -> str | None:
 
 def _fingerprint(data: ReportInput) -> str:
     """What makes two submissions "the same report" for an idempotency key."""
-    parts = [data.category, data.description, data.lat, data.lon, data.area, data.address]
-    photos = [hashlib.sha256(p.data).hexdigest() for p in data.photos]
-    return hashlib.sha256(json.dumps([str(p) for p in parts] + photos).encode()).hexdigest()[:24]
+    parts = [str(p) for p in (data.category, data.description, data.lat, data.lon, data.area, data.address)]
+    parts += [hashlib.sha256(p.data).hexdigest() for p in data.photos]
+    # Length-prefixed, so no two different lists of parts give the same text.
+    text = "".join(f"{len(part)}:{part}" for part in parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def validate(services: Services, data: ReportInput) -> tuple[dict[str, Any], list[FieldError]]:
@@ -245,11 +248,10 @@ def validate(services: Services, data: ReportInput) -> tuple[dict[str, Any], lis
             FieldError("consent", "required", N_("Agree that we may keep your contact details to reply to you."))
         )
     locale = normalize_locale(data.locale) or "zh_Hans"
-    words = (description or "").lower()
     life_safety = (
         bool(category in CATEGORIES and CATEGORIES[category].life_safety)
         or _truthy(data.people_at_risk)
-        or any(w in words for w in LIFE_SAFETY_WORDS)
+        or LIFE_SAFETY_TEXT.search(description or "") is not None
     )
     contact = {k: v for k, v in (("phone", phone), ("email", email)) if v}
     fields = {

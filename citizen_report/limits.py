@@ -7,9 +7,9 @@ photos is counted first (`seen_or_count`), so a flood of uploads is refused befo
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NoReturn
+from functools import lru_cache
+from typing import Any, NamedTuple, NoReturn
 
 from publisher import keys
 from publisher.errors import TooManyRequests
@@ -20,8 +20,7 @@ from .model import ReportConfig
 IP_LIMITED = ("web", "api", "open311")  # channels whose client IP is the reporter's
 
 
-@dataclass(frozen=True)
-class RateLimit:
+class RateLimit(NamedTuple):
     key: str  # this subject's counter for the current window
     limit: int
     window: int  # seconds
@@ -69,5 +68,6 @@ def too_many(limit: RateLimit) -> NoReturn:
     )
 
 
+@lru_cache(maxsize=4096)  # the same few addresses send most reports
 def _digest(subject: str) -> str:  # the counter's key never holds the phone number or IP itself
     return hashlib.sha256(subject.encode()).hexdigest()[:24]

@@ -23,15 +23,12 @@ log = logging.getLogger(__name__)
 CLAIM_IDLE_MS = 30_000  # an item unacknowledged this long belonged to a consumer that died
 
 
-def report_item(report: Report) -> dict[str, str]:
-    return {
-        "kind": "report",
-        "ref": report.id,
-        "category": report.category,
-        "lane": "priority" if report.life_safety else "normal",
-        "area": report.area or "",
-        "at": report.created,
-    }
+def report_item_fields(report: Report) -> list[str]:
+    """The queue item of a new report, as the intake script's flat field list; the script puts the
+    report's id (field `ref`) first, once it has allocated it."""
+    lane = "priority" if report.life_safety else "normal"
+    area = report.area or ""
+    return ["kind", "report", "category", report.category, "lane", lane, "area", area, "at", report.created]
 
 
 async def ensure_group(services: Services) -> None:

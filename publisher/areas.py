@@ -11,13 +11,11 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy
 import redis.asyncio as aioredis
-import shapely
-from shapely import STRtree
-from shapely.geometry import Point, Polygon
+from shapely.geometry import Polygon
 
 from . import keys
+from .area_grid import AreaGrid
 
 LEVELS = ("city", "district", "street", "community")
 
@@ -70,9 +68,6 @@ def area_from_record(record: dict) -> Area:
     )
 
 
-VECTOR_LOOKUP_MAX = 512  # areas; more and point lookups go through the STRtree
-
-
 class AreaRegistry:
     def __init__(self, areas: Iterable[Area] = ()) -> None:
         self.version = -1
@@ -86,14 +81,7 @@ class AreaRegistry:
         for a in self.areas:
             if a.parent:
                 self.children.setdefault(a.parent, []).append(a.code)
-        # A city's few hundred areas are tested at once in C faster than a tree is queried from
-        # Python (a point lookup per citizen report); a big registry uses the tree.
-        self._all = self._tree = None
-        if 0 < len(self.areas) <= VECTOR_LOOKUP_MAX:
-            self._all = numpy.array([a.geometry for a in self.areas], dtype=object)
-            shapely.prepare(self._all)
-        elif self.areas:
-            self._tree = STRtree([a.geometry for a in self.areas])
+        self._grid = AreaGrid([a.geometry for a in self.areas])
 
     def __len__(self) -> int:
         return len(self.areas)
@@ -103,12 +91,7 @@ class AreaRegistry:
 
     def containing(self, lat: float, lon: float) -> list[Area]:
         """Every area that contains the point, most general first."""
-        if self._all is not None:
-            return [self.areas[i] for i in numpy.flatnonzero(shapely.intersects_xy(self._all, lon, lat))]
-        if self._tree is None:
-            return []
-        hits = self._tree.query(Point(lon, lat), predicate="intersects")
-        return [self.areas[i] for i in sorted(hits)]
+        return [self.areas[i] for i in self._grid.containing(lon, lat)]
 
     def descendants(self, code: str) -> list[str]:
         """All codes under `code` (not including it), breadth first."""

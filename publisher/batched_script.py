@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from .raw_pipeline import execute_raw
+from .raw_pipeline import OwnConnection
 
 Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
 
@@ -24,6 +24,7 @@ Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
 class BatchedScript:
     def __init__(self, redis: aioredis.Redis, source: str) -> None:
         self.redis = redis
+        self.connection = OwnConnection(redis)  # one batch at a time, so one connection
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._waiting: list[Call] = []
@@ -71,4 +72,4 @@ class BatchedScript:
 
     async def _pipeline(self, batch: list[Call]) -> list[Any]:
         self.round_trips += 1
-        return await execute_raw(self.redis, [("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch])
+        return await self.connection.execute([("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch])

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from publisher.batched_script import BatchedScript
 from publisher.raw_pipeline import execute_raw
@@ -41,9 +47,6 @@ async def test_scripts_lost_by_a_redis_restart_are_loaded_again(services):
 
 
 async def test_an_unreachable_redis_fails_every_call_of_the_batch():
-    import redis.asyncio as aioredis
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
     client = aioredis.from_url("unix:///nonexistent/redis.sock", decode_responses=True)
     script = BatchedScript(client, COUNT)
     outcomes = await asyncio.gather(*(script(["t:x"], ["ok"]) for _ in range(3)), return_exceptions=True)
@@ -51,27 +54,51 @@ async def test_an_unreachable_redis_fails_every_call_of_the_batch():
     await client.aclose()
 
 
-async def test_a_silent_redis_times_the_batch_out_once(tmp_path):
-    import redis.asyncio as aioredis
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+@contextlib.asynccontextmanager
+async def silent_redis(tmp_path: Path) -> AsyncIterator[aioredis.Redis]:
+    """A client of a server that answers the client's handshake and never anything after it."""
 
-    async def answers_hello_then_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def answers_handshake_only(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65536):
-                if b"GET" in data:
-                    continue  # our batch: never answered
-                commands = data.count(b"\r\n*") + data.startswith(b"*")
-                writer.write(b"+OK\r\n" * commands)  # the client's handshake
+                if b"GET" in data or b"EVALSHA" in data:
+                    continue  # a batch: never answered
+                writer.write(b"+OK\r\n" * (data.count(b"\r\n*") + data.startswith(b"*")))
                 await writer.drain()
         finally:
             writer.close()
 
-    server = await asyncio.start_unix_server(answers_hello_then_nothing, path=str(tmp_path / "silent.sock"))
+    server = await asyncio.start_unix_server(answers_handshake_only, path=str(tmp_path / "silent.sock"))
     client = aioredis.from_url(f"unix://{tmp_path}/silent.sock", socket_timeout=0.2)
     try:
-        with pytest.raises(RedisTimeoutError):
-            await execute_raw(client, [("GET", "a"), ("GET", "b")])
+        yield client
     finally:
         await client.aclose()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_silent_redis_times_the_batch_out_once(tmp_path):
+    async with silent_redis(tmp_path) as client:
+        with pytest.raises(RedisTimeoutError):
+            await execute_raw(client, [("GET", "a"), ("GET", "b")])
+
+
+async def test_a_silent_redis_times_a_script_batch_out_and_frees_its_connection(tmp_path):
+    async with silent_redis(tmp_path) as client:
+        with pytest.raises(RedisTimeoutError):
+            await BatchedScript(client, COUNT)(["t:x"], ["ok"])
+        assert not client.connection_pool._in_use_connections  # given back, not leaked
+
+
+async def test_a_dropped_connection_fails_its_batch_and_the_next_batch_connects_again(services):
+    script = BatchedScript(services.redis, COUNT)
+    assert await script(["t:drop"], ["ok"]) == 1
+    in_use = len(services.redis.connection_pool._in_use_connections)
+    await services.redis.client_kill_filter(_type="normal", skipme=True)  # the script's own connection too
+    try:
+        await script(["t:drop"], ["ok"])  # the write may still go out before the close is seen
+    except Exception as exc:  # noqa: BLE001 - whichever error redis-py raises for a closed socket
+        assert "connection" in type(exc).__name__.lower() or "closed" in str(exc).lower(), exc
+    assert await script(["t:drop"], ["ok"]) >= 2
+    assert len(services.redis.connection_pool._in_use_connections) <= in_use  # nothing leaked

@@ -165,7 +165,7 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     response.headers.setdefault("Referrer-Policy", "same-origin")
     if request.path.startswith("/console") or request.get(ACTOR) is not None:
         response.headers["Cache-Control"] = "no-store"
-    if response.prepared:
+    if response.prepared or not log.isEnabledFor(logging.INFO):
         return response
     log.info(
         "%s %s %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import orjson
 from aiohttp import BodyPartReader, web
 
 from citizen_report.incidents import load_incident
@@ -17,7 +18,7 @@ from ..i18n import N_, tag_for
 from ..keys import REPORTS_BY_TRACKING
 from .middleware import error_body
 from .pages import page
-from .requests import AUTH_KIND, BadRequest, client_ip, json_body, json_dumps, locale, services
+from .requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, json_body, locale, services
 
 routes = web.RouteTableDef()
 MAX_TEXT_PART = 16 * 1024
@@ -142,13 +143,11 @@ async def create_report(request: web.Request) -> web.Response:
 
 def _created(request: web.Request, submitted: Submitted) -> web.Response:
     report = submitted.report
-    response = web.json_response(
-        report_json(request, report), status=200 if submitted.replayed else 201, dumps=json_dumps
-    )
-    response.headers["Location"] = f"/api/v1/reports/{report.tracking_code}"
+    headers = {"Content-Type": JSON_UTF8, "Location": f"/api/v1/reports/{report.tracking_code}"}
     if submitted.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+        headers["Idempotent-Replayed"] = "true"
+    body = orjson.dumps(report_json(request, report))
+    return web.Response(body=body, status=200 if submitted.replayed else 201, headers=headers)
 
 
 async def _by_tracking(request: web.Request) -> Report:

@@ -23,6 +23,9 @@ LOCALE = web.RequestKey("locale", str)
 SESSION_COOKIE = "wc_session"
 
 
+JSON_UTF8 = "application/json; charset=utf-8"  # what web.json_response sends
+
+
 def json_dumps(value: Any) -> str:
     """JSON for responses (orjson: several times faster than json on the hot intake and feed
     paths); Chinese stays readable instead of \\u escapes."""
