@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -15,6 +16,12 @@ from publisher.batched_script import BatchedScript
 from .model import ReportConfig
 
 
+class Stamp(NamedTuple):
+    at: datetime  # in the city's time zone, whole seconds
+    iso: str  # ISO 8601
+    epoch: int  # seconds
+
+
 @dataclass
 class ReportDesk:
     tz: ZoneInfo
@@ -22,18 +29,18 @@ class ReportDesk:
     clock: Callable[[], datetime] | None = None
     config: ReportConfig = field(default_factory=ReportConfig)
     intake_script: BatchedScript | None = None  # concurrent submissions share round trips
-    _second: tuple[int, datetime, str] = field(default=(0, datetime.min, ""), init=False, repr=False)
+    _last: Stamp = field(default_factory=lambda: Stamp(datetime.min, "", 0), init=False, repr=False)
 
     def now(self) -> datetime:
-        return self.stamp()[0]
+        return self.stamp().at
 
-    def stamp(self) -> tuple[datetime, str]:
-        """The current second and its ISO 8601 text (made once per second: every report needs both)."""
+    def stamp(self) -> Stamp:
+        """The current second, made once per second: every report needs it in three forms."""
         if self.clock:
             current = self.clock().astimezone(self.tz).replace(microsecond=0)
-            return current, current.isoformat()
+            return Stamp(current, current.isoformat(), int(current.timestamp()))
         second = int(time.time())
-        if second != self._second[0]:
+        if second != self._last.epoch:
             current = datetime.fromtimestamp(second, self.tz)
-            self._second = (second, current, current.isoformat())
-        return self._second[1], self._second[2]
+            self._last = Stamp(current, current.isoformat(), second)
+        return self._last

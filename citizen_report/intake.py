@@ -51,37 +51,40 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]"
 
 # Atomic intake in one round trip: replay check, rate-limit counters, a fresh report id and every
 # write. KEYS: idempotency, sequence, report-key prefix, by-tracking, index, queue, outbox, then one
-# counter per rate limit. ARGV: fingerprint ('' without an idempotency key: nothing to remember),
-# the report's JSON without its id, its tracking code, and one JSON object of the rest (each
-# argument costs the client more than cjson.decode costs Redis): ttl of the idempotency key, created
-# (epoch s), limits [[limit, window] per counter], item and notice (the queue item's fields without
-# ref and the notification's fields, as flat lists: a list keeps their order). Returns one scalar
-# (cheaper to parse than a list): the stored idempotency value (text) on a replay, minus the number
-# of the exceeded counter, or the new report id. The report key is the prefix plus the id made
-# here; it carries the same {reports} hash tag, so the script stays in one cluster slot.
+# counter per rate limit. ARGV, flat (Lua reads arguments faster than it decodes JSON): fingerprint
+# ('' without an idempotency key: nothing to remember), the report's JSON without its id, its
+# tracking code, ttl of the idempotency key, created (epoch s), the number of the queue item's
+# fields and those fields (without ref), [limit, window] per counter, then the notification's
+# fields, if any. Returns one scalar (cheaper to parse than a list): the stored idempotency value
+# (text) on a replay, minus the number of the exceeded counter, or the new report id. The report
+# key is the prefix plus the id made here; it carries the same {reports} hash tag, so the script
+# stays in one cluster slot.
 _INTAKE = """
 if ARGV[1] ~= '' then
   local existing = redis.call('GET', KEYS[1])
   if existing then return existing end
 end
-local rest = cjson.decode(ARGV[4])
+local item_end = 6 + tonumber(ARGV[6])
 local over = 0
-for n, limit in ipairs(rest.limits) do
+for n = 1, #KEYS - 7 do
   local count = redis.call('INCR', KEYS[7 + n])
-  if count == 1 then redis.call('EXPIRE', KEYS[7 + n], limit[2]) end
-  if over == 0 and count > limit[1] then over = n end
+  if count == 1 then redis.call('EXPIRE', KEYS[7 + n], ARGV[item_end + 2 * n]) end
+  if over == 0 and count > tonumber(ARGV[item_end + 2 * n - 1]) then over = n end
 end
 if over > 0 then return -over end
 local number = redis.call('INCR', KEYS[2])
 local id = tostring(number)
-if ARGV[1] ~= '' then redis.call('SET', KEYS[1], id .. '|' .. ARGV[1], 'EX', rest.ttl) end
+if ARGV[1] ~= '' then redis.call('SET', KEYS[1], id .. '|' .. ARGV[1], 'EX', ARGV[4]) end
 redis.call('SET', KEYS[3] .. id, '{"id": "' .. id .. '", ' .. string.sub(ARGV[2], 2))
 redis.call('HSET', KEYS[4], ARGV[3], id)
-redis.call('ZADD', KEYS[5], rest.created, id)
-redis.call('XADD', KEYS[6], '*', 'ref', id, unpack(rest.item))
-if #rest.notice > 0 then redis.call('XADD', KEYS[7], '*', unpack(rest.notice)) end
+redis.call('ZADD', KEYS[5], ARGV[5], id)
+redis.call('XADD', KEYS[6], '*', 'ref', id, unpack(ARGV, 7, item_end))
+local notice = item_end + 2 * (#KEYS - 7) + 1
+if notice <= #ARGV then redis.call('XADD', KEYS[7], '*', unpack(ARGV, notice)) end
 return number
 """
+_REPORT_KEY_PREFIX = keys.report("")
+_NO_IDEMPOTENCY_KEY = keys.report_idempotency("-")
 
 
 @dataclass(frozen=True)
@@ -101,8 +104,8 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         raise ValidationFailed(errors)
     sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
     client = data.client if data.channel in IP_LIMITED else ""
-    now, created = desk.stamp()
-    limits = rate_limits(desk.config, now, client, normalise_phone(sender) if sender else "")
+    now = desk.stamp()
+    limits = rate_limits(desk.config, now.epoch, client, normalise_phone(sender) if sender else "")
     photos: list[CleanPhoto] = []
     if data.photos:
         # Decoding photos costs CPU: answer a replay and count the sender before doing it.
@@ -122,31 +125,24 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         **fields,
         "tracking_code": tracking_code,
         "photos": [p.id for p in photos],
-        "created": created,
-        "updated": created,
+        "created": now.iso,
+        "updated": now.iso,
         "status": RECEIVED,
         "status_note": "",
         "incident": None,
         "department": None,
-        "history": [{"status": RECEIVED, "at": created, "note": ""}],
+        "history": [{"status": RECEIVED, "at": now.iso, "note": ""}],
     }
     report = Report(id="", **record)
-    rest = {
-        "ttl": desk.config.idempotency_hours * 3600,
-        "created": int(now.timestamp()),
-        "limits": [[limit.limit, limit.window] for limit in limits],
-        "item": report_item_fields(report),
-        "notice": flatten(receipt(desk.text_env, services.catalogs, report, services.settings.public_url))
-        if pushed(report)
-        else [],
-    }
+    item = report_item_fields(report)
+    notice = receipt(desk.text_env, services.catalogs, report, services.settings.public_url) if pushed(report) else {}
     if desk.intake_script is None:
         desk.intake_script = BatchedScript(redis, _INTAKE)
     outcome = await desk.intake_script(
         [
-            idem_key or keys.report_idempotency("-"),  # not touched without a fingerprint
+            idem_key or _NO_IDEMPOTENCY_KEY,  # not touched without a fingerprint
             keys.REPORT_SEQUENCE,
-            keys.report(""),
+            _REPORT_KEY_PREFIX,
             keys.REPORTS_BY_TRACKING,
             keys.REPORTS_INDEX,
             keys.MONITORING_QUEUE,
@@ -157,7 +153,12 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
             fingerprint,
             orjson.dumps(record),
             tracking_code,
-            orjson.dumps(rest),
+            desk.config.idempotency_hours * 3600,
+            now.epoch,
+            len(item),
+            *item,
+            *(number for limit in limits for number in (limit.limit, limit.window)),
+            *flatten(notice),
         ],
     )
     if isinstance(outcome, str):  # a concurrent retry won the race

@@ -7,7 +7,6 @@ photos is counted first (`seen_or_count`), so a flood of uploads is refused befo
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, NamedTuple, NoReturn
 
@@ -27,15 +26,14 @@ class RateLimit(NamedTuple):
     resets_in: int  # seconds until the current window ends (the answer's Retry-After)
 
 
-def rate_limits(config: ReportConfig, now: datetime, client: str, sender: str) -> list[RateLimit]:
-    """The counters a submission from `client` (IP, or "") and `sender` (normalised phone or chat id,
-    or "") adds to."""
+def rate_limits(config: ReportConfig, epoch: int, client: str, sender: str) -> list[RateLimit]:
+    """The counters a submission at `epoch` (s) from `client` (IP, or "") and `sender` (normalised
+    phone or chat id, or "") adds to."""
     checks = []
     if client:
         checks.append(("ip", client, *config.per_ip))
     if sender:
         checks.append(("sender", sender, *config.per_sender))
-    epoch = int(now.timestamp())
     return [
         RateLimit(keys.report_rate(kind, _digest(subject), epoch // window), limit, window, window - epoch % window)
         for kind, subject, limit, window in checks

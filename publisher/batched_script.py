@@ -29,11 +29,14 @@ class BatchedScript:
         self.sha = hashlib.sha1(source.encode()).hexdigest()
         self._waiting: list[Call] = []
         self._sender: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # a script serves the loop it was first called on
         self.calls = self.round_trips = 0  # how well batching works, for tests and curious operators
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         self.calls += 1
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._loop is None:  # asking for the running loop costs a system call (getpid) on 3.11
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = self._loop.create_future()
         self._waiting.append((keys, args, future))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_waiting())

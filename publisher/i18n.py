@@ -8,6 +8,7 @@ listing it in SUPPORTED.
 
 from __future__ import annotations
 
+import functools
 import gettext
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,6 +55,7 @@ def locale_for_tag(tag: str) -> str | None:
     return normalize_locale(tag)
 
 
+@functools.lru_cache(maxsize=1024)  # per request; browsers send a few distinct Accept-Language values
 def negotiate(param: str | None, cookie: str | None, accept_language: str | None) -> str:
     for candidate in (param, cookie):
         found = normalize_locale(candidate)
