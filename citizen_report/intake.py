@@ -197,11 +197,10 @@ def _idempotency_key(data: ReportInput, given: str | None) -> str | None:
 
 def _fingerprint(data: ReportInput) -> str:
     """What makes two submissions "the same report" for an idempotency key."""
-    parts = [str(p) for p in (data.category, data.description, data.lat, data.lon, data.area, data.address)]
-    parts += [hashlib.sha256(p.data).hexdigest() for p in data.photos]
-    # Length-prefixed, so no two different lists of parts give the same text.
-    text = "".join(f"{len(part)}:{part}" for part in parts)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    photos = tuple(hashlib.sha256(p.data).hexdigest() for p in data.photos)
+    # The repr of a tuple of text, numbers and None tells any two different tuples apart.
+    parts = (data.category, data.description, data.lat, data.lon, data.area, data.address, photos)
+    return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def validate(services: Services, data: ReportInput) -> tuple[dict[str, Any], list[FieldError]]:
