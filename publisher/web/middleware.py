@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
 
 from aiohttp import web
 
@@ -33,6 +34,12 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+NO_COOKIES: Mapping[str, str] = MappingProxyType({})
 
 
 def wants_json(request: web.Request) -> bool:
@@ -50,10 +57,18 @@ def wants_json(request: web.Request) -> bool:
 
 @web.middleware
 async def locale_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    headers = request.headers
     request[LOCALE] = negotiate(
-        request.query.get("lang"), request.cookies.get(LANG_COOKIE), request.headers.get("Accept-Language")
+        request.query.get("lang") if request.query_string else None,  # parsed only when there is one
+        cookies(request).get(LANG_COOKIE),
+        headers.get("Accept-Language"),
     )
     return await handler(request)
+
+
+def cookies(request: web.Request) -> Mapping[str, str]:
+    """The request's cookies; an API client sends none, and then none are parsed."""
+    return request.cookies if "Cookie" in request.headers else NO_COOKIES
 
 
 @web.middleware
@@ -70,23 +85,28 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
             failures.take(ip)
             raise _http_error(request, 401, "unauthorized", N_("The API token is not valid."))
         request[ACTOR], request[AUTH_KIND] = actor, "token"
-    elif session_id := request.cookies.get(SESSION_COOKIE):
+    elif session_id := cookies(request).get(SESSION_COOKIE):
         found = await accounts.session(session_id)
         if found:
             request[ACTOR], request[CSRF] = found
             request[AUTH_KIND] = "session"
-    if request.method in UNSAFE and request.get(AUTH_KIND) == "session":
-        given = request.headers.get("X-CSRF-Token")
-        if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-            given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
-        if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
-            raise _http_error(
-                request,
-                403,
-                "csrf",
-                N_("The form has expired or did not come from this site. Reload the page and try again."),
-            )
+            if request.method in UNSAFE:
+                await _check_csrf(request)
     return await handler(request)
+
+
+async def _check_csrf(request: web.Request) -> None:
+    """A write made with a console session must carry the session's CSRF token."""
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
+    if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
+        raise _http_error(
+            request,
+            403,
+            "csrf",
+            N_("The form has expired or did not come from this site. Reload the page and try again."),
+        )
 
 
 def _http_error(request: web.Request, status: int, code: str, message: str) -> WarncastError:
@@ -160,11 +180,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     response = await handler(request)
-    response.headers.setdefault("Content-Security-Policy", CSP)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.path.startswith("/console") or request.get(ACTOR) is not None:
-        response.headers["Cache-Control"] = "no-store"
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)  # a handler may have set its own
+    if request.path.startswith("/console") or ACTOR in request:
+        headers["Cache-Control"] = "no-store"
     if response.prepared or not log.isEnabledFor(logging.INFO):
         return response
     log.info(
