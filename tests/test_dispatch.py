@@ -404,3 +404,34 @@ async def test_a_workers_own_claim_from_a_failed_run_is_taken_up_again(client, s
     await services.redis.hset(keys.delivery_state(mid, "sms", shard_of(phones[0])), phones[0], "sending|me-again|gone")
     await drain(services, [worker])
     assert twilio.counts == {phones[0]: 1, phones[1]: 1}
+
+
+async def test_a_long_segment_writes_what_it_has_sent_while_it_runs(client, services, staff, clock, twilio):
+    phones = await subscribe(services, 6, D1)
+    slow = phones[3]
+    twilio.hang_seconds = 0.8  # past the provider timeout (0.5 s here): a retry
+    twilio.fail_for(slow, "hang")
+    await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
+    message = await published(client, staff, clock, grade="red")
+    await Planner(services, "p").run_once()
+    await ensure_group(services.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+
+    async def state(phone: str) -> str | None:
+        return await services.redis.hget(keys.delivery_state(message["id"], "sms", shard_of(phone)), phone)
+
+    async def others_sent() -> bool:
+        states = [await state(p) for p in phones if p != slow]
+        return all((s or "").startswith("sent|") for s in states)
+
+    running = asyncio.create_task(Worker(services, "steady").run_once())
+    while not running.done() and not await others_sent():  # noqa: ASYNC110 - Redis has no event to wait on
+        await asyncio.sleep(0.02)
+    # The others are recorded while the slow send is still in flight: a worker killed now would
+    # leave only that one for the next worker to repeat.
+    assert not running.done(), "nothing was written before the segment ended"
+    assert (await state(slow)).startswith("sending|steady|")
+    assert (await services.redis.hget(keys.delivery_stats(message["id"]), "sms.sent")) == "5"
+    await running
+    assert await state(slow) == "retry|1"
+    stats = await services.redis.hgetall(keys.delivery_stats(message["id"]))
+    assert (stats["sms.sent"], stats["sms.retrying"]) == ("5", "1")  # each counted once

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # Refreshed every second, so only an event loop stalled for seconds could be taken for dead
 # (and then a few messages are sent twice, never lost).
 HEARTBEAT_SECONDS = 5
+STATE_WRITE_SECONDS = 0.2  # how often a segment run writes what it has sent so far
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -89,6 +90,12 @@ class Outcome:
     unsubscribe: list[str] = field(default_factory=list)
     first_ms: int = 0
     last_ms: int = 0
+
+    def take(self) -> Outcome:
+        """What has been done since the last take, leaving this one empty (for the periodic writes)."""
+        taken = Outcome(**vars(self))
+        vars(self).update(vars(Outcome()))
+        return taken
 
 
 class Worker:
@@ -202,13 +209,33 @@ class Worker:
                     await self._deliver(channel, segment, message, by_address[address], outcome)
 
             lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
-            await asyncio.gather(*(lane() for _ in range(lanes)))
+            sending = asyncio.gather(*(lane() for _ in range(lanes)))
+            await self._record_while(sending, segment, message, outcome)
             await self._record(segment, message, outcome)
         except BaseException:  # the watchdog gave up, or Redis failed: keep what was done, free the rest
             await self._give_back(segment, message, outcome, mark, claimed)
             raise
         finally:
             self._active_marks.discard(mark)
+
+    async def _record_while(
+        self, sending: asyncio.Future[list[None]], segment: Segment, message: Message, outcome: Outcome
+    ) -> None:
+        """Write what is done every STATE_WRITE_SECONDS until `sending` ends: if this worker dies, the
+        worker that takes over resends at most the sends of the last interval, not the whole segment's."""
+        try:
+            while True:
+                done, _ = await asyncio.wait([sending], timeout=STATE_WRITE_SECONDS)
+                if done:
+                    break
+                if (so_far := outcome.take()).stats:  # every send counts in the stats
+                    await self._record(segment, message, so_far, final=False)
+        except BaseException:
+            sending.cancel()  # the lanes stop with us (the watchdog, a failed write)
+            with contextlib.suppress(BaseException):
+                await sending
+            raise
+        sending.result()
 
     async def _give_back(
         self, segment: Segment, message: Message, outcome: Outcome, mark: str, claimed: list[str]
