@@ -158,9 +158,9 @@ _TRACKING_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 TRACKING_LENGTH = 16  # 80 random bits: unguessable, yet short enough for an SMS
 
 
-# Every pair of digits (10 bits), so a code is made of 8 table reads instead of 16 digit steps.
-_DIGIT_PAIRS = [a + b for a in _TRACKING_ALPHABET for b in _TRACKING_ALPHABET]
-_CODE_BYTES = TRACKING_LENGTH * 5 // 8  # 10 random bytes are exactly 16 base-32 digits
+# Each random byte becomes one digit: 256 byte values map onto the 32 digits 8 times each, so every
+# digit is uniform and independent, and a code carries 16 x 5 = 80 random bits.
+_BYTE_TO_DIGIT = bytes(_TRACKING_ALPHABET.encode()[b % 32] for b in range(256))
 _random = bytearray()  # os.urandom read 64 codes at a time: one system call per code cost as much as the rest
 
 
@@ -173,10 +173,10 @@ os.register_at_fork(after_in_child=_forget_random)
 
 def new_tracking_code() -> str:
     if not _random:
-        _random.extend(os.urandom(_CODE_BYTES * 64))
-    number = int.from_bytes(_random[-_CODE_BYTES:])
-    del _random[-_CODE_BYTES:]
-    return "".join([_DIGIT_PAIRS[(number >> shift) & 1023] for shift in range(70, -1, -10)])
+        _random.extend(os.urandom(TRACKING_LENGTH * 64))
+    code = _random[-TRACKING_LENGTH:].translate(_BYTE_TO_DIGIT).decode()
+    del _random[-TRACKING_LENGTH:]
+    return code
 
 
 def normalise_tracking_code(value: str) -> str | None:

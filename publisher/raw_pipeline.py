@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Command = Sequence[str | bytes | int | float]
+Command = tuple[str | bytes | int | float, ...]
 DEFAULT_TIMEOUT = 10.0  # seconds, for a client made without a socket timeout
 
 
@@ -68,7 +68,7 @@ class OwnConnection:
 async def _round_trip(
     connection: aioredis.connection.AbstractConnection, commands: Sequence[Command], seconds: float | None
 ) -> list[Any]:
-    packed = b"".join(hiredis.pack_command(tuple(command)) for command in commands)
+    packed = b"".join(map(hiredis.pack_command, commands))
     try:
         # One deadline for the whole batch instead of one per reply.
         async with asyncio.timeout(seconds):
