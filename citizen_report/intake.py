@@ -16,8 +16,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -87,8 +86,7 @@ _REPORT_KEY_PREFIX = keys.report("")
 _NO_IDEMPOTENCY_KEY = keys.report_idempotency("-")
 
 
-@dataclass(frozen=True)
-class Submitted:
+class Submitted(NamedTuple):
     report: Report
     replayed: bool  # True: an earlier submission with the same idempotency key
 
@@ -307,6 +305,8 @@ def _text(value: Any, field: str, errors: list[FieldError]) -> str | None:
 
 
 def _coordinates(lat: Any, lon: Any, errors: list[FieldError]) -> tuple[float | None, float | None]:
+    if type(lat) is float and type(lon) is float and abs(lat) <= 90.0 and abs(lon) <= 180.0:
+        return round(lat, 6), round(lon, 6)  # what a JSON body usually holds (NaN and infinities fail here)
     if lat in (None, "") and lon in (None, ""):
         return None, None
     out: list[float | None] = []
