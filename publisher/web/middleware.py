@@ -57,11 +57,10 @@ def wants_json(request: web.Request) -> bool:
 
 @web.middleware
 async def locale_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    headers = request.headers
     request[LOCALE] = negotiate(
         request.query.get("lang") if request.query_string else None,  # parsed only when there is one
         cookies(request).get(LANG_COOKIE),
-        headers.get("Accept-Language"),
+        request.headers.get("Accept-Language"),
     )
     return await handler(request)
 
