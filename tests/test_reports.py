@@ -141,6 +141,7 @@ async def test_errors_in_the_reporters_language(client, services):
     [problem] = (await resp.json())["error"]["fields"]
     assert problem["message"] != "Choose one of the listed categories."
     assert any("\u4e00" <= ch <= "\u9fff" for ch in problem["message"]), "the message is in Chinese"
+    assert problem["message"] in await resp.text(), "readable in the raw body, not \\u escapes"
     en = await post_report(client, {**BODY, "category": "volcano"}, lang="en")
     assert (await en.json())["error"]["fields"][0]["message"] == "Choose one of the listed categories."
 

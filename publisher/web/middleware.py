@@ -23,6 +23,7 @@ from .requests import (
     LOCALE,
     SESSION_COOKIE,
     client_ip,
+    json_dumps,
     services,
     t,
 )
@@ -141,7 +142,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         retry_after = error.retry_after if isinstance(error, TooManyRequests) else None
         body = error_body(request, error)
         if wants_json(request):
-            response = web.json_response(body, status=error.status)
+            response = web.json_response(body, status=error.status, dumps=json_dumps)
         else:
             response = await error_page(request, error.status, body, retry_after)
         if retry_after:
@@ -157,7 +158,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         }.get(exc.status, exc.reason)
         body = {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": t(request, message)}}
         if wants_json(request):
-            return web.json_response(body, status=exc.status)
+            return web.json_response(body, status=exc.status, dumps=json_dumps)
         return await error_page(request, exc.status, body)
     except Exception:
         reference = secrets.token_hex(6)
@@ -171,7 +172,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             }
         }
         if wants_json(request):
-            return web.json_response(body, status=500)
+            return web.json_response(body, status=500, dumps=json_dumps)
         return await error_page(request, 500, body)
 
 
