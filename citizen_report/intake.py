@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
-LIFE_SAFETY_TEXT = re.compile("|".join(map(re.escape, LIFE_SAFETY_WORDS)), re.IGNORECASE)
+LIFE_SAFETY_TEXT = re.compile("|".join(map(re.escape, LIFE_SAFETY_WORDS)))  # lower-case words, lower-cased text
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")  # not valid in XML
 
 # Atomic intake in one round trip: replay check, rate-limit counters, a fresh report id and every
@@ -249,7 +249,7 @@ def validate(services: Services, data: ReportInput) -> tuple[dict[str, Any], lis
     life_safety = (
         bool(category in CATEGORIES and CATEGORIES[category].life_safety)
         or _truthy(data.people_at_risk)
-        or LIFE_SAFETY_TEXT.search(description or "") is not None
+        or LIFE_SAFETY_TEXT.search((description or "").lower()) is not None
     )
     contact = {k: v for k, v in (("phone", phone), ("email", email)) if v}
     fields = {
