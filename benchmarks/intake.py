@@ -8,8 +8,10 @@ when Redis is killed with SIGKILL mid-load.
    body, json-decodes it, checks that it is an object with a category and answers 201 with a JSON
    body of the same shape and size as warncast's plus a Location header, and (b) warncast's POST
    /api/v1/reports (middlewares, validation, idempotency key, rate limits, the atomic intake script
-   on the embedded redis-server with the AOF on, the notifier consuming the outbox as in `warncast
-   serve`). Each server runs in its own process on this machine. The two alternate for `--rounds`
+   on the embedded redis-server with the AOF on, the dispatch workers and the reporter notifier
+   running as in `warncast serve`; each report's point is looked up in the demo city's areas). The
+   monitoring-queue consumer that turns reports into triage incidents does not run: it works after
+   the acknowledgement, and may run in any process. Each server runs in its own process on this machine. The two alternate for `--rounds`
    rounds, because this machine is shared and its load varies; each round's ratio compares two runs
    made moments apart, and the headline is the median of those ratios (the best run of each is
    printed too). Latencies are over all rounds.
