@@ -11,10 +11,10 @@ when Redis is killed with SIGKILL mid-load.
    on the embedded redis-server with the AOF on, the dispatch workers and the reporter notifier
    running as in `warncast serve`; each report's point is looked up in the demo city's areas). The
    monitoring-queue consumer that turns reports into triage incidents does not run: it works after
-   the acknowledgement, and may run in any process. Each server runs in its own process on this machine. The two alternate for `--rounds`
-   rounds, because this machine is shared and its load varies; each round's ratio compares two runs
-   made moments apart, and the headline is the median of those ratios (the best run of each is
-   printed too). Latencies are over all rounds.
+   the acknowledgement, and may run in any process. Each server runs in its own process on this
+   machine. The two alternate for `--rounds` rounds, because this machine is shared and its load
+   varies; each round's ratio compares two runs made moments apart, and the headline is the median
+   of those ratios (the best run of each is printed too). Latencies are over all rounds.
    Target: warncast >= 50 % of the bare endpoint's requests/s, p99 < 100 ms at that load.
 2. Durability: load runs while the redis-server is SIGKILLed and restarted; every report that was
    acknowledged (201) must be found afterwards. Target: 0 missing.
