@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from publisher import keys
+from publisher.dispatch import worker as worker_module
 from publisher.dispatch.jobs import Segment, shard_of
 from publisher.dispatch.planner import Planner
 from publisher.dispatch.streams import ensure_group
@@ -406,7 +407,10 @@ async def test_a_workers_own_claim_from_a_failed_run_is_taken_up_again(client, s
     assert twilio.counts == {phones[0]: 1, phones[1]: 1}
 
 
-async def test_a_long_segment_writes_what_it_has_sent_while_it_runs(client, services, staff, clock, twilio):
+async def test_a_long_segment_writes_what_it_has_sent_while_it_runs(
+    client, services, staff, clock, twilio, monkeypatch
+):
+    monkeypatch.setattr(worker_module, "STATE_WRITE_SECONDS", 0.05)  # well inside the slow send's 0.5 s
     phones = await subscribe(services, 6, D1)
     slow = phones[3]
     twilio.hang_seconds = 0.8  # past the provider timeout (0.5 s here): a retry
