@@ -19,7 +19,6 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[str | bytes | int | float, ...]
-DEFAULT_TIMEOUT = 10.0  # seconds, for a client made without a socket timeout
 
 
 async def execute_raw(redis: aioredis.Redis, commands: Sequence[Command]) -> list[Any]:
@@ -56,7 +55,7 @@ class OwnConnection:
             self._connection = await self.pool.get_connection()
             self._connection.socket_timeout = None  # ours alone until it fails
         try:
-            return await _round_trip(self._connection, commands, self.timeout or DEFAULT_TIMEOUT)
+            return await _round_trip(self._connection, commands, self.timeout)
         except BaseException:
             # _round_trip disconnected it: back to the pool as it came, and the next batch takes another.
             connection, self._connection = self._connection, None

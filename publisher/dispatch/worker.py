@@ -241,12 +241,11 @@ class Worker:
         self, segment: Segment, message: Message, outcome: Outcome, mark: str, claimed: list[str]
     ) -> None:
         """Record the sends that completed and release the other claims, so that whoever takes the
-        segment up again sends those (an interrupted send may then go twice; none is lost)."""
-        done = {address for states in outcome.states.values() for address in states}
+        segment up again sends those (an interrupted send may then go twice; none is lost). The
+        release spares every claim whose state is no longer our mark: those were recorded."""
         by_key: dict[str, list[str]] = defaultdict(list)
         for address in claimed:
-            if address not in done:
-                by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
+            by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
         try:
             async with asyncio.timeout(5):
                 await self._record(segment, message, outcome, final=False)
