@@ -28,8 +28,8 @@ test: $(STAMP) browser
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check publisher channels citizen_report tests benchmarks
-	$(BIN)/ruff format --check publisher channels citizen_report tests benchmarks
+	$(BIN)/ruff check foundation publisher citizen_report channels warncast tests benchmarks
+	$(BIN)/ruff format --check foundation publisher citizen_report channels warncast tests benchmarks
 
 # Extract every string into the template, then merge it into each catalog; a test fails when the
 # committed template is stale (`make pot POT=...` is how it extracts a fresh one).

@@ -31,15 +31,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from foundation.access.audit import Actor  # noqa: E402
+from foundation.areas.registry import store_areas  # noqa: E402
+from foundation.settings import Settings  # noqa: E402
+from foundation.store.connection import EmbeddedRedis, open_redis  # noqa: E402
 from publisher import keys, loops  # noqa: E402
-from publisher.areas import store_areas  # noqa: E402
-from publisher.audit import Actor  # noqa: E402
-from publisher.demo_city import demo_areas  # noqa: E402
 from publisher.model import Message  # noqa: E402
-from publisher.services import Services  # noqa: E402
-from publisher.settings import Settings  # noqa: E402
-from publisher.storage import EmbeddedRedis, open_redis  # noqa: E402
 from publisher.subscribers import Subscriber  # noqa: E402
+from warncast.demo_city import demo_areas  # noqa: E402
+from warncast.services import Services  # noqa: E402
 
 ACCOUNT, TOKEN, SENDER = "ACbench", "bench-secret", "+15550001111"
 
@@ -206,8 +206,8 @@ async def first_delivery_latencies(services: Services, samples: int) -> list[flo
 
 async def enqueue_only(services: Services, n: int) -> None:
     """Publish and plan in this process (no workers): how long until every recipient is queued."""
+    from foundation.store.streams import ensure_group
     from publisher.dispatch.planner import Planner
-    from publisher.dispatch.streams import ensure_group
 
     chief = Actor("bench-chief", frozenset({"chief"}))
     draft = await services.warnings.create(chief, red_warning(services))

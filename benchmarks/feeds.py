@@ -42,8 +42,8 @@ def raise_fd_limit() -> None:
 
 def serve_app(redis_url: str, port: int) -> None:
     raise_fd_limit()
-    from publisher.settings import Settings
-    from publisher.web.app import create_app
+    from foundation.settings import Settings
+    from warncast.web.app import create_app
 
     # One client address sends everything: limits high enough never to refuse, but still checked.
     settings = Settings(
@@ -166,9 +166,9 @@ async def setup(redis_url: str, base: str) -> dict[str, str]:
     """Demo areas, tokens, 50 screens and three warnings in force (through the real API)."""
     import redis.asyncio as aioredis
 
-    from publisher.areas import store_areas
-    from publisher.auth import Accounts
-    from publisher.demo_city import demo_areas
+    from foundation.access.auth import Accounts
+    from foundation.areas.registry import store_areas
+    from warncast.demo_city import demo_areas
 
     redis = aioredis.from_url(redis_url, decode_responses=True)
     await store_areas(redis, demo_areas())
@@ -213,7 +213,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per path; the best counts")
     args = parser.parse_args()
     raise_fd_limit()
-    from publisher.storage import redis_server_binary
+    from foundation.store.connection import redis_server_binary
 
     directory = Path(tempfile.mkdtemp(prefix="wc-bench-"))
     sock = directory / "redis.sock"
@@ -298,7 +298,7 @@ async def publish_city_wide(base: str, tokens: dict[str, str], redis_url: str) -
     (Redis's clock on this machine, in milliseconds)."""
     import redis.asyncio as aioredis
 
-    from publisher import keys
+    from foundation.store import keys
 
     async with aiohttp.ClientSession() as http:
         await publish(http, base, tokens, "990100", "yellow")

@@ -43,8 +43,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from foundation.store.connection import EmbeddedRedis  # noqa: E402
 from publisher import loops  # noqa: E402
-from publisher.storage import EmbeddedRedis  # noqa: E402
 
 BODY = {"category": "waterlogging", "description": "Underpass flooded, benchmark", "lat": 30.666, "lon": 121.0625}
 
@@ -98,11 +98,11 @@ def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
     import logging
 
     from citizen_report.model import ReportConfig
-    from publisher.areas import store_areas
-    from publisher.demo_city import demo_areas
-    from publisher.settings import Settings
-    from publisher.web.app import create_app
-    from publisher.web.keys import SERVICES
+    from foundation.areas.registry import store_areas
+    from foundation.settings import Settings
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
+    from warncast.web.app import create_app
 
     settings = Settings(
         redis_url=redis_url,
@@ -241,7 +241,7 @@ async def throughput(requests: int, concurrency: int, rounds: int, workdir: Path
 async def durability(requests: int, concurrency: int, workdir: Path) -> None:
     import redis as sync_redis
 
-    from publisher import keys
+    from foundation.store import keys
 
     embedded = EmbeddedRedis(workdir / "redis-durability")
     embedded.start()

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 
-from publisher import keys
-
-from .base import Rendition, SendResult
+from foundation.store import keys
+from publisher.dispatch.channel import Rendition, SendResult
 
 
 class OutboxTransport:

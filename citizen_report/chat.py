@@ -13,10 +13,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from publisher.areas import AreaRegistry
-from publisher.i18n import Catalogs
-
-from .model import CATEGORIES, Photo, ReportInput
+from citizen_report.model import CATEGORIES, Photo, ReportInput
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import Catalogs
 
 SMS_KEYWORD = re.compile(r"^\s*(?:REPORT|上报|举报)[\s:：,，]*(?P<text>.*)$", re.IGNORECASE | re.DOTALL)
 AREA_CODE = re.compile(r"(?<!\d)(99\d{4}(?:\d{3}){0,2})(?!\d)")

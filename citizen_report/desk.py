@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from publisher.batched_script import BatchedScript
-
-from .model import ReportConfig
+from citizen_report.model import ReportConfig
+from foundation.store.batched_script import BatchedScript
 
 
 class Stamp(NamedTuple):

@@ -17,14 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import WatchError
 
-from publisher import keys
-
-from .intake import load_report
-from .model import CATEGORIES, RECEIVED, TERMINAL
-from .routing import load_routing, route
+from citizen_report.intake import load_report
+from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
+from citizen_report.routing import load_routing, route
+from foundation.store import keys
 
 if TYPE_CHECKING:
-    from publisher.services import Services
+    from warncast.services import Services
 
 MERGED = "merged"
 SEVERITY_PRIORITY = {"Extreme": 1, "Severe": 2, "Moderate": 3}

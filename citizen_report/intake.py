@@ -20,13 +20,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
-from publisher import keys
-from publisher.batched_script import BatchedScript
-from publisher.errors import Conflict, FieldError, ValidationFailed
-from publisher.i18n import N_, normalize_locale
-
-from .limits import IP_LIMITED, rate_limits, seen_or_count, too_many
-from .model import (
+from citizen_report.acknowledgements import receipt
+from citizen_report.intake_limits import IP_LIMITED, rate_limits, seen_or_count, too_many
+from citizen_report.model import (
     CATEGORIES,
     LIFE_SAFETY_WORDS,
     RECEIVED,
@@ -35,13 +31,16 @@ from .model import (
     ReportInput,
     new_tracking_code,
 )
-from .notify import flatten, pushed
-from .photos import CleanPhoto, clean_photos
-from .queue import report_item_fields
-from .receipts import receipt
+from citizen_report.notify import flatten, pushed
+from citizen_report.photos import CleanPhoto, clean_photos
+from citizen_report.queue import report_item_fields
+from foundation.errors import Conflict, FieldError, ValidationFailed
+from foundation.i18n import N_, normalize_locale
+from foundation.store import keys
+from foundation.store.batched_script import BatchedScript
 
 if TYPE_CHECKING:
-    from publisher.services import Services
+    from warncast.services import Services
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from publisher.i18n import N_
+from foundation.i18n import N_
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import jinja2
 
-from publisher.i18n import Catalogs
-
-from .model import STATUS_NAMES, Report
+from citizen_report.model import STATUS_NAMES, Report
+from foundation.i18n import Catalogs
 
 TEMPLATE = "report/notification.txt"
 

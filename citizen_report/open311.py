@@ -12,10 +12,9 @@ from typing import Any
 
 from lxml import etree
 
-from publisher.areas import AreaRegistry
-from publisher.i18n import N_, Catalogs, tag_for
-
-from .model import CATEGORIES, RECEIVED, REJECTED, RESOLVED, STATUS_NAMES, Report
+from citizen_report.model import CATEGORIES, RECEIVED, REJECTED, RESOLVED, STATUS_NAMES, Report
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import N_, Catalogs, tag_for
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 FORMATS = {"xml": "text/xml; charset=utf-8", "json": "application/json; charset=utf-8"}

@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from publisher.errors import FieldError
-from publisher.i18n import N_
-
-from .model import Photo, ReportConfig
+from citizen_report.model import Photo, ReportConfig
+from foundation.errors import FieldError
+from foundation.i18n import N_
 
 ACCEPTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "MPO"})
 GPS_IFD = 0x8825

@@ -11,13 +11,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from publisher import keys
-from publisher.dispatch.streams import ensure_group as ensure_stream_group
-
-from .model import Report
+from citizen_report.model import Report
+from foundation.store import keys
+from foundation.store.streams import ensure_group as ensure_stream_group
 
 if TYPE_CHECKING:
-    from publisher.services import Services
+    from warncast.services import Services
 
 log = logging.getLogger(__name__)
 CLAIM_IDLE_MS = 30_000  # an item unacknowledged this long belonged to a consumer that died
@@ -38,7 +37,7 @@ async def ensure_group(services: Services) -> None:
 async def consume(services: Services, consumer: str, *, count: int = 100, block_ms: int | None = None) -> int:
     """Absorb one batch: this consumer's own pending items, then stale ones of dead consumers, then
     new ones. Returns how many items were handled (0: nothing to do)."""
-    from .incidents import absorb  # noqa: PLC0415 - incidents imports this module's helpers
+    from citizen_report.incidents import absorb  # noqa: PLC0415 - incidents imports this module's helpers
 
     redis = services.redis
     await ensure_group(services)

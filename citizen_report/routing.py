@@ -13,12 +13,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from publisher import keys
-from publisher.areas import AreaRegistry
-from publisher.errors import FieldError, ValidationFailed
-from publisher.i18n import N_
-
-from .model import CATEGORIES
+from citizen_report.model import CATEGORIES
+from foundation.areas.registry import AreaRegistry
+from foundation.errors import FieldError, ValidationFailed
+from foundation.i18n import N_
+from foundation.store import keys
 
 DEFAULT_ROUTING: dict[str, Any] = {
     "default": "ops_centre",

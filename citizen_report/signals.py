@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
-from publisher import keys
-from publisher.errors import FieldError, ValidationFailed
-from publisher.i18n import N_
+from foundation.errors import FieldError, ValidationFailed
+from foundation.i18n import N_
+from foundation.store import keys
 
 if TYPE_CHECKING:
-    from publisher.services import Services
+    from warncast.services import Services
 
 MAX_READINGS = 1000
 MAX_CAP_BYTES = 256 * 1024

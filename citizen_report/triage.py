@@ -12,19 +12,18 @@ from typing import TYPE_CHECKING
 
 from redis.exceptions import WatchError
 
-from publisher import keys
-from publisher.audit import Actor
-from publisher.errors import Conflict, FieldError, NotFound, ValidationFailed
-from publisher.i18n import N_, tag_for
-
-from .incidents import MERGED, Incident, load_incident, priority_for, store_incident
-from .intake import load_report
-from .model import ASSIGNED, DUPLICATE, IN_PROGRESS, REJECTED, RESOLVED, TERMINAL, TRANSITIONS, VERIFIED
-from .notify import pushed, render_notification
-from .routing import load_routing
+from citizen_report.incidents import MERGED, Incident, load_incident, priority_for, store_incident
+from citizen_report.intake import load_report
+from citizen_report.model import ASSIGNED, DUPLICATE, IN_PROGRESS, REJECTED, RESOLVED, TERMINAL, TRANSITIONS, VERIFIED
+from citizen_report.notify import pushed, render_notification
+from citizen_report.routing import load_routing
+from foundation.access.audit import Actor
+from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
+from foundation.i18n import N_, tag_for
+from foundation.store import keys
 
 if TYPE_CHECKING:
-    from publisher.services import Services
+    from warncast.services import Services
 
 ACTIONS = {
     "verify": VERIFIED,

@@ -12,11 +12,11 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import keys
-from .errors import FieldError, ValidationFailed
-from .i18n import N_
-from .model import Message
-from .taxonomy import GRADES
+from foundation.errors import FieldError, ValidationFailed
+from foundation.i18n import N_
+from foundation.store import keys
+from publisher.model import Message
+from publisher.taxonomy import GRADES
 
 RULE_KEYS = (*GRADES, "cancel")
 DEFAULT_RULES: dict[str, dict[str, int]] = {

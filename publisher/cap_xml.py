@@ -11,11 +11,11 @@ from datetime import datetime
 
 from lxml import etree
 
-from .areas import AreaRegistry
-from .i18n import N_, Catalogs, locale_for_tag
-from .model import Message
-from .settings import Settings
-from .taxonomy import EVENTS, GRADE_LEVEL, GRADE_SEVERITY
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import N_, Catalogs, locale_for_tag
+from foundation.settings import Settings
+from publisher.model import Message
+from publisher.taxonomy import EVENTS, GRADE_LEVEL, GRADE_SEVERITY
 
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 DRILL_PREFIX = {"Exercise": N_("[DRILL]"), "Test": N_("[TEST]")}

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 
-from . import keys
+from foundation.store import keys
 
 PATTERN = re.compile(r"^\d{14}_\d{14}_\d$")
 

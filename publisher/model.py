@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .i18n import N_
+from foundation.i18n import N_
 
 # Workflow states of one message.
 DRAFT, SUBMITTED, REJECTED, SCHEDULED, PUBLISHED, WITHDRAWN = (

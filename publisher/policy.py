@@ -14,10 +14,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from . import keys
-from .errors import FieldError, ValidationFailed
-from .i18n import N_
-from .taxonomy import GRADES
+from foundation.errors import FieldError, ValidationFailed
+from foundation.i18n import N_
+from foundation.store import keys
+from publisher.taxonomy import GRADES
 
 PUSH_CHANNELS = ("sms", "telegram")
 MODES = ("off", "opted_in", "all")

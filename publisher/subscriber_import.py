@@ -9,10 +9,10 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from .i18n import normalize_locale
-from .services import Services
-from .subscribers import CHANNELS, STOPPED, SubscriberError, find_area, normalize_address
-from .taxonomy import GRADES
+from foundation.i18n import normalize_locale
+from publisher.subscribers import CHANNELS, STOPPED, SubscriberError, find_area, normalize_address
+from publisher.taxonomy import GRADES
+from warncast.services import Services
 
 REQUIRED = ("channel", "address", "area", "language", "min_grade")
 MAX_ROWS = 5_000_000

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 import phonenumbers
 import redis.asyncio as aioredis
 
-from . import keys
-from .areas import Area, AreaRegistry
-from .policy import DEFAULT_MIN_GRADE
-from .raw_pipeline import execute_raw
-from .taxonomy import GRADES
+from foundation.areas.registry import Area, AreaRegistry
+from foundation.store import keys
+from foundation.store.raw_pipeline import execute_raw
+from publisher.policy import DEFAULT_MIN_GRADE
+from publisher.taxonomy import GRADES
 
 CHANNELS = ("sms", "telegram")
 _DISPATCH_FIELDS = ("status", "lang", "min_grade", "drill")

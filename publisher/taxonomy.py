@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .i18n import N_
+from foundation.i18n import N_
 
 GRADES = ("blue", "yellow", "orange", "red")  # IV, III, II, I: ascending seriousness
 

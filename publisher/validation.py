@@ -14,11 +14,11 @@ from typing import Any
 from shapely.geometry import Polygon
 from shapely.validation import explain_validity
 
-from .areas import AreaRegistry
-from .errors import FieldError, ValidationFailed
-from .i18n import N_
-from .model import Circle, Content, InfoText
-from .taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
+from foundation.areas.registry import AreaRegistry
+from foundation.errors import FieldError, ValidationFailed
+from foundation.i18n import N_
+from publisher.model import Circle, Content, InfoText
+from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
 LIMITS = {"headline": 160, "description": 3000, "instruction": 1000}
 MAX_AREAS, MAX_POLYGONS, MAX_POINTS, MAX_CIRCLES = 200, 10, 500, 10

@@ -17,14 +17,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
-from . import keys
-from .approval_rules import ApprovalRules
-from .areas import AreaRegistry
-from .audit import SYSTEM, Actor, AuditLog
-from .errors import Conflict, Forbidden, NotFound, ValidationFailed
-from .i18n import N_, Catalogs, locale_for_tag
-from .identifiers import new_identifier
-from .model import (
+from foundation.access.audit import SYSTEM, Actor, AuditLog
+from foundation.access.roles import allowed
+from foundation.areas.registry import AreaRegistry
+from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from foundation.i18n import N_, Catalogs, locale_for_tag
+from foundation.settings import Settings
+from foundation.store import keys
+from publisher.approval_rules import ApprovalRules
+from publisher.identifiers import new_identifier
+from publisher.model import (
     ACTIVE,
     CANCELLED,
     DRAFT,
@@ -42,9 +44,7 @@ from .model import (
     Message,
     Thread,
 )
-from .roles import allowed
-from .settings import Settings
-from .validation import Collector, clean_text, parse_content
+from publisher.validation import Collector, clean_text, parse_content
 
 log = logging.getLogger(__name__)
 EVENTS_MAXLEN = 10_000

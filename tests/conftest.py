@@ -17,15 +17,14 @@ import pytest
 import redis as sync_redis
 from aiohttp.test_utils import TestClient
 
-from publisher.areas import store_areas
-from publisher.demo_city import demo_areas
-from publisher.services import Services
-from publisher.settings import Settings
-from publisher.storage import redis_server_binary
-from publisher.web.app import create_app
-from publisher.web.keys import SERVICES
-
-from .standins.twilio import TwilioStandIn
+from foundation.areas.registry import store_areas
+from foundation.settings import Settings
+from foundation.store.connection import redis_server_binary
+from tests.standins.twilio import TwilioStandIn
+from warncast.app_keys import SERVICES
+from warncast.demo_city import demo_areas
+from warncast.services import Services
+from warncast.web.app import create_app
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROLE_USERS = {

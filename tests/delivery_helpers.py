@@ -7,11 +7,11 @@ from typing import Any
 
 from twilio.request_validator import RequestValidator
 
-from publisher import keys
+from foundation.store import keys
+from foundation.store.streams import ensure_group
 from publisher.dispatch.planner import Planner
-from publisher.dispatch.streams import ensure_group
 from publisher.dispatch.worker import Worker
-from publisher.services import Services
+from warncast.services import Services
 
 TOKEN = "secret"
 FROM = "+15557654321"

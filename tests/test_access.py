@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from .conftest import warning_body
-from .test_workflow import act, create, published
+from tests.conftest import warning_body
+from tests.test_workflow import act, create, published
 
 ROLES = ("drafter", "approver", "chief", "triage", "admin")
 ALLOWED = {

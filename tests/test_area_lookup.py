@@ -7,9 +7,9 @@ import random
 import shapely
 from shapely.geometry import Polygon
 
-from publisher.area_grid import AreaGrid
-from publisher.areas import AreaRegistry, area_from_record
-from publisher.demo_city import demo_areas
+from foundation.areas.grid import AreaGrid
+from foundation.areas.registry import AreaRegistry, area_from_record
+from warncast.demo_city import demo_areas
 
 
 def brute_force(registry: AreaRegistry, lat: float, lon: float) -> list[str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from publisher.area_map import DEFAULT_FILL, render_svg
-from publisher.demo_city import demo_areas
+from foundation.areas.svg_map import DEFAULT_FILL, render_svg
+from warncast.demo_city import demo_areas
 
 NS = {"svg": "http://www.w3.org/2000/svg"}
 HOSTILE = "<script>alert(1)</script>\"'&"

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from publisher import keys
-from publisher.audit import AuditLog
-
-from .test_workflow import act, published
+from foundation.access.audit import AuditLog
+from foundation.store import keys
+from tests.test_workflow import act, published
 
 
 async def test_every_action_is_logged_in_order(client, services, staff, clock):

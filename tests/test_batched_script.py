@@ -13,8 +13,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from publisher.batched_script import BatchedScript
-from publisher.raw_pipeline import execute_raw
+from foundation.store.batched_script import BatchedScript
+from foundation.store.raw_pipeline import execute_raw
 
 COUNT = (
     "local n = redis.call('INCR', KEYS[1]) if ARGV[1] == 'fail' then return redis.error_reply('no ' .. n) end return n"

@@ -31,7 +31,7 @@ async def browser():
 
 @pytest.fixture
 async def base_url(aiohttp_server, settings, clock):
-    from publisher.web.app import create_app
+    from warncast.web.app import create_app
 
     server = await aiohttp_server(create_app(settings, clock=clock))
     return str(server.make_url("")).rstrip("/"), server
@@ -48,9 +48,9 @@ async def _login(page, base: str, name: str, password: str) -> None:
 @pytest.mark.timeout(120)
 async def test_compose_approve_and_see_it_public(browser, base_url, clock):
     base, server = base_url
-    from publisher.areas import store_areas
-    from publisher.demo_city import demo_areas
-    from publisher.web.keys import SERVICES
+    from foundation.areas.registry import store_areas
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
 
     services = server.app[SERVICES]
     await store_areas(services.redis, demo_areas())
@@ -111,12 +111,11 @@ async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
 ):
     """A resident on a phone files a report with a photo (no location permission: the area picker);
     an officer's triage board, open meanwhile, shows it live."""
-    from publisher.areas import store_areas
-    from publisher.demo_city import demo_areas
-    from publisher.web.app import create_app
-    from publisher.web.keys import SERVICES
-
-    from .test_reports import gps_jpeg
+    from foundation.areas.registry import store_areas
+    from tests.test_reports import gps_jpeg
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
+    from warncast.web.app import create_app
 
     server = await aiohttp_server(create_app(settings.with_(run_scheduler=True), clock=clock))
     base = str(server.make_url("")).rstrip("/")

@@ -80,7 +80,7 @@ def test_admin_commands_on_embedded_redis(tmp_path: Path) -> None:
 
 
 def _redis_server() -> Path:
-    from publisher.storage import redis_server_binary
+    from foundation.store.connection import redis_server_binary
 
     return redis_server_binary()
 

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Any
 
-from .conftest import warning_body
+from tests.conftest import warning_body
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

@@ -8,7 +8,7 @@ import pytest
 from shapely.geometry import Point, Polygon
 from shapely.ops import unary_union
 
-from publisher.demo_city import demo_areas, representative_point
+from warncast.demo_city import demo_areas, representative_point
 
 LEVELS = ("city", "district", "street", "community")
 CODE_LENGTH = {"city": 6, "district": 6, "street": 9, "community": 12}

@@ -10,16 +10,15 @@ from typing import Any
 
 import pytest
 
-from publisher import keys
+from foundation.store import keys
+from foundation.store.streams import ensure_group
 from publisher.dispatch import worker as worker_module
 from publisher.dispatch.jobs import Segment, shard_of
 from publisher.dispatch.planner import Planner
-from publisher.dispatch.streams import ensure_group
 from publisher.dispatch.worker import Worker
-
-from .delivery_helpers import drain, signed_post, sms_settings
-from .standins.twilio import TwilioStandIn
-from .test_workflow import act, published
+from tests.delivery_helpers import drain, signed_post, sms_settings
+from tests.standins.twilio import TwilioStandIn
+from tests.test_workflow import act, published
 
 D1, D2 = "990101", "990102"  # two districts of the demo city
 
@@ -304,7 +303,7 @@ async def test_delivery_receipts_move_forward_only(client, services, staff, cloc
 async def test_preview_shows_texts_segments_and_reach(client, services, staff, clock):
     await subscribe(services, 7, D1)
     await subscribe(services, 3, D1, start=10, min_grade="yellow")
-    from .conftest import warning_body
+    from tests.conftest import warning_body
 
     body = warning_body(clock, grade="yellow")
     resp = await client.post("/api/v1/warnings/preview", json=body, headers=staff["drafter"])
@@ -324,8 +323,8 @@ async def test_preview_shows_texts_segments_and_reach(client, services, staff, c
 
 
 async def test_outbox_mode_without_credentials(client, services, staff, clock, settings):
-    from channels.base import ChannelContext
     from channels.sms.channel import SmsChannel
+    from publisher.dispatch.channel import ChannelContext
 
     await services.channels["sms"].close()
     services.settings = settings.with_(twilio_account_sid="")

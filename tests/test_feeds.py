@@ -12,11 +12,10 @@ from lxml import etree
 
 from channels.feeds import ATOM, FeedQuery
 from channels.feeds.render import MAX_BYTES, warnings_feed
-from publisher.web.live import OUTLETS
-
-from .conftest import warning_body
-from .test_cap import NS, SCHEMA
-from .test_workflow import act, published
+from tests.conftest import warning_body
+from tests.test_cap import NS, SCHEMA
+from tests.test_workflow import act, published
+from warncast.web.live import OUTLETS
 
 ATOM_NS = {"a": "http://www.w3.org/2005/Atom", "cap": NS["cap"], "georss": "http://www.georss.org/georss"}
 COMMUNITY_IN_990102 = "990102001001"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from babel.messages.pofile import read_po
 
-from publisher.i18n import LOCALES_DIR, SUPPORTED, negotiate
+from foundation.i18n import LOCALES_DIR, SUPPORTED, negotiate
 
 ROOT = Path(__file__).resolve().parent.parent
 PLACEHOLDER = re.compile(r"%\(\w+\)s|\{\w+\}")

@@ -6,7 +6,7 @@ import asyncio
 
 import uvloop
 
-from publisher import loops
+from foundation import loops
 
 
 def test_uvloop_by_default_and_asyncio_on_request(monkeypatch):

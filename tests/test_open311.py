@@ -11,8 +11,7 @@ from lxml import etree
 from citizen_report.chat import TelegramReportFlow, parse_sms_report
 from citizen_report.intake import submit_report
 from citizen_report.queue import drain, items
-
-from .test_reports import INSIDE, post_report
+from tests.test_reports import INSIDE, post_report
 
 SERVICE_FIELDS = {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
 REQUEST_FIELDS = {
@@ -164,8 +163,8 @@ async def test_tokens(client, services):
 
 
 def test_sms_parsing() -> None:
-    from publisher.areas import AreaRegistry, area_from_record
-    from publisher.demo_city import demo_areas
+    from foundation.areas.registry import AreaRegistry, area_from_record
+    from warncast.demo_city import demo_areas
 
     registry = AreaRegistry([area_from_record(r) for r in demo_areas()])
     assert parse_sms_report("hello", registry, phone="+8613800000000") is None
@@ -178,7 +177,7 @@ def test_sms_parsing() -> None:
 
 
 async def test_telegram_conversation_files_a_report(client, services):
-    from .test_reports import gps_jpeg
+    from tests.test_reports import gps_jpeg
 
     flow = TelegramReportFlow("4242", "en", services.catalogs, services.registry)
     first = flow.start()

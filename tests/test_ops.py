@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from publisher.web.keys import SERVICES
+from warncast.app_keys import SERVICES
 
 
 async def test_health_and_readiness(client, services):

@@ -14,14 +14,13 @@ import pytest
 from aiohttp import web
 from lxml import etree
 
-from channels.base import PermanentError, TemporaryError
 from channels.partners.channel import verify_signature
-from publisher import keys
-
-from .delivery_helpers import drain
-from .test_cap import SCHEMA
-from .test_console import login
-from .test_workflow import act, published
+from foundation.store import keys
+from publisher.dispatch.channel import PermanentError, TemporaryError
+from tests.delivery_helpers import drain
+from tests.test_cap import SCHEMA
+from tests.test_console import login
+from tests.test_workflow import act, published
 
 D1, D2 = "990101", "990102"  # two districts of the demo city
 CAP_NS = "{urn:oasis:names:tc:emergency:cap:1.2}"

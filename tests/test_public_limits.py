@@ -18,14 +18,13 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from publisher.settings import Settings, SettingsError
-from publisher.web.app import create_app
-from publisher.web.limits import AUTH_FAILURE_BURST, LIVE_STREAMS, PUBLIC_LIMITS
-from publisher.web.requests import forwarded_client
-
-from .test_console import login
-from .test_reports import BODY, post_report
-from .test_screens import add_screen, read_event
+from foundation.settings import Settings, SettingsError
+from tests.test_console import login
+from tests.test_reports import BODY, post_report
+from tests.test_screens import add_screen, read_event
+from warncast.web.app import create_app
+from warncast.web.limits import AUTH_FAILURE_BURST, LIVE_STREAMS, PUBLIC_LIMITS
+from warncast.web.requests import forwarded_client
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 TOO_MANY = "Too many requests from your address. Wait %(seconds)s s and try again."

@@ -16,16 +16,15 @@ import pytest
 from citizen_report.intake import load_report
 from citizen_report.model import ReportConfig
 from citizen_report.queue import drain, items
-from publisher import keys
+from foundation.store import keys
+from foundation.store.streams import ensure_group
 from publisher.dispatch.notifications import Notifier
-from publisher.dispatch.streams import ensure_group
-from publisher.web.app import create_app
-
-from .delivery_helpers import FROM, signed_post, sms_settings
-from .standins.telegram import TelegramStandin
-from .standins.twilio import TwilioStandIn
-from .test_reports import INSIDE, gps_jpeg, post_report
-from .test_telegram import callback_update, message_update, post_update
+from tests.delivery_helpers import FROM, signed_post, sms_settings
+from tests.standins.telegram import TelegramStandin
+from tests.standins.twilio import TwilioStandIn
+from tests.test_reports import INSIDE, gps_jpeg, post_report
+from tests.test_telegram import callback_update, message_update, post_update
+from warncast.web.app import create_app
 
 TOKEN, SECRET = "123:ABC", "s3cret"
 PHONE, PHONE_ZH = "+8613800000001", "+8613800000002"

@@ -14,13 +14,13 @@ import pytest
 from aiohttp import FormData
 from PIL import Image
 
+from citizen_report.acknowledgements import receipt
 from citizen_report.chat import parse_sms_report
 from citizen_report.intake import submit_report
 from citizen_report.model import Report, ReportInput
 from citizen_report.notify import render_notification
 from citizen_report.queue import drain, items
-from citizen_report.receipts import receipt
-from publisher import keys
+from foundation.store import keys
 
 INSIDE = {"lat": 30.666165, "lon": 121.062489}  # in community 990101001001 of the demo city
 BODY = {"category": "waterlogging", "description": "Underpass flooded, cars stuck", **INSIDE}

@@ -9,11 +9,10 @@ import time
 import pytest
 
 from channels.screens.render import encode_text, screen_text, text_width, wrap
-from publisher import keys
-
-from .test_console import login
-from .test_feeds import COMMUNITY_IN_990102
-from .test_workflow import act, published
+from foundation.store import keys
+from tests.test_console import login
+from tests.test_feeds import COMMUNITY_IN_990102
+from tests.test_workflow import act, published
 
 COMMUNITY_IN_990101 = "990101001001"
 
@@ -208,7 +207,7 @@ async def test_live_stream_shows_publication_and_clears_on_cancel_and_expiry(cli
 
 
 async def test_hostile_text_in_screen_outputs(client, services, staff, clock):
-    from .conftest import warning_body
+    from tests.conftest import warning_body
 
     await add_screen(client, staff, languages=["en"])
     evil = '<script>alert(1)</script>"&'

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from aiohttp import ClientSession
 
-from .conftest import warning_body
-from .test_browser import ARGS, CHROMIUM, base_url, browser  # noqa: F401 - fixtures
+from tests.conftest import warning_body
+from tests.test_browser import ARGS, CHROMIUM, base_url, browser  # noqa: F401 - fixtures
 
 EVIL = '<img src=x onerror="document.title=1"> Red rainstorm'
 
@@ -21,9 +21,9 @@ async def call(session: ClientSession, base: str, token: str, path: str, body: d
 @pytest.mark.timeout(120)
 async def test_kiosk_follows_publication_and_cancellation(browser, base_url, clock):  # noqa: F811
     base, server = base_url
-    from publisher.areas import store_areas
-    from publisher.demo_city import demo_areas
-    from publisher.web.keys import SERVICES
+    from foundation.areas.registry import store_areas
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
 
     services = server.app[SERVICES]
     await store_areas(services.redis, demo_areas())

@@ -7,13 +7,12 @@ from typing import Any
 
 import pytest
 
-from channels.base import PermanentError, TemporaryError
 from channels.sms.segments import count_segments
-from publisher.web.keys import SERVICES
-
-from .delivery_helpers import sms, sms_settings
-from .standins.twilio import TwilioStandIn
-from .test_workflow import published
+from publisher.dispatch.channel import PermanentError, TemporaryError
+from tests.delivery_helpers import sms, sms_settings
+from tests.standins.twilio import TwilioStandIn
+from tests.test_workflow import published
+from warncast.app_keys import SERVICES
 
 PHONE = "+8613800000001"
 
@@ -45,7 +44,7 @@ async def test_forged_or_unsigned_webhooks_change_nothing(sms_client):
     params = {"From": PHONE, "Body": "JOIN 990101"}
     unsigned = await sms_client.post("/webhooks/twilio/sms", data=params)
     forged = await sms_client.post("/webhooks/twilio/sms", data=params, headers={"X-Twilio-Signature": "AAAA"})
-    from .delivery_helpers import signed_post
+    from tests.delivery_helpers import signed_post
 
     wrong_key = await signed_post(sms_client, "/webhooks/twilio/sms", params, token="not-ours")
     tampered = await signed_post(sms_client, "/webhooks/twilio/sms", params)

@@ -14,17 +14,16 @@ from typing import Any
 import pytest
 from telegram.error import InvalidToken
 
-from channels.base import AuthError, PermanentError, Rendition, TemporaryError
 from channels.outbox import read_outbox
 from channels.telegram import bot as tgbot
 from channels.telegram.channel import TelegramChannel
-from publisher.settings import Settings
+from foundation.settings import Settings
+from publisher.dispatch.channel import AuthError, PermanentError, Rendition, TemporaryError
 from publisher.taxonomy import GRADES
-from publisher.web.app import create_app
-from publisher.web.keys import SERVICES
-
-from .standins.telegram import BOT_USER, TelegramStandin
-from .test_workflow import published
+from tests.standins.telegram import BOT_USER, TelegramStandin
+from tests.test_workflow import published
+from warncast.app_keys import SERVICES
+from warncast.web.app import create_app
 
 TOKEN = "123:ABC"
 SECRET = "s3cret"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import warning_body
+from tests.conftest import warning_body
 
 
 def _set(body: dict, path: str, value: Any) -> dict:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Clock, Staff, warning_body
+from tests.conftest import Clock, Staff, warning_body
 
 
 async def create(client: Any, staff: Staff, clock: Clock, who: str = "drafter", **overrides: Any) -> dict:

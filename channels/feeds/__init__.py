@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 
-from publisher.services import Services
-
-from ..cache import RenderCache, Rendering, version_time
-from ..live import EventFollower
-from .cap_index import cap_index
-from .render import ATOM, CONTENT_TYPES, RSS, warnings_feed
-from .select import FeedQuery, matching, published_messages
+from channels.cache import RenderCache, Rendering, version_time
+from channels.events import EventFollower
+from channels.feeds.cap_index import cap_index
+from channels.feeds.render import ATOM, CONTENT_TYPES, RSS, warnings_feed
+from channels.feeds.select import FeedQuery, matching, published_messages
+from warncast.services import Services
 
 __all__ = ["ATOM", "RSS", "FeedQuery", "Feeds"]
 

@@ -14,16 +14,15 @@ from datetime import datetime
 from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from lxml import etree
 
-from publisher.areas import AreaRegistry
+from channels.feeds.render import ATOM, bounded, entry_link, geo_box, message_links, new_feed
+from channels.feeds.select import FeedQuery, newest
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import N_, Catalogs, locale_for_tag
+from foundation.settings import Settings
 from publisher.cap_xml import CAP_NS, cap_datetime
-from publisher.i18n import N_, Catalogs, locale_for_tag
 from publisher.model import Message
-from publisher.settings import Settings
 from publisher.taxonomy import GRADE_SEVERITY
-
-from ..wording import word
-from .render import ATOM, bounded, entry_link, geo_box, message_links, new_feed
-from .select import FeedQuery, newest
+from publisher.wording import word
 
 
 class CapFeedExtension(BaseExtension):

@@ -18,14 +18,13 @@ from feedgen.ext.base import BaseEntryExtension, BaseExtension
 from feedgen.feed import FeedGenerator
 from lxml import etree
 
-from publisher.areas import AreaRegistry
-from publisher.i18n import N_, Catalogs, locale_for_tag
+from channels.feeds.select import FeedQuery, newest
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import N_, Catalogs, locale_for_tag
+from foundation.settings import Settings
+from publisher.coverage import footprint
 from publisher.model import Message
-from publisher.settings import Settings
-
-from ..coverage import footprint
-from ..wording import Wording, word
-from .select import FeedQuery, newest
+from publisher.wording import Wording, word
 
 MAX_BYTES = 900_000  # aggregators (Google Public Alerts) reject larger feeds
 SCHEME = "urn:warncast:"

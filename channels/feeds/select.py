@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from publisher.areas import AreaRegistry
+from foundation.areas.registry import AreaRegistry
+from publisher.coverage import concerns_area, related_codes
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import GRADES
 from publisher.workflow import Warnings
-
-from ..coverage import concerns_area, related_codes
 
 # Feeds carry the newest messages first; aggregators drop feeds over ~900 KB, so the renderer also
 # trims by size. 200 messages is two days of a busy city.

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from channels.partners.registry import Partner, PartnerRegistry
 from publisher.model import Message
-
-from .registry import Partner, PartnerRegistry
 
 __all__ = ["Partner", "PartnerRegistry", "partners_for"]
 

@@ -24,15 +24,14 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
-from publisher import keys
-from publisher.audit import SYSTEM, AuditLog
+from channels.partners.registry import PartnerRegistry
+from foundation.access.audit import SYSTEM, AuditLog
+from foundation.store import keys
 from publisher.cap_xml import render_cap
+from publisher.dispatch.channel import ChannelContext, PermanentError, Rendition, SendResult, TemporaryError
 from publisher.model import Message
+from publisher.serialize import message_json
 from publisher.subscribers import ACTIVE, STOPPED, Subscriber
-from publisher.web.serialize import message_json
-
-from ..base import ChannelContext, PermanentError, Rendition, SendResult, TemporaryError
-from .registry import PartnerRegistry
 
 log = logging.getLogger(__name__)
 NAME = "partner"

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 
-from publisher import keys
-from publisher.areas import AreaRegistry
-from publisher.errors import Conflict, FieldError, NotFound, ValidationFailed
-from publisher.i18n import N_
+from foundation.areas.registry import AreaRegistry
+from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
+from foundation.i18n import N_
+from foundation.store import keys
 from publisher.taxonomy import GRADES
 from publisher.validation import Collector, clean_text
 

@@ -11,13 +11,12 @@ import asyncio
 import json
 import math
 
+from channels.cache import RenderCache, Rendering, version_time
+from channels.events import EventFollower
+from channels.screens.registry import Screen, ScreenRegistry
+from channels.screens.render import encode_text, screen_state, screen_text, screen_warnings, state_bytes
 from publisher.model import Message
-from publisher.services import Services
-
-from ..cache import RenderCache, Rendering, version_time
-from ..live import EventFollower
-from .registry import Screen, ScreenRegistry
-from .render import encode_text, screen_state, screen_text, screen_warnings, state_bytes
+from warncast.services import Services
 
 __all__ = ["Screen", "ScreenOutputs", "ScreenRegistry"]
 

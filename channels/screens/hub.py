@@ -12,9 +12,9 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from ..cache import Rendering
-from . import ScreenOutputs
-from .registry import Screen
+from channels.cache import Rendering
+from channels.screens import ScreenOutputs
+from channels.screens.registry import Screen
 
 log = logging.getLogger(__name__)
 CLOSE = b""  # queued to end a stream (shutdown, screen deleted)

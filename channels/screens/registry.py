@@ -18,10 +18,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from publisher import keys
-from publisher.areas import AreaRegistry
-from publisher.errors import FieldError, NotFound, ValidationFailed
-from publisher.i18n import N_, SUPPORTED
+from foundation.areas.registry import AreaRegistry
+from foundation.errors import FieldError, NotFound, ValidationFailed
+from foundation.i18n import N_, SUPPORTED
+from foundation.store import keys
 from publisher.validation import Collector, clean_text
 
 SCREEN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")

@@ -13,15 +13,14 @@ import re
 import unicodedata
 from typing import Any
 
-from publisher.areas import AreaRegistry
-from publisher.i18n import N_, Catalogs, locale_for_tag
+from channels.screens.registry import Screen
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import N_, Catalogs, locale_for_tag
+from foundation.settings import Settings
+from publisher.coverage import concerns_area, related_codes
 from publisher.model import Message
-from publisher.settings import Settings
 from publisher.taxonomy import GRADE_COLOUR, GRADE_LEVEL, GRADE_TEXT_COLOUR
-
-from ..coverage import concerns_area, related_codes
-from ..wording import word
-from .registry import Screen
+from publisher.wording import word
 
 LABELS = {
     "none": N_("No warnings are in force."),

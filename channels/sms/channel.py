@@ -9,9 +9,10 @@ import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from publisher.model import Message
-
-from ..base import (
+from channels.outbox import OutboxTransport
+from channels.sms.segments import count_segments, fit
+from channels.sms.twilio_http import TwilioHttp
+from publisher.dispatch.channel import (
     AuthError,
     ChannelContext,
     ChannelError,
@@ -21,10 +22,8 @@ from ..base import (
     TemporaryError,
     Transport,
 )
-from ..outbox import OutboxTransport
-from ..render import build_view
-from .segments import count_segments, fit
-from .twilio_http import TwilioHttp
+from publisher.model import Message
+from publisher.rendering import build_view
 
 # Twilio error codes that mean this number will never take the message.
 PERMANENT_CODES = {21211, 21214, 21217, 21408, 21612, 21614, 21635, 30003, 30005, 30006}

@@ -15,15 +15,14 @@ from typing import TYPE_CHECKING
 from citizen_report.chat import parse_sms_report
 from citizen_report.intake import submit_report
 from citizen_report.notify import render_notification
-from publisher.errors import Conflict, TooManyRequests, ValidationFailed
-from publisher.i18n import N_, Catalogs
+from foundation.errors import Conflict, TooManyRequests, ValidationFailed
+from foundation.i18n import N_, Catalogs
+from publisher.dispatch.channel import ChannelContext
 from publisher.subscribers import STOPPED, Subscribers, find_area
 from publisher.taxonomy import GRADE_NAMES
 
-from ..base import ChannelContext
-
 if TYPE_CHECKING:
-    from publisher.services import Services
+    from warncast.services import Services
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订", "TD"}
 START_WORDS = {"START", "UNSTOP"}

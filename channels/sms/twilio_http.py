@@ -16,7 +16,7 @@ import aiohttp
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 
-from ..base import TemporaryError
+from publisher.dispatch.channel import TemporaryError
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels.sms.keywords import handle_keyword
 from publisher.subscribers import SubscriberError, normalize_phone
-from publisher.web.keys import SERVICES
-
-from .keywords import handle_keyword
+from warncast.app_keys import SERVICES
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -32,17 +32,15 @@ from telegram.ext import (
     filters,
 )
 
-from publisher.areas import Area
-from publisher.i18n import N_, tag_for
+from foundation.areas.registry import Area
+from foundation.i18n import N_, tag_for
+from publisher.dispatch.channel import PermanentError
 from publisher.subscribers import LANGS, Subscriber, find_area
 from publisher.taxonomy import GRADE_NAMES, GRADES
 
-from ..base import PermanentError
-
 if TYPE_CHECKING:
-    from publisher.services import Services
-
-    from .channel import TelegramChannel
+    from channels.telegram.channel import TelegramChannel
+    from warncast.services import Services
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
@@ -106,7 +104,7 @@ class SubscriptionBot:
         app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_handler(MessageHandler(new & filters.COMMAND, self.on_help))  # unknown commands
         app.add_error_handler(self.on_error)
-        from .reporting import ReportConversation
+        from channels.telegram.reporting import ReportConversation
 
         ReportConversation(self).register(app)  # group -1: ahead of these while a report is open
 
@@ -310,7 +308,7 @@ class SubscriptionBot:
         await update.effective_message.reply_text(text, reply_markup=markup)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from .channel import classify
+        from channels.telegram.channel import classify
 
         error = context.error
         if isinstance(error, BadRequest) and "not modified" in str(error).lower():

@@ -11,12 +11,19 @@ from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, Re
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
+from channels.outbox import OutboxTransport
+from channels.telegram.bot import build_bot_application, stop_bot_application
+from publisher.dispatch.channel import (
+    AuthError,
+    ChannelContext,
+    ChannelError,
+    PermanentError,
+    Rendition,
+    SendResult,
+    TemporaryError,
+)
 from publisher.model import Message
-
-from ..base import AuthError, ChannelContext, ChannelError, PermanentError, Rendition, SendResult, TemporaryError
-from ..outbox import OutboxTransport
-from ..render import build_view, render_template
-from .bot import build_bot_application, stop_bot_application
+from publisher.rendering import build_view, render_template
 
 
 def classify(exc: TelegramError) -> ChannelError:

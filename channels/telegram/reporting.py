@@ -35,14 +35,13 @@ from citizen_report.chat import CANCELLED, DESCRIPTION, PHOTO, Prompt, TelegramR
 from citizen_report.intake import submit_report
 from citizen_report.model import Photo
 from citizen_report.notify import render_notification
-from publisher import keys
-from publisher.errors import Conflict, TooManyRequests, ValidationFailed
-from publisher.i18n import N_
+from foundation.errors import Conflict, TooManyRequests, ValidationFailed
+from foundation.i18n import N_
+from foundation.store import keys
 
 if TYPE_CHECKING:
-    from publisher.services import Services
-
-    from .bot import SubscriptionBot
+    from channels.telegram.bot import SubscriptionBot
+    from warncast.services import Services
 
 log = logging.getLogger(__name__)
 FLOW_TTL = 3600  # seconds an unfinished report waits for its next step

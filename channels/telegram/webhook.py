@@ -7,7 +7,7 @@ import json
 
 from aiohttp import web
 
-from publisher.web.keys import SERVICES
+from warncast.app_keys import SERVICES
 
 routes = web.RouteTableDef()
 
@@ -30,7 +30,7 @@ async def telegram_webhook(request: web.Request) -> web.Response:
         return web.json_response({"error": {"code": "bad_request", "message": "Not JSON."}}, status=400)
     if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
         return web.json_response({"error": {"code": "bad_request", "message": "Not a Telegram update."}}, status=400)
-    from .bot import BadUpdate, process_update
+    from channels.telegram.bot import BadUpdate, process_update
 
     try:
         await process_update(channel, data, services)  # type: ignore[arg-type]

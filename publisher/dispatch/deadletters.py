@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import keys
-from ..services import Services
-from . import notifications
-from .jobs import shard_of
+from foundation.store import keys
+from publisher.dispatch import notifications
+from publisher.dispatch.jobs import shard_of
+from warncast.services import Services
 
 
 async def list_dead(services: Services, count: int = 200) -> tuple[int, list[dict[str, Any]]]:

@@ -25,13 +25,12 @@ import time
 import uuid
 from typing import Any
 
-from channels.base import AuthError, PermanentError, Rendition, TemporaryError
 from channels.sms.segments import count_segments
-
-from .. import keys
-from ..services import Services
-from .ratelimit import RateLimiter
-from .streams import ensure_group, next_entries
+from foundation.store import keys
+from foundation.store.streams import ensure_group, next_entries
+from publisher.dispatch.channel import AuthError, PermanentError, Rendition, TemporaryError
+from publisher.dispatch.ratelimit import RateLimiter
+from warncast.services import Services
 
 log = logging.getLogger(__name__)
 PUSHED = ("sms", "telegram")

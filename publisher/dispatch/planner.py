@@ -17,13 +17,12 @@ from typing import TypeVar
 from shapely.geometry import Point, Polygon
 
 from channels.partners import partners_for
-
-from .. import keys
-from ..model import Message
-from ..policy import PUSH_CHANNELS, grades_for
-from ..services import Services
-from .jobs import SEGMENT_SIZE, SHARDS, Segment, chunks
-from .streams import ensure_group, next_entries
+from foundation.store import keys
+from foundation.store.streams import ensure_group, next_entries
+from publisher.dispatch.jobs import SEGMENT_SIZE, SHARDS, Segment, chunks
+from publisher.model import Message
+from publisher.policy import PUSH_CHANNELS, grades_for
+from warncast.services import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

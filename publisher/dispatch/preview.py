@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..i18n import SUPPORTED
-from ..model import Message
-from ..policy import PUSH_CHANNELS, grades_for
-from ..services import Services
-from .planner import affected_areas
+from foundation.i18n import SUPPORTED
+from publisher.dispatch.planner import affected_areas
+from publisher.model import Message
+from publisher.policy import PUSH_CHANNELS, grades_for
+from warncast.services import Services
 
 
 async def preview(services: Services, message: Message) -> dict[str, Any]:

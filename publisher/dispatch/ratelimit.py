@@ -8,7 +8,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from .. import keys
+from foundation.store import keys
 
 # Refill from the server's clock (TIME), so workers on machines with skewed clocks agree.
 TOKEN_BUCKET = """

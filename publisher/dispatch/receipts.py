@@ -4,9 +4,9 @@ Callbacks can arrive out of order and more than once; only sent → delivered / 
 
 from __future__ import annotations
 
-from .. import keys
-from ..services import Services
-from .jobs import shard_of
+from foundation.store import keys
+from publisher.dispatch.jobs import shard_of
+from warncast.services import Services
 
 FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
 

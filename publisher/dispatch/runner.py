@@ -6,10 +6,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from ..services import Services
-from .notifications import Notifier
-from .planner import Planner
-from .worker import Worker
+from publisher.dispatch.notifications import Notifier
+from publisher.dispatch.planner import Planner
+from publisher.dispatch.worker import Worker
+from warncast.services import Services
 
 log = logging.getLogger(__name__)
 

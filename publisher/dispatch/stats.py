@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import keys
-from ..i18n import N_
-from ..policy import PUSH_CHANNELS
-from ..services import Services
+from foundation.i18n import N_
+from foundation.store import keys
+from publisher.policy import PUSH_CHANNELS
+from warncast.services import Services
 
 COUNTS = ("planned", "sent", "delivered", "failed", "retrying", "dead")
 COUNT_NAMES = {  # column headings in the console

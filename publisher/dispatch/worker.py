@@ -22,15 +22,14 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
-from channels.base import AuthError, Channel, PermanentError, Rendition, TemporaryError
-
-from .. import keys
-from ..model import Message
-from ..services import Services
-from ..subscribers import Subscriber
-from .jobs import SEGMENT_SIZE, Segment, shard_of
-from .ratelimit import PerAddressLimiter, RateLimiter
-from .streams import ensure_group, next_entries
+from foundation.store import keys
+from foundation.store.streams import ensure_group, next_entries
+from publisher.dispatch.channel import AuthError, Channel, PermanentError, Rendition, TemporaryError
+from publisher.dispatch.jobs import SEGMENT_SIZE, Segment, shard_of
+from publisher.dispatch.ratelimit import PerAddressLimiter, RateLimiter
+from publisher.model import Message
+from publisher.subscribers import Subscriber
+from warncast.services import Services
 
 log = logging.getLogger(__name__)
 # A worker that has not said it is alive for this long is dead: its claims are taken over.

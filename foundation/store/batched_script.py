@@ -1,0 +1,78 @@
+"""One Lua script called by many concurrent requests, sent to Redis in shared round trips.
+
+Calls made while a batch is on its way go together in the next write (group commit): under a
+burst of citizen reports one write and one read carry dozens of intake scripts instead of one
+each, and a lone call still goes at once. Every call gets its own reply or error, and only after
+Redis has run it, so an acknowledgement means exactly what it meant for a single call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+from foundation.store.raw_pipeline import OwnConnection
+
+Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
+
+
+class BatchedScript:
+    def __init__(self, redis: aioredis.Redis, source: str) -> None:
+        self.redis = redis
+        self.connection = OwnConnection(redis)  # one batch at a time, so one connection
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        self._waiting: list[Call] = []
+        self._sender: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # a script serves the loop it was first called on
+        self.calls = self.round_trips = 0  # how well batching works, for tests and curious operators
+
+    async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        self.calls += 1
+        if self._loop is None:  # asking for the running loop costs a system call (getpid) on 3.11
+            self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._waiting.append((keys, args, future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_waiting())
+        # A caller that gives up cancels only its own future; the batch skips it.
+        return await future
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            batch = [call for call in self._waiting if not call[2].done()]  # callers gone: not run
+            self._waiting = []
+            if not batch:
+                continue
+            try:
+                replies = await self._run(batch)
+            except Exception as exc:  # the connection failed: nobody in this batch is acknowledged
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, _, future), reply in zip(batch, replies, strict=True):
+                if future.done():
+                    continue
+                if isinstance(reply, Exception):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+
+    async def _run(self, batch: list[Call]) -> list[Any]:
+        replies = await self._pipeline(batch)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:  # Redis restarted and forgot its scripts; those calls did not run
+            await self.redis.script_load(self.source)
+            for i, reply in zip(missing, await self._pipeline([batch[i] for i in missing]), strict=True):
+                replies[i] = reply
+        return replies
+
+    async def _pipeline(self, batch: list[Call]) -> list[Any]:
+        self.round_trips += 1
+        return await self.connection.execute([("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch])

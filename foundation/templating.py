@@ -1,0 +1,61 @@
+"""Jinja, set up once: autoescape, async, and the i18n extension with per-request translations.
+
+`gettext`/`ngettext` are @pass_context callables that read the translations from the render
+context, so one environment serves every locale at once and autoescaping survives.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from babel.dates import format_datetime
+
+from foundation.i18n import PoTranslations
+from publisher.taxonomy import GRADE_COLOUR, GRADE_LEVEL, GRADE_TEXT_COLOUR
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@jinja2.pass_context
+def _gettext(ctx: jinja2.runtime.Context, message: str) -> str:
+    translations: PoTranslations = ctx["translations"]
+    return translations.gettext(message)
+
+
+@jinja2.pass_context
+def _ngettext(ctx: jinja2.runtime.Context, singular: str, plural: str, n: int) -> str:
+    translations: PoTranslations = ctx["translations"]
+    return translations.ngettext(singular, plural, n)
+
+
+@jinja2.pass_context
+def _datetime(ctx: jinja2.runtime.Context, value: datetime | str | None, fmt: str = "medium") -> str:
+    if not value:
+        return ""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    locale = "zh_Hans_CN" if ctx["locale"] == "zh_Hans" else ctx["locale"]
+    return format_datetime(value, format=fmt, tzinfo=ctx["tz"], locale=locale)
+
+
+def build_environment(*, enable_async: bool = True) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        autoescape=jinja2.select_autoescape(["html", "xml", "svg"], default_for_string=True),
+        enable_async=enable_async,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["datetime"] = _datetime
+    env.globals.update(grade_colour=GRADE_COLOUR, grade_text_colour=GRADE_TEXT_COLOUR, grade_level=GRADE_LEVEL)
+    return env
+
+
+async def render(env: jinja2.Environment, name: str, context: dict[str, Any]) -> str:
+    return await env.get_template(name).render_async(context)

@@ -1,0 +1,5 @@
+import sys
+
+from warncast.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""The `warncast` command: serve, worker and admin commands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from foundation import logs, loops
+from foundation.access.roles import ROLES
+from foundation.settings import Settings, SettingsError
+from foundation.store.connection import open_redis
+from warncast.services import Services
+
+log = logging.getLogger("warncast")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="warncast", description="warncast: public early-warning release")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="web app and background workers in one process")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    commands.add_parser("worker", help="background workers only: dispatch, scheduling and expiry")
+    admin = commands.add_parser("admin", help="administration").add_subparsers(dest="admin", required=True)
+    for name, what in (("create-user", "a console user"), ("create-token", "an API token for a machine")):
+        sub = admin.add_parser(name, help=f"create {what}")
+        sub.add_argument("name")
+        sub.add_argument("--role", action="append", required=True, choices=ROLES, help="repeat for several roles")
+        if name == "create-user":
+            sub.add_argument("--password", help="default: ask, or generate one when not on a terminal")
+    admin.add_parser("list-users", help="list console users")
+    admin.add_parser("load-demo", help="load the demo city, operators and a demo warning")
+    admin.add_parser("verify-audit", help="check the audit log's hash chain")
+    importer = admin.add_parser("import-subscribers", help="import residents from CSV (idempotent)")
+    importer.add_argument("file", help="CSV with columns channel,address,area,language,min_grade[,drill]")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"warncast: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_json)
+    if args.command == "serve":
+        host, port = args.host or settings.host, args.port or settings.port
+        public_url = settings.public_url
+        if "WARNCAST_PUBLIC_URL" not in os.environ:
+            public_url = f"http://{host}:{port}"
+        return _serve(settings.with_(host=host, port=port, public_url=public_url))
+    if args.command == "worker":
+        return loops.run(_worker(settings))
+    return asyncio.run(_admin(settings, args))
+
+
+def _serve(settings: Settings) -> int:
+    from warncast.web.app import create_app
+
+    print(f"warncast: serving on http://{settings.host}:{settings.port}", flush=True)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        print=None,
+        shutdown_timeout=10,
+        access_log=None,
+        loop=loops.new_event_loop(),
+    )
+    return 0
+
+
+async def _worker(settings: Settings) -> int:
+    from publisher.dispatch.runner import start_dispatch
+    from warncast.web.app import run_scheduler
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_redis(settings) as redis:
+        services = await Services.build(settings, redis)
+        await services.start_channels()
+        tasks = [asyncio.create_task(run_scheduler(services)), *start_dispatch(services)]
+        log.info("worker running")
+        await stop.wait()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await services.close_channels()
+    log.info("worker stopped")
+    return 0
+
+
+async def _admin(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_redis(settings) as redis:
+        services = await Services.build(settings, redis)
+        handler: Callable[[Services, argparse.Namespace], Awaitable[int]] = ADMIN[args.admin]
+        try:
+            return await handler(services, args)
+        except ValueError as exc:
+            print(f"warncast: {exc}", file=sys.stderr)
+            return 2
+
+
+async def _create_user(services: Services, args: argparse.Namespace) -> int:
+    password = args.password
+    generated = False
+    if password is None:
+        if sys.stdin.isatty():
+            password = getpass.getpass(f"password for {args.name}: ")
+        else:
+            password, generated = secrets.token_urlsafe(12), True
+    if await services.accounts.user_exists(args.name):
+        raise ValueError(f"user {args.name} exists already")
+    await services.accounts.create_user(args.name, args.role, password)
+    await services.audit.append("cli", "user.create", args.name, roles=sorted(args.role))
+    print(f"created user {args.name} ({', '.join(sorted(set(args.role)))})")
+    if generated:
+        print(f"password: {password}")
+    return 0
+
+
+async def _create_token(services: Services, args: argparse.Namespace) -> int:
+    token = await services.accounts.create_token(args.name, args.role)
+    await services.audit.append("cli", "token.create", args.name, roles=sorted(args.role))
+    print(token)
+    return 0
+
+
+async def _list_users(services: Services, args: argparse.Namespace) -> int:
+    for user in await services.accounts.list_users():
+        disabled = "\t(disabled)" if user["disabled"] else ""
+        print(f"{user['name']}\t{','.join(user['roles'])}{disabled}")  # type: ignore[arg-type]
+    return 0
+
+
+async def _load_demo(services: Services, args: argparse.Namespace) -> int:
+    from warncast.demo import demo_logins, load_demo
+
+    for note in await load_demo(services):
+        print(f"warncast: {note}")
+    print(f"demo operator logins (console: {services.settings.public_url}/console):")
+    for name, password in demo_logins(services):
+        print(f"  {name:<10} {password}")
+    return 0
+
+
+async def _verify_audit(services: Services, args: argparse.Namespace) -> int:
+    problems = await services.audit.verify()
+    total = await services.audit.count()
+    if problems:
+        print(f"audit log: {len(problems)} problem(s) in {total} entries", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"audit log intact: {total} entries")
+    return 0
+
+
+async def _import_subscribers(services: Services, args: argparse.Namespace) -> int:
+    from publisher.subscriber_import import import_subscribers
+
+    try:
+        text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {args.file}: {exc}") from exc
+    report = await import_subscribers(services, text)
+    await services.audit.append(
+        "cli",
+        "subscribers.import",
+        args.file,
+        imported=report.imported,
+        unchanged=report.unchanged,
+        errors=len(report.errors),
+    )
+    print(
+        f"imported {report.imported}, unchanged {report.unchanged}, "
+        f"kept stopped {report.skipped_stopped}, errors {len(report.errors)}"
+    )
+    for error in report.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+ADMIN: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
+    "create-user": _create_user,
+    "create-token": _create_token,
+    "list-users": _list_users,
+    "load-demo": _load_demo,
+    "verify-audit": _verify_audit,
+    "import-subscribers": _import_subscribers,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""Demo data for `make run`: the fictional city, one operator per role and a warning in force."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+from foundation.areas.registry import store_areas
+from warncast.demo_city import demo_areas
+from warncast.services import Services
+
+DEMO_USERS = {
+    "drafter": ["drafter"],
+    "approver": ["approver"],
+    "chief": ["chief"],
+    "chief2": ["chief"],
+    "triage": ["triage"],
+    "admin": ["admin"],
+}
+
+
+def _logins_file(services: Services) -> Path:
+    return services.settings.data_dir / "demo-logins.txt"
+
+
+async def load_demo(services: Services) -> list[str]:
+    """Idempotent: areas are reloaded, users kept, a new demo warning only when none is in force."""
+    notes: list[str] = []
+    count = await store_areas(services.redis, demo_areas())
+    await services.registry.refresh(services.redis)
+    notes.append(f"loaded {count} areas of the demo city")
+    path = _logins_file(services)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logins = dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line) if path.exists() else {}
+    for name, roles in DEMO_USERS.items():
+        if not await services.accounts.user_exists(name):
+            password = secrets.token_urlsafe(9)
+            await services.accounts.create_user(name, roles, password, display=name.title())
+            logins[name] = password
+    path.write_text("".join(f"{name} {password}\n" for name, password in logins.items()))
+    path.chmod(0o600)
+    if not await services.warnings.active():
+        message = await _demo_warning(services)
+        notes.append(f"published demo warning {message.id}")
+    return notes
+
+
+async def _demo_warning(services: Services):  # type: ignore[no-untyped-def]
+    drafter = await services.accounts.get_actor("drafter")
+    approver = await services.accounts.get_actor("approver")
+    assert drafter and approver
+    flow = services.warnings
+    district = next(a for a in services.registry.areas if a.level == "district")
+    body = {
+        "grade": "yellow",
+        "event": "rainstorm",
+        "category": "Met",
+        "areas": [district.code],
+        "expires": (flow.now() + timedelta(hours=24)).isoformat(),
+        "info": {
+            "zh-CN": {
+                "headline": f"{district.name['zh-CN']}发布暴雨黄色预警",
+                "description": "预计未来6小时内将出现50毫米以上降雨，局地伴有雷电和短时大风。",
+                "instruction": "减少外出，远离低洼地带和地下空间，注意防范城市内涝。",
+            },
+            "en": {
+                "headline": f"Yellow rainstorm warning for {district.name['en']}",
+                "description": "More than 50 mm of rain is expected in the next 6 hours, with local thunder and gusts.",
+                "instruction": "Limit travel, keep away from low-lying areas and underground spaces.",
+            },
+        },
+    }
+    message = await flow.create(drafter, body)
+    await flow.submit(drafter, message.id)
+    return await flow.approve(approver, message.id, "Demo data")
+
+
+def demo_logins(services: Services) -> list[tuple[str, str]]:
+    path = _logins_file(services)
+    if not path.exists():
+        return []
+    return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines() if " " in line]  # type: ignore[misc]

@@ -1,0 +1,356 @@
+"""The operator console: server-rendered pages over the same workflow the API uses."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+from foundation.errors import ValidationFailed, WarncastError
+from foundation.i18n import N_, tag_for
+from publisher.approval_rules import RULE_KEYS, validate_rules
+from publisher.dispatch.preview import preview
+from publisher.dispatch.stats import delivery_stats
+from publisher.model import SUBMITTED, Content
+from publisher.taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
+from warncast.web.middleware import error_body
+from warncast.web.pages import page
+from warncast.web.requests import SESSION_COOKIE, client_ip, locale, login_required, require_actor, services, t
+
+routes = web.RouteTableDef()
+LOGIN_CSRF_COOKIE = "wc_login_csrf"
+
+
+def _local(target: str | None) -> str:
+    return target if target and target.startswith("/console") and "//" not in target else "/console"
+
+
+@routes.get("/console/login")
+async def login_form(request: web.Request) -> web.Response:
+    token = secrets.token_urlsafe(24)
+    response = await page(
+        request, "console/login.html", login_csrf=token, next=_local(request.query.get("next")), failed=False
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="Strict", path="/console/login")
+    return response
+
+
+@routes.post("/console/login")
+async def login(request: web.Request) -> web.Response:
+    svc = services(request)
+    form = await request.post()
+    given, expected = form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)
+    if not expected or not isinstance(given, str) or not secrets.compare_digest(given, expected):
+        raise _form_expired()
+    name, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
+    client = client_ip(request) or "unknown"
+    actor = await svc.accounts.authenticate(name[:64], password[:256], client)
+    if actor is None:
+        await svc.audit.append(name[:64] or "?", "login_failed", "console", client=client)
+        return await page(
+            request,
+            "console/login.html",
+            status=401,
+            login_csrf=expected,
+            next=_local(str(form.get("next", ""))),
+            failed=True,
+        )
+    session_id, _csrf = await svc.accounts.open_session(actor, svc.settings.session_hours)
+    await svc.audit.append(actor.label, "login", "console", client=client)
+    response = web.HTTPSeeOther(_local(str(form.get("next", ""))))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        httponly=True,
+        samesite="Lax",
+        secure=svc.settings.secure_cookies,
+        max_age=svc.settings.session_hours * 3600,
+    )
+    response.del_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
+    raise response
+
+
+def _form_expired() -> WarncastError:
+    error = WarncastError(N_("The form has expired or did not come from this site. Reload the page and try again."))
+    error.status, error.code = 403, "csrf"  # type: ignore[misc]
+    return error
+
+
+@routes.post("/console/logout")
+async def logout(request: web.Request) -> web.Response:
+    actor = require_actor(request)
+    svc = services(request)
+    await svc.accounts.close_session(request.cookies.get(SESSION_COOKIE, ""))
+    await svc.audit.append(actor.label, "logout", "console")
+    response = web.HTTPSeeOther("/console/login")
+    response.del_cookie(SESSION_COOKIE)
+    raise response
+
+
+@routes.get("/console")
+async def dashboard(request: web.Request) -> web.Response:
+    login_required(request)
+    svc = services(request)
+    messages = await svc.warnings.list(limit=200)
+    threads = {m.thread: await svc.warnings.thread(m.thread) for m in messages}
+    return await page(
+        request,
+        "console/list.html",
+        messages=messages,
+        threads=threads,
+        events=EVENTS,
+        tag=tag_for(locale(request)),
+        waiting=[m for m in messages if m.state == SUBMITTED],
+        to_review=[m for m in messages if m.needs_review],
+    )
+
+
+def form_to_body(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> dict[str, Any]:
+    """The compose form's fields in the API's JSON shape (empty fields left out)."""
+    body: dict[str, Any] = {}
+    for name in ("grade", "event", "status", "urgency", "certainty", "effective", "onset", "expires"):
+        value = form.get(name)
+        if isinstance(value, str) and value.strip():
+            body[name] = value.strip()
+    body["areas"] = [a for a in form.getall("areas", []) if isinstance(a, str) and a]
+    body["info"] = {
+        tag: {part: str(form.get(f"{tag}.{part}", "")) for part in ("headline", "description", "instruction")}
+        for tag in languages
+    }
+    return body
+
+
+def content_to_form(content: Content) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "grade": content.grade,
+        "event": content.event,
+        "status": content.status,
+        "urgency": content.urgency,
+        "certainty": content.certainty,
+        "areas": content.areas,
+        "effective": content.effective.strftime("%Y-%m-%dT%H:%M") if content.effective else "",
+        "onset": content.onset.strftime("%Y-%m-%dT%H:%M") if content.onset else "",
+        "expires": content.expires.strftime("%Y-%m-%dT%H:%M"),
+    }
+    for tag, texts in content.info.items():
+        for part in ("headline", "description", "instruction"):
+            values[f"{tag}.{part}"] = getattr(texts, part)
+    return values
+
+
+async def _compose_page(
+    request: web.Request,
+    *,
+    mode: str,
+    values: dict[str, Any],
+    errors: dict[str, str] | None = None,
+    message_id: str = "",
+    status: int = 200,
+) -> web.Response:
+    svc = services(request)
+    await svc.registry.refresh(svc.redis)
+    return await page(
+        request,
+        "console/compose.html",
+        status=status,
+        mode=mode,
+        values=values,
+        errors=errors or {},
+        message_id=message_id,
+        grades=GRADES,
+        events=EVENTS,
+        statuses=STATUSES,
+        urgencies=URGENCIES,
+        certainties=CERTAINTIES,
+        areas=svc.registry.areas,
+        tag=tag_for(locale(request)),
+        languages_order=svc.settings.languages,
+    )
+
+
+def _field_errors(request: web.Request, error: ValidationFailed) -> dict[str, str]:
+    return {e.field: t(request, e.message, **e.params) for e in error.errors}
+
+
+@routes.get("/console/compose")
+async def compose_form(request: web.Request) -> web.Response:
+    login_required(request)
+    require_actor(request, "warning.create")
+    svc = services(request)
+    expires = (svc.warnings.now() + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+    values: dict[str, Any] = {
+        "grade": request.query.get("grade", "blue"),
+        "event": request.query.get("event", "rainstorm"),
+        "status": "Actual",
+        "expires": expires,
+        "areas": request.query.getall("area", []),
+    }
+    return await _compose_page(request, mode="create", values=values)
+
+
+@routes.post("/console/compose")
+async def compose(request: web.Request) -> web.Response:
+    actor = require_actor(request, "warning.create")
+    svc = services(request)
+    form = await request.post()
+    try:
+        message = await svc.warnings.create(actor, form_to_body(form, svc.settings.languages))
+        if form.get("then") == "submit":
+            await svc.warnings.submit(actor, message.id)
+    except ValidationFailed as error:
+        return await _compose_page(
+            request, mode="create", values=_form_values(form), errors=_field_errors(request, error), status=422
+        )
+    raise web.HTTPSeeOther(f"/console/warnings/{message.id}")
+
+
+def _form_values(form: MultiDictProxy[Any]) -> dict[str, Any]:
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values["areas"] = form.getall("areas", [])
+    return values
+
+
+@routes.get("/console/warnings/{id}")
+async def detail(request: web.Request) -> web.Response:
+    login_required(request)
+    svc = services(request)
+    message = await svc.warnings.get(request.match_info["id"])
+    thread = await svc.warnings.thread(message.thread)
+    quorum = await svc.warnings.rules.quorum_for(message)
+    return await page(
+        request,
+        "console/detail.html",
+        message=message,
+        thread=thread,
+        missing=quorum.missing(message),
+        events=EVENTS,
+        tag=tag_for(locale(request)),
+        registry=svc.registry,
+        history=await svc.warnings.thread_messages(message.thread),
+        preview=await preview(svc, message),
+        stats=await delivery_stats(svc, message.id),
+    )
+
+
+@routes.get(r"/console/warnings/{id}/{mode:edit|update}")
+async def edit_form(request: web.Request) -> web.Response:
+    login_required(request)
+    svc = services(request)
+    message = await svc.warnings.get(request.match_info["id"])
+    return await _compose_page(
+        request, mode=request.match_info["mode"], values=content_to_form(message.content), message_id=message.id
+    )
+
+
+@routes.post(r"/console/warnings/{id}/{mode:edit|update}")
+async def edit(request: web.Request) -> web.Response:
+    actor = require_actor(request)
+    svc = services(request)
+    message_id, mode = request.match_info["id"], request.match_info["mode"]
+    form = await request.post()
+    body = form_to_body(form, svc.settings.languages)
+    try:
+        if mode == "edit":
+            message = await svc.warnings.edit(actor, message_id, body)
+            if form.get("then") == "submit":
+                await svc.warnings.submit(actor, message.id)
+        else:
+            message = await svc.warnings.update(actor, message_id, body)
+    except ValidationFailed as error:
+        return await _compose_page(
+            request,
+            mode=mode,
+            values=_form_values(form),
+            message_id=message_id,
+            errors=_field_errors(request, error),
+            status=422,
+        )
+    raise web.HTTPSeeOther(f"/console/warnings/{message.id}")
+
+
+@routes.post(r"/console/warnings/{id}/{action:submit|approve|reject|publish|review|cancel}")
+async def act(request: web.Request) -> web.Response:
+    actor = require_actor(request)
+    svc = services(request)
+    message_id, action = request.match_info["id"], request.match_info["action"]
+    form = await request.post()
+    text = str(form.get("comment", ""))
+    flow = svc.warnings
+    try:
+        if action == "submit":
+            message = await flow.submit(actor, message_id)
+        elif action == "approve":
+            message = await flow.approve(actor, message_id, text)
+        elif action == "reject":
+            message = await flow.reject(actor, message_id, text)
+        elif action == "publish":
+            message = await flow.fast_path(actor, message_id, text)
+        elif action == "review":
+            message = await flow.review(actor, message_id, text)
+        else:
+            message = await flow.cancel(actor, message_id, text)
+    except ValidationFailed as error:
+        body = error_body(request, error)
+        return await page(
+            request,
+            "error.html",
+            status=422,
+            status_code=422,
+            error=body["error"],
+            back=f"/console/warnings/{message_id}",
+        )
+    raise web.HTTPSeeOther(f"/console/warnings/{message.id}")
+
+
+@routes.get("/console/audit")
+async def audit_page(request: web.Request) -> web.Response:
+    login_required(request)
+    require_actor(request, "audit.read")
+    svc = services(request)
+    total = await svc.audit.count()
+    entries = (await svc.audit.entries(max(0, total - 300), -1))[::-1]
+    problems = await svc.audit.verify() if request.query.get("verify") else None
+    return await page(request, "console/audit.html", entries=entries, total=total, problems=problems)
+
+
+@routes.get("/console/rules")
+async def rules_page(request: web.Request) -> web.Response:
+    login_required(request)
+    require_actor(request, "warning.read")
+    rules = await services(request).warnings.rules.all()
+    return await page(request, "console/rules.html", rules=rules, keys=RULE_KEYS, errors={}, saved=False)
+
+
+@routes.post("/console/rules")
+async def save_rules(request: web.Request) -> web.Response:
+    actor = require_actor(request, "rules.edit")
+    svc = services(request)
+    form = await request.post()
+    body: dict[str, Any] = {}
+    for key in RULE_KEYS:
+        try:
+            body[key] = {
+                "approvals": int(str(form.get(f"{key}.approvals", ""))),
+                "chiefs": int(str(form.get(f"{key}.chiefs", ""))),
+            }
+        except ValueError:
+            body[key] = {"approvals": None, "chiefs": None}
+    try:
+        rules = validate_rules(body)
+    except ValidationFailed as error:
+        return await page(
+            request,
+            "console/rules.html",
+            status=422,
+            rules=body,
+            keys=RULE_KEYS,
+            errors=_field_errors(request, error),
+            saved=False,
+        )
+    before = await svc.warnings.rules.all()
+    await svc.warnings.rules.save(rules)
+    await svc.audit.append(actor.label, "policy.approval_rules", "approval-rules", before=before, after=rules)
+    return await page(request, "console/rules.html", rules=rules, keys=RULE_KEYS, errors={}, saved=True)

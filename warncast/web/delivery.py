@@ -1,0 +1,202 @@
+"""Delivery in the API and console: previews, progress, outbox, dead letters, channel policy,
+Prometheus metrics and the short verify link used in messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from channels.outbox import read_outbox
+from foundation.errors import NotFound
+from foundation.i18n import N_
+from foundation.store import keys
+from publisher.dispatch.deadletters import list_dead, replay
+from publisher.dispatch.preview import preview
+from publisher.dispatch.stats import delivery_stats
+from publisher.identifiers import is_identifier
+from publisher.model import DRAFT, Message
+from publisher.policy import PUSH_CHANNELS, validate_policy
+from warncast.web.pages import page
+from warncast.web.requests import json_body, json_dumps, require_actor, services
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/w/{id}")
+async def short_link(request: web.Request) -> web.Response:
+    """The verify link in every SMS and chat message: short, and redirects to the public page."""
+    message_id = request.match_info["id"]
+    if not is_identifier(message_id):
+        raise NotFound(N_("No warning with this id."))
+    raise web.HTTPFound(f"/warnings/{message_id}")
+
+
+@routes.get("/api/v1/warnings/{id}/preview")
+async def preview_saved(request: web.Request) -> web.Response:
+    require_actor(request, "warning.read")
+    svc = services(request)
+    message = await svc.warnings.get(request.match_info["id"])
+    return web.json_response(await preview(svc, message), dumps=json_dumps)
+
+
+@routes.post("/api/v1/warnings/preview")
+async def preview_unsaved(request: web.Request) -> web.Response:
+    """The compose page's live preview: the same body as a new warning, validated, not stored."""
+    require_actor(request, "warning.create")
+    svc = services(request)
+    content = svc.warnings._parse(await json_body(request))
+    now = svc.warnings.now().isoformat()
+    draft = Message(
+        id="preview",
+        thread="preview",
+        msg_type="Alert",
+        state=DRAFT,
+        content=content,
+        drafter="",
+        created=now,
+        updated=now,
+    )
+    return web.json_response(await preview(svc, draft), dumps=json_dumps)
+
+
+@routes.get("/api/v1/warnings/{id}/deliveries")
+async def deliveries(request: web.Request) -> web.Response:
+    require_actor(request, "warning.read")
+    svc = services(request)
+    message = await svc.warnings.get(request.match_info["id"])
+    body = await delivery_stats(svc, message.id)
+    if message.id == (await svc.warnings.thread(message.thread)).current:
+        body["expiry_notice"] = await delivery_stats(svc, f"{message.id}:expired")
+    return web.json_response(body, dumps=json_dumps)
+
+
+def _channel(request: web.Request) -> str:
+    name = request.match_info["channel"]
+    if name not in PUSH_CHANNELS:
+        raise NotFound(N_("No such channel."))
+    return name
+
+
+@routes.get("/api/v1/outbox/{channel}")
+async def outbox(request: web.Request) -> web.Response:
+    require_actor(request, "delivery.read")
+    entries = await read_outbox(services(request).redis, _channel(request), count=200)
+    return web.json_response({"channel": request.match_info["channel"], "entries": entries}, dumps=json_dumps)
+
+
+@routes.get("/api/v1/dispatch/dead-letters")
+async def dead_letters(request: web.Request) -> web.Response:
+    require_actor(request, "delivery.read")
+    total, entries = await list_dead(services(request))
+    return web.json_response(
+        {"total": total, "entries": [{k: v for k, v in e.items() if k != "raw"} for e in entries]}, dumps=json_dumps
+    )
+
+
+async def _replay_dead_letters(request: web.Request) -> int:
+    actor = require_actor(request, "delivery.replay")
+    svc = services(request)
+    count = await replay(svc)
+    await svc.audit.append(actor.label, "dispatch.replay", "dead-letters", count=count)
+    return count
+
+
+@routes.post("/api/v1/dispatch/dead-letters/replay")
+async def replay_dead(request: web.Request) -> web.Response:
+    return web.json_response({"replayed": await _replay_dead_letters(request)})
+
+
+@routes.get("/api/v1/channel-policy")
+async def get_policy(request: web.Request) -> web.Response:
+    require_actor(request, "warning.read")
+    return web.json_response(await services(request).policy.get())
+
+
+@routes.put("/api/v1/channel-policy")
+async def put_policy(request: web.Request) -> web.Response:
+    actor = require_actor(request, "rules.edit")
+    svc = services(request)
+    policy = validate_policy(await json_body(request))
+    before = await svc.policy.get()
+    await svc.policy.save(policy)
+    await svc.audit.append(actor.label, "policy.channels", "channel-policy", before=before, after=policy)
+    return web.json_response(policy)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus: delivery counters summed over every worker (kept in Redis), queue gauges."""
+    svc = services(request)
+    totals = await svc.redis.hgetall(keys.DELIVERY_TOTALS)
+    registry = CollectorRegistry()
+    counter = Counter(
+        "warncast_deliveries", "Deliveries by channel and outcome", ["channel", "outcome"], registry=registry
+    )
+    for name, value in totals.items():
+        channel, _, outcome = name.partition(".")
+        counter.labels(channel, outcome).inc(int(value))
+    gauges = {
+        "warncast_dispatch_queue_length": (
+            "Segments waiting on the dispatch queue",
+            await svc.redis.xlen(keys.DISPATCH_QUEUE),
+        ),
+        "warncast_dispatch_retries_scheduled": (
+            "Deliveries waiting for a retry",
+            await svc.redis.zcard(keys.DISPATCH_RETRY),
+        ),
+        "warncast_dispatch_dead_letters": (
+            "Deliveries that failed every attempt",
+            await svc.redis.llen(keys.DISPATCH_DEAD),
+        ),
+        "warncast_warnings_active": ("Warnings in force", len(await svc.warnings.active())),
+    }
+    for name, (doc, value) in gauges.items():
+        Gauge(name, doc, registry=registry).set(value)
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+# console pages
+
+
+@routes.get("/console/delivery")
+async def delivery_page(request: web.Request) -> web.Response:
+    require_actor(request, "delivery.read")
+    svc = services(request)
+    outboxes = {ch: await read_outbox(svc.redis, ch, count=50) for ch in PUSH_CHANNELS}
+    total, dead = await list_dead(svc, count=100)
+    return await page(
+        request,
+        "console/delivery.html",
+        outboxes=outboxes,
+        dead_total=total,
+        dead=dead,
+        outbox_mode={ch: svc.channels[ch].outbox_mode for ch in svc.channels},
+        policy=await svc.policy.get(),
+        channels=PUSH_CHANNELS,
+        now=datetime.now(svc.settings.tz),
+    )
+
+
+@routes.post("/console/delivery/replay")
+async def delivery_replay(request: web.Request) -> web.Response:
+    await _replay_dead_letters(request)
+    raise web.HTTPSeeOther("/console/delivery")
+
+
+@routes.post("/console/delivery/policy")
+async def delivery_policy(request: web.Request) -> web.Response:
+    actor = require_actor(request, "rules.edit")
+    svc = services(request)
+    form = await request.post()
+    body = {
+        grade: {ch: str(form.get(f"{grade}.{ch}", "")) for ch in PUSH_CHANNELS}
+        for grade in ("blue", "yellow", "orange", "red")
+    }
+    policy = validate_policy(body)
+    before = await svc.policy.get()
+    await svc.policy.save(policy)
+    await svc.audit.append(actor.label, "policy.channels", "channel-policy", before=before, after=policy)
+    raise web.HTTPSeeOther("/console/delivery")

@@ -1,0 +1,192 @@
+"""Middlewares: language, identity, CSRF, errors in the user's language, security headers, limits."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import MappingProxyType
+
+from aiohttp import web
+
+from foundation.access.auth import csrf_matches
+from foundation.errors import TooManyRequests, ValidationFailed, WarncastError
+from foundation.i18n import LANG_COOKIE, N_, negotiate
+from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
+from warncast.web.open311 import open311_error
+from warncast.web.pages import page
+from warncast.web.requests import ACTOR, AUTH_KIND, CSRF, LOCALE, SESSION_COOKIE, client_ip, json_dumps, services, t
+
+log = logging.getLogger("warncast.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+
+
+def wants_json(request: web.Request) -> bool:
+    """Machines get JSON errors: the API, CAP, feeds (a reader shows no HTML) and .json outputs."""
+    path = request.path
+    return (
+        path.startswith(("/api/", "/cap/", "/feeds/", "/healthz", "/readyz"))
+        or path.endswith(".json")
+        or (
+            "application/json" in request.headers.get("Accept", "")
+            and "text/html" not in request.headers.get("Accept", "")
+        )
+    )
+
+
+@web.middleware
+async def locale_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request[LOCALE] = negotiate(
+        request.query.get("lang") if request.query_string else None,  # parsed only when there is one
+        cookies(request).get(LANG_COOKIE),
+        request.headers.get("Accept-Language"),
+    )
+    return await handler(request)
+
+
+def cookies(request: web.Request) -> Mapping[str, str]:
+    """The request's cookies; an API client sends none, and then none are parsed."""
+    return request.cookies if "Cookie" in request.headers else NO_COOKIES
+
+
+@web.middleware
+async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve a bearer token or a console session; check CSRF on session-authenticated writes."""
+    accounts = services(request).accounts
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("Bearer "):
+        failures, ip = request.app[AUTH_FAILURES], client_ip(request)
+        if wait := failures.wait(ip):  # this address has been guessing tokens
+            raise too_many_requests(wait)
+        actor = await accounts.token_actor(authorization[7:].strip())
+        if actor is None:
+            failures.take(ip)
+            raise _http_error(request, 401, "unauthorized", N_("The API token is not valid."))
+        request[ACTOR], request[AUTH_KIND] = actor, "token"
+    elif session_id := cookies(request).get(SESSION_COOKIE):
+        found = await accounts.session(session_id)
+        if found:
+            request[ACTOR], request[CSRF] = found
+            request[AUTH_KIND] = "session"
+            if request.method in UNSAFE:
+                await _check_csrf(request)
+    return await handler(request)
+
+
+async def _check_csrf(request: web.Request) -> None:
+    """A write made with a console session must carry the session's CSRF token."""
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
+    if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
+        raise _http_error(
+            request,
+            403,
+            "csrf",
+            N_("The form has expired or did not come from this site. Reload the page and try again."),
+        )
+
+
+def _http_error(request: web.Request, status: int, code: str, message: str) -> WarncastError:
+    error = WarncastError(message)
+    error.status, error.code = status, code  # type: ignore[misc]
+    return error
+
+
+def error_body(request: web.Request, error: WarncastError) -> dict[str, object]:
+    body: dict[str, object] = {"code": error.code, "message": t(request, error.message, **error.params)}
+    if isinstance(error, ValidationFailed):
+        body["fields"] = [
+            {"field": e.field, "code": e.code, "message": t(request, e.message, **e.params)} for e in error.errors
+        ]
+    return {"error": body}
+
+
+async def error_page(
+    request: web.Request, status: int, body: dict[str, object], retry_after: int | None = None
+) -> web.Response:
+    return await page(
+        request, "error.html", status=status, status_code=status, error=body["error"], retry_after=retry_after
+    )
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except WarncastError as error:
+        if isinstance(error, TooManyRequests) and request.path.startswith("/open311/"):
+            return open311_error(request, error)  # limited before the Open311 handler: still its format
+        retry_after = error.retry_after if isinstance(error, TooManyRequests) else None
+        body = error_body(request, error)
+        if wants_json(request):
+            response = web.json_response(body, status=error.status, dumps=json_dumps)
+        else:
+            response = await error_page(request, error.status, body, retry_after)
+        if retry_after:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {
+            404: N_("Not found."),
+            405: N_("Method not allowed."),
+            413: N_("The request body is too large."),
+        }.get(exc.status, exc.reason)
+        body = {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": t(request, message)}}
+        if wants_json(request):
+            return web.json_response(body, status=exc.status, dumps=json_dumps)
+        return await error_page(request, exc.status, body)
+    except Exception:
+        reference = secrets.token_hex(6)
+        log.exception("unhandled error %s on %s %s", reference, request.method, request.path)
+        body = {
+            "error": {
+                "code": "internal",
+                "message": t(
+                    request, N_("Something went wrong on our side (reference %(reference)s)."), reference=reference
+                ),
+            }
+        }
+        if wants_json(request):
+            return web.json_response(body, status=500, dumps=json_dumps)
+        return await error_page(request, 500, body)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    response = await handler(request)
+    headers = response.headers
+    for name, value in SECURITY_HEADERS.items():
+        headers.setdefault(name, value)  # a handler may have set its own
+    if request.path.startswith("/console") or ACTOR in request:
+        headers["Cache-Control"] = "no-store"
+    if response.prepared or not log.isEnabledFor(logging.INFO):
+        return response
+    log.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status,
+        extra={"status": response.status, "ms": round((time.perf_counter() - started) * 1000, 1)},
+    )
+    return response
+
+
+# The limit runs after identity (staff are not limited) and inside the error middleware (its 429
+# is rendered like every other error, in the user's language).
+MIDDLEWARES = [headers_middleware, locale_middleware, error_middleware, identity_middleware, public_limit_middleware]

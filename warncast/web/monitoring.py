@@ -1,0 +1,105 @@
+"""The monitoring queue's JSON API: items for machines, readings and CAP alerts in, incidents and
+their actions, and the routing table."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from citizen_report.incidents import board, load_incident
+from citizen_report.queue import items
+from citizen_report.routing import load_routing, save_routing, validate_routing
+from citizen_report.signals import MAX_CAP_BYTES, ingest_cap_alert, ingest_readings
+from citizen_report.triage import act
+from foundation.errors import FieldError, NotFound, ValidationFailed
+from foundation.i18n import N_
+from warncast.web.requests import json_body, json_dumps, require_actor, services
+from warncast.web.triage import matches
+
+routes = web.RouteTableDef()
+
+
+def _limit(request: web.Request) -> int:
+    try:
+        return max(1, min(1000, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise ValidationFailed([FieldError("limit", "type", N_("Must be a whole number."))]) from None
+
+
+@routes.get("/api/v1/monitoring/items")
+async def monitoring_items(request: web.Request) -> web.Response:
+    """Queue items in order; poll with ?after=<the last id seen>&limit=."""
+    require_actor(request, "report.read")
+    after = request.query.get("after", "-")
+    if after != "-" and not all(part.isdigit() for part in after.split("-", 1)):
+        raise ValidationFailed([FieldError("after", "format", N_("Use a queue item id like 1700000000000-0."))])
+    found = await items(services(request), after=after, limit=_limit(request))
+    return web.json_response({"items": found, "last": found[-1]["id"] if found else after}, dumps=json_dumps)
+
+
+@routes.post("/api/v1/monitoring/readings")
+async def monitoring_readings(request: web.Request) -> web.Response:
+    require_actor(request, "monitoring.ingest")
+    results = await ingest_readings(services(request), await json_body(request))
+    return web.json_response({"readings": results}, status=202)
+
+
+@routes.post("/api/v1/monitoring/alerts")
+async def monitoring_alerts(request: web.Request) -> web.Response:
+    """An upstream CAP 1.2 alert as XML (application/cap+xml or application/xml)."""
+    require_actor(request, "monitoring.ingest")
+    if request.content_length and request.content_length > MAX_CAP_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_CAP_BYTES, actual_size=request.content_length)
+    raw = await request.content.read(MAX_CAP_BYTES + 1)
+    item = await ingest_cap_alert(services(request), raw)
+    return web.json_response(item, status=202, dumps=json_dumps)
+
+
+@routes.get("/api/v1/incidents")
+async def list_incidents(request: web.Request) -> web.Response:
+    """Triage board entries; the same filters as the board (?status=open|all|..., ?department=...)."""
+    require_actor(request, "report.read")
+    svc = services(request)
+    filters = {k: request.query.get(k, "") for k in ("status", "priority", "department", "category", "kind", "area")}
+    filters["status"] = filters["status"] or "open"
+    found = [i.as_json() for i in await board(svc) if matches(i, filters, svc.registry)]
+    return web.json_response({"incidents": found[: _limit(request)]}, dumps=json_dumps)
+
+
+@routes.get("/api/v1/incidents/{id}")
+async def get_incident(request: web.Request) -> web.Response:
+    require_actor(request, "report.read")
+    incident = await load_incident(services(request), request.match_info["id"])
+    if incident is None:
+        raise NotFound(N_("No incident with this id."))
+    return web.json_response(incident.as_json(), dumps=json_dumps)
+
+
+@routes.post(r"/api/v1/incidents/{id}/{action:verify|assign|progress|resolve|reject|merge}")
+async def incident_action(request: web.Request) -> web.Response:
+    actor = require_actor(request, "report.triage")
+    body = await json_body(request) if request.can_read_body else {}
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
+    text = {k: body.get(k) or "" for k in ("reason", "department", "into")}
+    for name, value in text.items():
+        if not isinstance(value, str):
+            raise ValidationFailed([FieldError(name, "type", N_("Must be text."))])
+    incident = await act(services(request), actor, request.match_info["id"], request.match_info["action"], **text)
+    return web.json_response(incident.as_json(), dumps=json_dumps)
+
+
+@routes.get("/api/v1/routing")
+async def get_routing(request: web.Request) -> web.Response:
+    require_actor(request, "report.read")
+    return web.json_response(await load_routing(services(request).redis), dumps=json_dumps)
+
+
+@routes.put("/api/v1/routing")
+async def put_routing(request: web.Request) -> web.Response:
+    actor = require_actor(request, "routing.edit")
+    svc = services(request)
+    table = validate_routing(await json_body(request), svc.registry)
+    before = await load_routing(svc.redis)
+    await save_routing(svc.redis, table)
+    await svc.audit.append(actor.label, "policy.routing", "routing", before=before, after=table)
+    return web.json_response(table, dumps=json_dumps)

@@ -1,0 +1,122 @@
+"""What anyone can see: the active warnings with a map, a page per warning, and its CAP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from urllib.parse import urlparse
+
+from aiohttp import web
+
+from channels.cache import Rendering
+from foundation.areas.svg_map import render_svg
+from foundation.errors import NotFound
+from foundation.i18n import LANG_COOKIE, N_, normalize_locale, tag_for
+from publisher.cap_xml import render_cap
+from publisher.model import PUBLISHED, Message
+from publisher.taxonomy import EVENTS, GRADE_COLOUR, GRADES
+from warncast.web.conditional import respond
+from warncast.web.live import outlets
+from warncast.web.pages import page
+from warncast.web.requests import locale, services
+
+routes = web.RouteTableDef()
+
+
+def grade_fills(messages: list[Message], registry) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Community code -> colour of the highest grade in force there."""
+    rank = {g: i for i, g in enumerate(GRADES)}
+    best: dict[str, str] = {}
+    for message in messages:
+        grade = message.content.grade
+        for code in registry.leaves_under(message.content.areas):
+            if code not in best or rank[grade] > rank[best[code]]:
+                best[code] = grade
+    return {code: GRADE_COLOUR[grade] for code, grade in best.items()}
+
+
+@routes.get("/")
+async def index(request: web.Request) -> web.Response:
+    svc = services(request)
+    await svc.registry.refresh(svc.redis)
+    active = await svc.warnings.active()
+    tag = tag_for(locale(request))
+    svg = render_svg(
+        [a.as_record() for a in svc.registry.areas],
+        grade_fills(active, svc.registry),
+        locale=tag,
+        title=svc.catalogs.text(locale(request), N_("Map of warnings in force")),
+    )
+    return await page(
+        request, "public/index.html", warnings=active, map_svg=svg, events=EVENTS, tag=tag, registry=svc.registry
+    )
+
+
+async def _published(request: web.Request, message_id: str) -> Message:
+    message = await services(request).warnings.get(message_id)
+    if message.state != PUBLISHED:
+        raise NotFound(N_("No warning with this id."))
+    return message
+
+
+@routes.get("/warnings/{id}")
+async def warning_page(request: web.Request) -> web.Response:
+    """The public page of one message: the verify link in every SMS and chat message."""
+    svc = services(request)
+    message = await _published(request, request.match_info["id"])
+    thread = await svc.warnings.thread(message.thread)
+    history = await svc.warnings.thread_messages(message.thread)
+    return await page(
+        request,
+        "public/warning.html",
+        message=message,
+        thread=thread,
+        history=history,
+        events=EVENTS,
+        tag=tag_for(locale(request)),
+        registry=svc.registry,
+        now=svc.warnings.now(),
+    )
+
+
+@routes.get("/cap/{id}.xml")
+async def cap(request: web.Request) -> web.Response:
+    """A published message never changes, so its CAP is rendered once (per area registry version)."""
+    svc = services(request)
+    message = await _published(request, request.match_info["id"])
+
+    async def render() -> Rendering:
+        references = [await svc.warnings.get(ref) for ref in message.references]
+        body = render_cap(
+            message, references=references, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs
+        )
+        sent = datetime.fromisoformat(message.sent) if message.sent else None
+        return Rendering(body, "application/cap+xml; charset=utf-8", last_modified=sent)
+
+    rendering = await outlets(request).cache.get(("cap", message.id), svc.registry.version, 0.0, render)
+    return respond(request, rendering)
+
+
+@routes.get("/lang/{code}")
+async def switch_language(request: web.Request) -> web.Response:
+    chosen = normalize_locale(request.match_info["code"]) or "zh_Hans"
+    target = request.query.get("next", "/")
+    parsed = urlparse(target)
+    if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
+        target = "/"  # only local redirects: no open redirect
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=True)
+    raise response
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        await services(request).redis.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        return web.json_response({"status": "unavailable", "redis": str(exc)[:200]}, status=503)
+    return web.json_response({"status": "ok", "redis": "ok"})

@@ -1,0 +1,230 @@
+"""Citizen reports on the web: the /report form, the JSON/multipart API and the tracking page."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+
+from citizen_report.incidents import load_incident
+from citizen_report.intake import Submitted, load_report, submit_report
+from citizen_report.model import CATEGORIES, STATUS_NAMES, Photo, Report, ReportInput, normalise_tracking_code
+from citizen_report.open311 import PEOPLE_AT_RISK
+from foundation.errors import FieldError, NotFound, ValidationFailed
+from foundation.i18n import N_, tag_for
+from foundation.store.keys import REPORTS_BY_TRACKING
+from warncast.web.middleware import error_body
+from warncast.web.pages import page
+from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, json_body, locale, services
+
+routes = web.RouteTableDef()
+MAX_TEXT_PART = 16 * 1024
+MAX_PARTS = 30
+API_FIELDS = {
+    "category",
+    "description",
+    "lat",
+    "lon",
+    "area",
+    "address",
+    "contact",
+    "reply_channel",
+    "consent",
+    "photo_location",
+    "people_at_risk",
+}
+
+
+async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Photo]]:
+    """Stream a multipart body with caps per part, so a huge upload is refused while it arrives."""
+    config = services(request).reports.config
+    cap = config.max_photos * config.max_photo_bytes + 256 * 1024
+    if request.content_length and request.content_length > cap:
+        raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=request.content_length)
+    fields: dict[str, str] = {}
+    photos: list[Photo] = []
+    if request.get(AUTH_KIND) == "session":  # the CSRF check already read the form (1 MB cap)
+        for name, value in (await request.post()).items():
+            if isinstance(value, str):
+                fields[name] = value
+            elif data := value.file.read():
+                photos.append(Photo(data, value.filename))
+        return fields, photos
+    reader = await request.multipart()
+    for _ in range(MAX_PARTS):
+        part = await reader.next()
+        if part is None:
+            return fields, photos
+        if not isinstance(part, BodyPartReader):
+            raise BadRequest(N_("Nested multipart bodies are not accepted."))
+        if part.filename is not None:
+            data = await _read_capped(part, config.max_photo_bytes)
+            if data is None:
+                mb = config.max_photo_bytes // (1024 * 1024)
+                raise ValidationFailed(
+                    [FieldError("photos", "too_large", N_("A photo may be at most %(mb)s MB."), {"mb": mb})]
+                )
+            if data:  # an empty file input sends an empty part
+                photos.append(Photo(data, part.filename))
+        elif part.name:
+            data = await _read_capped(part, MAX_TEXT_PART)
+            if data is None:
+                raise ValidationFailed([FieldError(part.name, "too_long", N_("This field is too long."))])
+            fields[part.name] = data.decode("utf-8", errors="replace")
+    raise BadRequest(N_("The form has too many parts."))
+
+
+async def _read_capped(part: BodyPartReader, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while chunk := await part.read_chunk(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list[Photo], channel: str) -> ReportInput:
+    contact = fields.get("contact") if isinstance(fields.get("contact"), dict) else {}
+    return ReportInput(
+        category=fields.get("category"),
+        description=fields.get("description", ""),
+        lat=fields.get("lat"),
+        lon=fields.get("lon"),
+        area=fields.get("area") or None,
+        address=fields.get("address", ""),
+        photos=photos,
+        photo_location=fields.get("photo_location", False),
+        phone=contact.get("phone", fields.get("phone")) or None,
+        email=contact.get("email", fields.get("email")) or None,
+        reply_channel=fields.get("reply_channel") or None,
+        consent=fields.get("consent", False),
+        people_at_risk=fields.get(PEOPLE_AT_RISK, False),
+        channel=channel,
+        locale=locale(request),
+        client=client_ip(request),
+        honeypot=str(fields.get("website", "")),
+    )
+
+
+def report_json(request: web.Request, report: Report) -> dict[str, Any]:
+    public_url = services(request).settings.public_url
+    return {
+        **report.public_json(),
+        "status_url": f"{public_url}/report/{report.tracking_code}",
+        "api_url": f"{public_url}/api/v1/reports/{report.tracking_code}",
+    }
+
+
+@routes.post("/api/v1/reports")
+async def create_report(request: web.Request) -> web.Response:
+    """JSON, or multipart/form-data with photos; answers 201 with the tracking code (200 on a replay)."""
+    if request.content_type == "multipart/form-data":
+        fields, photos = await read_multipart(request)
+        if "contact.phone" in fields or "contact.email" in fields:
+            fields["contact"] = {"phone": fields.pop("contact.phone", ""), "email": fields.pop("contact.email", "")}
+    else:
+        body = await json_body(request)
+        if not isinstance(body, dict):
+            raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
+        unknown = sorted(set(body) - API_FIELDS)
+        if unknown:
+            raise ValidationFailed([FieldError(name, "unknown", N_("Unknown field.")) for name in unknown])
+        if "contact" in body and not isinstance(body["contact"], dict | None):
+            raise ValidationFailed([FieldError("contact", "type", N_("The body must be a JSON object."))])
+        fields, photos = body, []
+    data = input_from_fields(request, fields, photos, "api")
+    submitted = await submit_report(services(request), data, idempotency_key=request.headers.get("Idempotency-Key"))
+    return _created(request, submitted)
+
+
+def _created(request: web.Request, submitted: Submitted) -> web.Response:
+    report = submitted.report
+    headers = {"Content-Type": JSON_UTF8, "Location": f"/api/v1/reports/{report.tracking_code}"}
+    if submitted.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    body = orjson.dumps(report_json(request, report))
+    return web.Response(body=body, status=200 if submitted.replayed else 201, headers=headers)
+
+
+async def _by_tracking(request: web.Request) -> Report:
+    code = normalise_tracking_code(request.match_info["tracking_code"])
+    svc = services(request)
+    report_id = await svc.redis.hget(REPORTS_BY_TRACKING, code) if code else None
+    report = await load_report(svc, report_id) if report_id else None
+    if report is None:
+        raise NotFound(N_("No report with this tracking code."))
+    return report
+
+
+@routes.get("/api/v1/reports/{tracking_code}")
+async def get_report(request: web.Request) -> web.Response:
+    return web.json_response(report_json(request, await _by_tracking(request)))
+
+
+@routes.get("/report")
+async def report_form(request: web.Request) -> web.Response:
+    category = request.query.get("category")
+    if category not in CATEGORIES:
+        return await page(request, "report/choose.html", categories=CATEGORIES.values())
+    if CATEGORIES[category].life_safety and request.query.get("safe") != "1":
+        return await page(request, "report/emergency.html", category=CATEGORIES[category])
+    return await _form(request, {"category": category}, {})
+
+
+async def _form(
+    request: web.Request, values: dict[str, Any], errors: dict[str, str], status: int = 200
+) -> web.Response:
+    svc = services(request)
+    tag = tag_for(locale(request))
+    areas = [(a.code, a.name_in(tag), a.level) for a in svc.registry.areas if a.level in ("district", "street")]
+    values.setdefault("submission", secrets.token_urlsafe(18))
+    return await page(
+        request,
+        "report/form.html",
+        status=status,
+        category=CATEGORIES[values["category"]],
+        categories=CATEGORIES.values(),
+        areas=areas,
+        values=values,
+        errors=errors,
+    )
+
+
+@routes.post("/report")
+async def submit_form(request: web.Request) -> web.Response:
+    """The no-JavaScript form: errors re-render the form with every field kept; success redirects."""
+    fields, photos = await read_multipart(request) if request.content_type == "multipart/form-data" else ({}, [])
+    if not fields:
+        fields = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+    data = input_from_fields(request, fields, photos, "web")
+    try:
+        submitted = await submit_report(services(request), data, idempotency_key=fields.get("submission"))
+    except ValidationFailed as error:
+        body = error_body(request, error)["error"]
+        errors: dict[str, str] = {}
+        for problem in body["fields"]:
+            name = problem["field"].split("[")[0].replace("contact.", "")
+            errors[name] = f"{errors[name]} {problem['message']}" if name in errors else problem["message"]
+        if fields.get("category") not in CATEGORIES:
+            return await page(request, "report/choose.html", status=422, categories=CATEGORIES.values())
+        return await _form(request, fields, errors, status=422)
+    raise web.HTTPSeeOther(f"/report/{submitted.report.tracking_code}?new=1")
+
+
+@routes.get("/report/{tracking_code}")
+async def tracking_page(request: web.Request) -> web.Response:
+    report = await _by_tracking(request)
+    svc = services(request)
+    incident = await load_incident(svc, report.incident) if report.incident else None
+    return await page(
+        request,
+        "report/status.html",
+        report=report,
+        category=CATEGORIES[report.category],
+        statuses=STATUS_NAMES,
+        count=incident.count if incident else 1,
+        new=request.query.get("new") == "1",
+    )

@@ -1,0 +1,209 @@
+"""The triage board in the console: incidents from the monitoring queue, live, with their actions."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from citizen_report.incidents import MERGED, Incident, board
+from citizen_report.intake import load_report
+from citizen_report.model import CATEGORIES, STATUS_NAMES, TERMINAL, Report
+from citizen_report.routing import load_routing, save_routing, validate_routing
+from citizen_report.triage import ACTION_NAMES, act
+from foundation.areas.svg_map import render_svg
+from foundation.errors import NotFound, ValidationFailed
+from foundation.i18n import N_, tag_for
+from foundation.store import keys
+from publisher.taxonomy import GRADE_COLOUR
+from warncast.web.middleware import error_body
+from warncast.web.pages import page
+from warncast.web.requests import locale, login_required, require_actor, services
+
+routes = web.RouteTableDef()
+FILTERS = ("status", "priority", "department", "category", "kind", "area")
+PRIORITY_GRADE = {1: "orange", 2: "yellow", 3: "blue", 4: "blue"}
+HEARTBEAT_SECONDS = 15.0
+
+
+def matches(incident: Incident, filters: dict[str, str], registry: Any) -> bool:
+    status = filters.get("status", "open")
+    if status == "open" and (incident.status in TERMINAL or incident.status == MERGED):
+        return False
+    if status not in ("open", "all") and incident.status != status:
+        return False
+    if filters.get("priority") and str(incident.priority) != filters["priority"]:
+        return False
+    for name in ("department", "category", "kind"):
+        if filters.get(name) and getattr(incident, name) != filters[name]:
+            return False
+    area = filters.get("area")
+    return not area or incident.area == area or area in registry.ancestors(incident.area or "")
+
+
+async def _board_context(request: web.Request) -> dict[str, Any]:
+    svc = services(request)
+    filters = {name: request.query.get(name, "") for name in FILTERS}
+    filters["status"] = filters["status"] or "open"
+    incidents = [i for i in await board(svc) if matches(i, filters, svc.registry)]
+    incidents.sort(key=lambda i: (i.lane != "priority", i.priority, i.deadline))
+    reports: dict[str, Report] = {}
+    for incident in incidents[:200]:
+        for report_id in incident.reports[:5]:
+            if (report := await load_report(svc, report_id)) is not None:
+                reports[report_id] = report
+    table = await load_routing(svc.redis)
+    return {
+        "incidents": incidents[:200],
+        "reports": reports,
+        "filters": filters,
+        "query": urlencode({k: v for k, v in filters.items() if v}),
+        "categories": CATEGORIES,
+        "statuses": STATUS_NAMES,
+        "departments": table["departments"],
+        "tag": tag_for(locale(request)),
+        "now": svc.reports.now().isoformat(),
+        "actions": ACTION_NAMES,
+        "priority_grade": PRIORITY_GRADE,
+        "registry": svc.registry,
+    }
+
+
+@routes.get("/console/triage")
+async def triage_board(request: web.Request) -> web.Response:
+    login_required(request)
+    require_actor(request, "report.read")
+    context = await _board_context(request)
+    if request.query.get("fragment") == "list":
+        return await page(request, "console/triage_list.html", **context)
+    svc = services(request)
+    colours = {1: GRADE_COLOUR["red"], 2: GRADE_COLOUR["orange"], 3: GRADE_COLOUR["yellow"], 4: GRADE_COLOUR["blue"]}
+    fills: dict[str, str] = {}
+    for incident in sorted(context["incidents"], key=lambda i: -i.priority):
+        for code in svc.registry.leaves_under([incident.area] if incident.area else []):
+            fills[code] = colours[incident.priority]
+    svg = render_svg(
+        [a.as_record() for a in svc.registry.areas],
+        fills,
+        locale=context["tag"],
+        href=lambda area: f"/console/triage?area={area['code']}",
+        title=svc.catalogs.text(locale(request), N_("Map of open incidents")),
+    )
+    return await page(request, "console/triage.html", map_svg=svg, **context)
+
+
+@routes.post(r"/console/triage/{id}/{action:verify|assign|progress|resolve|reject|merge}")
+async def triage_action(request: web.Request) -> web.Response:
+    actor = require_actor(request, "report.triage")
+    form = await request.post()
+    back = str(form.get("back", ""))
+    try:
+        await act(
+            services(request),
+            actor,
+            request.match_info["id"],
+            request.match_info["action"],
+            reason=str(form.get("reason", "")),
+            department=str(form.get("department", "")),
+            into=str(form.get("into", "")).strip(),
+        )
+    except ValidationFailed as error:
+        body = error_body(request, error)
+        return await page(
+            request, "error.html", status=422, status_code=422, error=body["error"], back="/console/triage"
+        )
+    raise web.HTTPSeeOther("/console/triage" + (f"?{back}" if back and "/" not in back else ""))
+
+
+@routes.get("/console/triage/events")
+async def triage_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one `board` event per change, so the page reloads its list."""
+    require_actor(request, "report.read")
+    svc = services(request)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
+    await response.prepare(request)
+    last = "$"
+    with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
+        await response.write(b"retry: 3000\n\n")
+        while True:
+            found = await svc.redis.xread({keys.BOARD_EVENTS: last}, block=int(HEARTBEAT_SECONDS * 1000), count=50)
+            if not found:
+                await response.write(b": keep-alive\n\n")
+                continue
+            for _stream, entries in found:
+                for entry_id, fields in entries:
+                    last = entry_id
+                    data = json.dumps(fields, ensure_ascii=False)
+                    await response.write(f"event: board\nid: {entry_id}\ndata: {data}\n\n".encode())
+    return response
+
+
+@routes.get("/console/triage/photos/{photo_id:[0-9a-f]{32}}.jpg")
+async def triage_photo(request: web.Request) -> web.Response:
+    """Staff only: the re-encoded photo, never the upload."""
+    require_actor(request, "report.read")
+    data = await services(request).redis.get(keys.report_photo(request.match_info["photo_id"]))
+    if data is None:
+        raise NotFound(N_("Not found."))
+    return web.Response(
+        body=base64.b64decode(data),
+        content_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=3600", "Content-Disposition": "inline"},
+    )
+
+
+@routes.get("/console/routing")
+async def routing_page(request: web.Request) -> web.Response:
+    login_required(request)
+    require_actor(request, "report.read")
+    table = await load_routing(services(request).redis)
+    return await _routing_page(request, table, {}, saved=False)
+
+
+async def _routing_page(
+    request: web.Request, table: dict[str, Any], errors: dict[str, str], *, saved: bool, status: int = 200
+) -> web.Response:
+    svc = services(request)
+    tag = tag_for(locale(request))
+    areas = [(a.code, a.name_in(tag)) for a in svc.registry.areas if a.level != "community"]
+    rows = list(table["rules"]) + [{"category": "", "area": "", "department": ""}] * 3
+    return await page(
+        request,
+        "console/routing.html",
+        status=status,
+        table=table,
+        rows=rows,
+        areas=areas,
+        categories=CATEGORIES,
+        tag=tag,
+        errors=errors,
+        saved=saved,
+    )
+
+
+@routes.post("/console/routing")
+async def save_routing_form(request: web.Request) -> web.Response:
+    actor = require_actor(request, "routing.edit")
+    svc = services(request)
+    form = await request.post()
+    before = await load_routing(svc.redis)
+    rules = []
+    for category, area, department in zip(
+        form.getall("category", []), form.getall("area", []), form.getall("department", []), strict=False
+    ):
+        if str(category).strip():  # a row with no category is a deleted (or unused) row
+            rules.append({"category": str(category), "area": str(area), "department": str(department)})
+    body = {"default": str(form.get("default", "")), "departments": before["departments"], "rules": rules}
+    try:
+        table = validate_routing(body, svc.registry)
+    except ValidationFailed as error:
+        fields = error_body(request, error)["error"]["fields"]
+        return await _routing_page(request, body, {f["field"]: f["message"] for f in fields}, saved=False, status=422)
+    await save_routing(svc.redis, table)
+    await svc.audit.append(actor.label, "policy.routing", "routing", before=before, after=table)
+    return await _routing_page(request, table, {}, saved=True)
