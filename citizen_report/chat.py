@@ -5,7 +5,7 @@
   report, so the webhook can try its other keywords.
 - `TelegramReportFlow`: the /report conversation (category → location → optional photo →
   description) as a state machine that takes events and returns the next prompt; when it returns a
-  `ReportInput`, the bot calls `submit_report(services, flow.result, idempotency_key=...)`.
+  `ReportInput`, the bot calls `submit_report(desk, flow.result, idempotency_key=...)`.
 """
 
 from __future__ import annotations

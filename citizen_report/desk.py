@@ -1,4 +1,5 @@
-"""What citizen reporting keeps per process: its limits, the clock and the text templates."""
+"""What citizen reporting works with, built once per process: the store, the areas, the audit log,
+its limits, the clock and the text templates. Every function of the package takes it first."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import jinja2
+import redis.asyncio as aioredis
 
 from citizen_report.model import ReportConfig
+from foundation.access.audit import AuditLog
+from foundation.areas.registry import AreaRegistry
+from foundation.i18n import Catalogs
+from foundation.settings import Settings
 from foundation.store.batched_script import BatchedScript
 
 
@@ -23,12 +29,20 @@ class Stamp(NamedTuple):
 
 @dataclass
 class ReportDesk:
-    tz: ZoneInfo
+    settings: Settings
+    redis: aioredis.Redis
+    registry: AreaRegistry
+    catalogs: Catalogs
+    audit: AuditLog
     text_env: jinja2.Environment  # renders templates/report/*.txt for reporters
     clock: Callable[[], datetime] | None = None
     config: ReportConfig = field(default_factory=ReportConfig)
     intake_script: BatchedScript | None = None  # concurrent submissions share round trips
     _last: Stamp = field(default_factory=lambda: Stamp(datetime.min, "", 0), init=False, repr=False)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return self.settings.tz
 
     def now(self) -> datetime:
         return self.stamp().at

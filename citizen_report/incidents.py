@@ -13,17 +13,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from redis.exceptions import WatchError
 
+from citizen_report.desk import ReportDesk
 from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
 from citizen_report.routing import load_routing, route
 from foundation.store import keys
-
-if TYPE_CHECKING:
-    from warncast.services import Services
 
 MERGED = "merged"
 SEVERITY_PRIORITY = {"Extreme": 1, "Severe": 2, "Moderate": 3}
@@ -72,46 +70,46 @@ def priority_for(category: str, life_safety: bool, count: int) -> int:
     return max(1, base - corroboration)
 
 
-async def load_incident(services: Services, incident_id: str) -> Incident | None:
-    raw = await services.redis.get(keys.incident(incident_id))
+async def load_incident(desk: ReportDesk, incident_id: str) -> Incident | None:
+    raw = await desk.redis.get(keys.incident(incident_id))
     return Incident(**json.loads(raw)) if raw else None
 
 
-async def board(services: Services, limit: int = 500) -> list[Incident]:
+async def board(desk: ReportDesk, limit: int = 500) -> list[Incident]:
     """Open and recent incidents, newest change first."""
-    ids = await services.redis.zrevrange(keys.BOARD_INDEX, 0, limit - 1)
+    ids = await desk.redis.zrevrange(keys.BOARD_INDEX, 0, limit - 1)
     if not ids:
         return []
-    raws = await services.redis.mget([keys.incident(i) for i in ids])
+    raws = await desk.redis.mget([keys.incident(i) for i in ids])
     return [Incident(**json.loads(r)) for r in raws if r]
 
 
-async def absorb(services: Services, entry_id: str, fields: dict[str, str]) -> None:
+async def absorb(desk: ReportDesk, entry_id: str, fields: dict[str, str]) -> None:
     kind = fields.get("kind")
     if kind == "report":
-        await _absorb_report(services, entry_id, fields["ref"])
+        await _absorb_report(desk, entry_id, fields["ref"])
     elif kind in ("breach", "alert"):
-        await _absorb_signal(services, entry_id, fields)
+        await _absorb_signal(desk, entry_id, fields)
 
 
-def _deadline(services: Services, created: str, priority: int) -> str:
-    minutes = services.reports.config.deadline_for(priority)
+def _deadline(desk: ReportDesk, created: str, priority: int) -> str:
+    minutes = desk.config.deadline_for(priority)
     return (datetime.fromisoformat(created) + timedelta(minutes=minutes)).isoformat()
 
 
-async def _absorb_report(services: Services, entry_id: str, report_id: str) -> None:
-    desk, redis = services.reports, services.redis
+async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> None:
+    redis = desk.redis
     for _attempt in range(20):
-        report = await load_report(services, report_id)
+        report = await load_report(desk, report_id)
         if report is None or report.incident:
             return
         geo_key = keys.open_incidents(report.category)
         async with redis.pipeline(transaction=True) as pipe:
             await pipe.watch(geo_key, keys.report(report_id))
-            incident = await _nearby_open(services, report) if report.lat is not None else None
+            incident = await _nearby_open(desk, report) if report.lat is not None else None
             if incident is not None:  # joining: guard its count against a concurrent join
                 await pipe.watch(geo_key, keys.report(report_id), keys.incident(incident.id))
-                incident = await load_incident(services, incident.id)
+                incident = await load_incident(desk, incident.id)
             now = desk.now().isoformat()
             if incident is None:
                 table = await load_routing(redis)
@@ -127,13 +125,13 @@ async def _absorb_report(services: Services, entry_id: str, report_id: str) -> N
                     updated=now,
                     deadline="",
                     priority=4,
-                    department=route(table, services.registry, report.category, report.area),
+                    department=route(table, desk.registry, report.category, report.area),
                 )
             incident.reports.append(report.id)
             incident.items.append(entry_id)
             incident.life_safety = incident.life_safety or report.life_safety
             incident.priority = priority_for(incident.category, incident.life_safety, incident.count)
-            incident.deadline = _deadline(services, incident.created, incident.priority)
+            incident.deadline = _deadline(desk, incident.created, incident.priority)
             incident.updated = now
             report.incident = incident.id
             report.department = incident.department
@@ -150,9 +148,9 @@ async def _absorb_report(services: Services, entry_id: str, report_id: str) -> N
     raise RuntimeError(f"could not absorb report {report_id}: too much contention")
 
 
-async def _nearby_open(services: Services, report: Any) -> Incident | None:
-    config = services.reports.config
-    found = await services.redis.geosearch(
+async def _nearby_open(desk: ReportDesk, report: Any) -> Incident | None:
+    config = desk.config
+    found = await desk.redis.geosearch(
         keys.open_incidents(report.category),
         longitude=report.lon,
         latitude=report.lat,
@@ -163,10 +161,10 @@ async def _nearby_open(services: Services, report: Any) -> Incident | None:
     )
     oldest = datetime.fromisoformat(report.created) - timedelta(hours=config.corroboration_hours)
     for incident_id in found:
-        incident = await load_incident(services, incident_id)
+        incident = await load_incident(desk, incident_id)
         if incident is None or incident.status in TERMINAL or incident.status == MERGED:
             continue
-        last = await load_report(services, incident.reports[-1]) if incident.reports else None
+        last = await load_report(desk, incident.reports[-1]) if incident.reports else None
         if last and datetime.fromisoformat(last.created) >= oldest:
             return incident
     return None
@@ -179,15 +177,15 @@ def store_incident(pipe: Any, incident: Incident, now: datetime) -> None:
     pipe.xadd(keys.BOARD_EVENTS, {"incident": incident.id, "status": incident.status}, maxlen=1000, approximate=True)
 
 
-async def _absorb_signal(services: Services, entry_id: str, fields: dict[str, str]) -> None:
+async def _absorb_signal(desk: ReportDesk, entry_id: str, fields: dict[str, str]) -> None:
     """A breach updates the open incident of its sensor (or opens one); an alert is one incident
     per CAP identifier."""
-    desk, redis = services.reports, services.redis
+    redis = desk.redis
     kind = fields["kind"]
     incident_id = f"S{fields['sensor']}" if kind == "breach" else f"A{fields['key']}"
     async with redis.pipeline(transaction=True) as pipe:
         await pipe.watch(keys.incident(incident_id))
-        incident = await load_incident(services, incident_id)
+        incident = await load_incident(desk, incident_id)
         if incident and entry_id in incident.items:
             return
         now = desk.now()
@@ -215,7 +213,7 @@ async def _absorb_signal(services: Services, entry_id: str, fields: dict[str, st
         else:
             incident.priority = SEVERITY_PRIORITY.get(fields.get("severity", ""), 4)
         incident.life_safety = incident.priority == 1
-        incident.deadline = _deadline(services, incident.created, incident.priority)
+        incident.deadline = _deadline(desk, incident.created, incident.priority)
         incident.updated = now.isoformat()
         pipe.multi()
         store_incident(pipe, incident, now)

@@ -16,11 +16,12 @@ import hashlib
 import json
 import math
 import re
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
 from citizen_report.acknowledgements import receipt
+from citizen_report.desk import ReportDesk
 from citizen_report.intake_limits import IP_LIMITED, rate_limits, seen_or_count, too_many
 from citizen_report.model import (
     CATEGORIES,
@@ -30,17 +31,14 @@ from citizen_report.model import (
     Report,
     ReportInput,
     new_tracking_code,
+    report_item_fields,
 )
 from citizen_report.notify import flatten, pushed
 from citizen_report.photos import CleanPhoto, clean_photos
-from citizen_report.queue import report_item_fields
 from foundation.errors import Conflict, FieldError, ValidationFailed
 from foundation.i18n import N_, normalize_locale
 from foundation.store import keys
 from foundation.store.batched_script import BatchedScript
-
-if TYPE_CHECKING:
-    from warncast.services import Services
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
@@ -90,14 +88,14 @@ class Submitted(NamedTuple):
     replayed: bool  # True: an earlier submission with the same idempotency key
 
 
-async def submit_report(services: Services, data: ReportInput, *, idempotency_key: str | None = None) -> Submitted:
-    desk, redis = services.reports, services.redis
+async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key: str | None = None) -> Submitted:
+    redis = desk.redis
     idem_key = _idempotency_key(data, idempotency_key)
     fingerprint = _fingerprint(data) if idem_key else ""
-    fields, errors = validate(services, data)
+    fields, errors = validate(desk, data)
     if errors:
         if idem_key and (stored := await redis.get(idem_key)):  # a retry after the rules changed
-            return await _replay(services, stored, fingerprint)
+            return await _replay(desk, stored, fingerprint)
         raise ValidationFailed(errors)
     sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
     client = data.client if data.channel in IP_LIMITED else ""
@@ -107,12 +105,12 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
     if data.photos:
         # Decoding photos costs CPU: answer a replay and count the sender before doing it.
         if stored := await seen_or_count(redis, idem_key, limits):
-            return await _replay(services, stored, fingerprint)
+            return await _replay(desk, stored, fingerprint)
         limits = []  # counted
         photos, photo_errors = await asyncio.to_thread(clean_photos, data.photos, desk.config)
         if photo_errors:
             raise ValidationFailed(photo_errors)
-    _locate(services, fields, photos, bool(data.photo_location))
+    _locate(desk, fields, photos, bool(data.photo_location))
     if fields["lat"] is None and not fields["area"] and not fields["address"]:
         raise ValidationFailed([_no_location()])
     for photo in photos:  # content-addressed, so a retry rewrites the same keys
@@ -132,7 +130,7 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
     }
     report = Report(id="", **record)
     item = report_item_fields(report)
-    notice = receipt(desk.text_env, services.catalogs, report, services.settings.public_url) if pushed(report) else {}
+    notice = receipt(desk.text_env, desk.catalogs, report, desk.settings.public_url) if pushed(report) else {}
     if desk.intake_script is None:
         desk.intake_script = BatchedScript(redis, _INTAKE)
     outcome = await desk.intake_script(
@@ -159,23 +157,23 @@ async def submit_report(services: Services, data: ReportInput, *, idempotency_ke
         ],
     )
     if isinstance(outcome, str):  # a concurrent retry won the race
-        return await _replay(services, outcome, fingerprint)
+        return await _replay(desk, outcome, fingerprint)
     if outcome < 0:
         too_many(limits[-outcome - 1])
     report.id = str(outcome)
     return Submitted(report, replayed=False)
 
 
-async def load_report(services: Services, report_id: str) -> Report | None:
-    raw = await services.redis.get(keys.report(report_id))
+async def load_report(desk: ReportDesk, report_id: str) -> Report | None:
+    raw = await desk.redis.get(keys.report(report_id))
     return Report.from_record(json.loads(raw)) if raw else None
 
 
-async def _replay(services: Services, stored: str, fingerprint: str) -> Submitted:
+async def _replay(desk: ReportDesk, stored: str, fingerprint: str) -> Submitted:
     report_id, _, first_fingerprint = stored.partition("|")
     if first_fingerprint != fingerprint:
         raise Conflict(N_("This idempotency key was already used for a different report."))
-    report = await load_report(services, report_id)
+    report = await load_report(desk, report_id)
     if report is None:  # pragma: no cover - the key and the report are written in one script
         raise Conflict(N_("This idempotency key was already used for a different report."))
     return Submitted(report, replayed=True)
@@ -200,9 +198,9 @@ def _fingerprint(data: ReportInput) -> str:
     return hashlib.sha256(repr(parts).encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
-def validate(services: Services, data: ReportInput) -> tuple[dict[str, Any], list[FieldError]]:
+def validate(desk: ReportDesk, data: ReportInput) -> tuple[dict[str, Any], list[FieldError]]:
     """Every field checked; returns the clean fields of a Report and the list of problems."""
-    config, registry = services.reports.config, services.registry
+    config, registry = desk.config, desk.registry
     errors: list[FieldError] = []
     if data.honeypot:
         errors.append(FieldError("website", "honeypot", N_("Leave this field empty.")))
@@ -279,9 +277,9 @@ def _no_location() -> FieldError:
     )
 
 
-def _locate(services: Services, fields: dict[str, Any], photos: list[CleanPhoto], photo_allowed: bool) -> None:
+def _locate(desk: ReportDesk, fields: dict[str, Any], photos: list[CleanPhoto], photo_allowed: bool) -> None:
     """Fill in the point: the photo's GPS tag if allowed and nothing better, else the area's centre."""
-    registry = services.registry
+    registry = desk.registry
     if fields["lat"] is None and photo_allowed:
         tagged = next((p.gps for p in photos if p.gps), None)
         if tagged:

@@ -293,3 +293,11 @@ class ReportConfig:
 
     def deadline_for(self, priority: int) -> int:
         return dict(self.deadline_minutes).get(priority, 72 * 60)
+
+
+def report_item_fields(report: Report) -> list[str]:
+    """The queue item of a new report, as the intake script's flat field list; the script puts the
+    report's id (field `ref`) first, once it has allocated it."""
+    lane = "priority" if report.life_safety else "normal"
+    area = report.area or ""
+    return ["kind", "report", "category", report.category, "lane", lane, "area", area, "at", report.created]

@@ -9,38 +9,25 @@ pending and is claimed again by the next consumer: nothing is lost, and absorbin
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from citizen_report.model import Report
+from citizen_report.desk import ReportDesk
+from citizen_report.incidents import absorb
 from foundation.store import keys
 from foundation.store.streams import ensure_group as ensure_stream_group
-
-if TYPE_CHECKING:
-    from warncast.services import Services
 
 log = logging.getLogger(__name__)
 CLAIM_IDLE_MS = 30_000  # an item unacknowledged this long belonged to a consumer that died
 
 
-def report_item_fields(report: Report) -> list[str]:
-    """The queue item of a new report, as the intake script's flat field list; the script puts the
-    report's id (field `ref`) first, once it has allocated it."""
-    lane = "priority" if report.life_safety else "normal"
-    area = report.area or ""
-    return ["kind", "report", "category", report.category, "lane", lane, "area", area, "at", report.created]
+async def ensure_group(desk: ReportDesk) -> None:
+    await ensure_stream_group(desk.redis, keys.MONITORING_QUEUE, keys.MONITORING_GROUP)
 
 
-async def ensure_group(services: Services) -> None:
-    await ensure_stream_group(services.redis, keys.MONITORING_QUEUE, keys.MONITORING_GROUP)
-
-
-async def consume(services: Services, consumer: str, *, count: int = 100, block_ms: int | None = None) -> int:
+async def consume(desk: ReportDesk, consumer: str, *, count: int = 100, block_ms: int | None = None) -> int:
     """Absorb one batch: this consumer's own pending items, then stale ones of dead consumers, then
     new ones. Returns how many items were handled (0: nothing to do)."""
-    from citizen_report.incidents import absorb  # noqa: PLC0415 - incidents imports this module's helpers
-
-    redis = services.redis
-    await ensure_group(services)
+    redis = desk.redis
+    await ensure_group(desk)
     batch: list[tuple[str, dict[str, str]]] = []
     for start in ("0", ">"):
         found = await redis.xreadgroup(
@@ -61,21 +48,21 @@ async def consume(services: Services, consumer: str, *, count: int = 100, block_
             if batch:
                 break
     for entry_id, fields in batch:
-        await absorb(services, entry_id, fields)
+        await absorb(desk, entry_id, fields)
         await redis.xack(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, entry_id)
     return len(batch)
 
 
-async def drain(services: Services, consumer: str = "burst") -> int:
+async def drain(desk: ReportDesk, consumer: str = "burst") -> int:
     """Absorb everything queued now (tests, the CLI, benchmarks): burst mode, no waiting."""
     total = 0
-    while handled := await consume(services, consumer):
+    while handled := await consume(desk, consumer):
         total += handled
     return total
 
 
-async def items(services: Services, *, after: str = "-", limit: int = 100) -> list[dict[str, str]]:
+async def items(desk: ReportDesk, *, after: str = "-", limit: int = 100) -> list[dict[str, str]]:
     """Queue items in order, for machines that poll (`after` is the last entry id they saw)."""
     start = f"({after}" if after not in ("-", "") else "-"
-    entries = await services.redis.xrange(keys.MONITORING_QUEUE, min=start, max="+", count=limit)
+    entries = await desk.redis.xrange(keys.MONITORING_QUEUE, min=start, max="+", count=limit)
     return [{"id": entry_id, **fields} for entry_id, fields in entries]

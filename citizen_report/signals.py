@@ -16,16 +16,14 @@ import json
 import math
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lxml import etree
 
+from citizen_report.desk import ReportDesk
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
 from foundation.store import keys
-
-if TYPE_CHECKING:
-    from warncast.services import Services
 
 MAX_READINGS = 1000
 MAX_CAP_BYTES = 256 * 1024
@@ -50,8 +48,8 @@ return 1
 """
 
 
-async def load_thresholds(services: Services) -> dict[str, dict[str, Any]]:
-    raw = await services.redis.get(keys.THRESHOLDS)
+async def load_thresholds(desk: ReportDesk) -> dict[str, dict[str, Any]]:
+    raw = await desk.redis.get(keys.THRESHOLDS)
     return json.loads(raw) if raw else DEFAULT_THRESHOLDS
 
 
@@ -61,15 +59,15 @@ def colour_of(value: float, limits: dict[str, Any]) -> str:
     return "red" if value >= limits["red"] else "yellow" if value >= limits["yellow"] else "green"
 
 
-async def ingest_readings(services: Services, body: Any) -> list[dict[str, Any]]:
+async def ingest_readings(desk: ReportDesk, body: Any) -> list[dict[str, Any]]:
     """Validate every reading first (nothing is stored if one is bad), then colour each one."""
-    thresholds = await load_thresholds(services)
+    thresholds = await load_thresholds(desk)
     readings = body.get("readings") if isinstance(body, dict) and "readings" in body else [body]
     if not isinstance(readings, list) or not readings or len(readings) > MAX_READINGS:
         raise ValidationFailed(
             [FieldError("readings", "count", N_("Send 1 to %(max)s readings."), {"max": MAX_READINGS})]
         )
-    clean = [_reading(services, i, r, thresholds) for i, r in enumerate(readings)]
+    clean = [_reading(desk, i, r, thresholds) for i, r in enumerate(readings)]
     errors = [e for _, errs in clean for e in errs]
     if errors:
         raise ValidationFailed(errors)
@@ -89,10 +87,10 @@ async def ingest_readings(services: Services, body: Any) -> list[dict[str, Any]]
             "lat": "" if reading["lat"] is None else repr(reading["lat"]),
             "lon": "" if reading["lon"] is None else repr(reading["lon"]),
             "title": f"{reading['sensor']} {limits['name']['en']} {reading['value']:g} {limits['unit']}",
-            "at": services.reports.now().isoformat(),
+            "at": desk.now().isoformat(),
         }
         args = [part for pair in item.items() for part in pair]
-        changed = await services.redis.eval(
+        changed = await desk.redis.eval(
             _COLOUR_CHANGE, 2, keys.SENSOR_COLOURS, keys.MONITORING_QUEUE, reading["sensor"], colour, *args
         )
         results.append({"sensor": reading["sensor"], "colour": colour, "changed": bool(changed)})
@@ -100,7 +98,7 @@ async def ingest_readings(services: Services, body: Any) -> list[dict[str, Any]]
 
 
 def _reading(
-    services: Services, index: int, reading: Any, thresholds: dict[str, Any]
+    desk: ReportDesk, index: int, reading: Any, thresholds: dict[str, Any]
 ) -> tuple[dict[str, Any], list[FieldError]]:
     prefix = f"readings[{index}]"
     errors: list[FieldError] = []
@@ -120,7 +118,7 @@ def _reading(
     except ValueError:
         errors.append(FieldError(f"{prefix}.time", "format", N_("Use an ISO 8601 time with its offset.")))
     area = reading.get("area") or None
-    if area is not None and (not isinstance(area, str) or services.registry.get(area) is None):
+    if area is not None and (not isinstance(area, str) or desk.registry.get(area) is None):
         errors.append(FieldError(f"{prefix}.area", "unknown", N_("Choose an area from the list.")))
     lat, lon = reading.get("lat"), reading.get("lon")
     if (lat is None) != (lon is None) or any(
@@ -129,7 +127,7 @@ def _reading(
     ):
         errors.append(FieldError(f"{prefix}.lat", "range", N_("Give both latitude and longitude as numbers.")))
     if area is None and lat is not None and not errors:
-        inside = services.registry.containing(lat, lon)
+        inside = desk.registry.containing(lat, lon)
         area = inside[-1].code if inside else None
     clean = {"sensor": sensor, "type": kind, "value": value, "time": str(time), "area": area, "lat": lat, "lon": lon}
     return clean, errors
@@ -193,8 +191,8 @@ def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
     return item
 
 
-async def ingest_cap_alert(services: Services, raw: bytes) -> dict[str, str]:
-    item = parse_cap_alert(raw, services.registry)
-    item["at"] = services.reports.now().isoformat()
-    entry_id = await services.redis.xadd(keys.MONITORING_QUEUE, item)
+async def ingest_cap_alert(desk: ReportDesk, raw: bytes) -> dict[str, str]:
+    item = parse_cap_alert(raw, desk.registry)
+    item["at"] = desk.now().isoformat()
+    entry_id = await desk.redis.xadd(keys.MONITORING_QUEUE, item)
     return {"id": entry_id, **item}

@@ -8,10 +8,10 @@ an entry for every action.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 from redis.exceptions import WatchError
 
+from citizen_report.desk import ReportDesk
 from citizen_report.incidents import MERGED, Incident, load_incident, priority_for, store_incident
 from citizen_report.intake import load_report
 from citizen_report.model import ASSIGNED, DUPLICATE, IN_PROGRESS, REJECTED, RESOLVED, TERMINAL, TRANSITIONS, VERIFIED
@@ -21,9 +21,6 @@ from foundation.access.audit import Actor
 from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store import keys
-
-if TYPE_CHECKING:
-    from warncast.services import Services
 
 ACTIONS = {
     "verify": VERIFIED,
@@ -44,7 +41,7 @@ ACTION_NAMES = {
 
 
 async def act(
-    services: Services,
+    desk: ReportDesk,
     actor: Actor,
     incident_id: str,
     action: str,
@@ -60,12 +57,12 @@ async def act(
         raise ValidationFailed([FieldError("reason", "too_long", N_("At most %(max)s characters."), {"max": 500})])
     if action == "reject" and not reason:
         raise ValidationFailed([FieldError("reason", "required", N_("Say why the report is rejected."))])
-    table = await load_routing(services.redis)
+    table = await load_routing(desk.redis)
     if action == "assign" and department not in table["departments"]:
         raise ValidationFailed([FieldError("department", "unknown", N_("Choose one of the departments."))])
     for _attempt in range(20):
         try:
-            incident = await _apply(services, incident_id, action, reason, department, into, table)
+            incident = await _apply(desk, incident_id, action, reason, department, into, table)
             break
         except WatchError:
             continue
@@ -76,24 +73,24 @@ async def act(
         details["department"] = department
     if into:
         details["into"] = into
-    await services.audit.append(actor.label, f"incident.{action}", incident_id, **details)
+    await desk.audit.append(actor.label, f"incident.{action}", incident_id, **details)
     return incident
 
 
 async def _apply(
-    services: Services, incident_id: str, action: str, reason: str, department: str, into: str, table: dict
+    desk: ReportDesk, incident_id: str, action: str, reason: str, department: str, into: str, table: dict
 ) -> Incident:
-    redis, now = services.redis, services.reports.now()
+    redis, now = desk.redis, desk.now()
     async with redis.pipeline(transaction=True) as pipe:
         watched = [keys.incident(incident_id)] + ([keys.incident(into)] if into else [])
         await pipe.watch(*watched)
-        incident = await load_incident(services, incident_id)
+        incident = await load_incident(desk, incident_id)
         if incident is None:
             raise NotFound(N_("No incident with this id."))
         status = ACTIONS[action]
         target: Incident | None = None
         if action == "merge":
-            target = await _merge_target(services, incident, into)
+            target = await _merge_target(desk, incident, into)
         elif incident.status == MERGED or status not in TRANSITIONS.get(incident.status, frozenset()):
             raise Conflict(
                 N_("This incident is %(status)s; it cannot move to %(target)s."),
@@ -101,7 +98,7 @@ async def _apply(
                 target=status,
             )
         await pipe.watch(*watched, *(keys.report(r) for r in incident.reports))
-        reports = [r for r in [await load_report(services, rid) for rid in incident.reports] if r]
+        reports = [r for r in [await load_report(desk, rid) for rid in incident.reports] if r]
         pipe.multi()
         if target is not None:
             incident.status, incident.merged_into, incident.note = MERGED, target.id, reason
@@ -131,16 +128,14 @@ async def _apply(
             report.history.append({"status": status, "at": now.isoformat(), "note": report.status_note})
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
             if pushed(report):
-                fields = render_notification(
-                    services.reports.text_env, services.catalogs, report, services.settings.public_url
-                )
+                fields = render_notification(desk.text_env, desk.catalogs, report, desk.settings.public_url)
                 pipe.xadd(keys.REPORT_NOTIFICATIONS, fields)
         await pipe.execute()
     return target or incident
 
 
-async def _merge_target(services: Services, incident: Incident, into: str) -> Incident:
-    target = await load_incident(services, into) if into else None
+async def _merge_target(desk: ReportDesk, incident: Incident, into: str) -> Incident:
+    target = await load_incident(desk, into) if into else None
     if target is None or target.id == incident.id:
         raise ValidationFailed([FieldError("into", "unknown", N_("Choose another open incident to merge into."))])
     if target.status in TERMINAL or target.status == MERGED or incident.status in TERMINAL | {MERGED}:

@@ -6,6 +6,7 @@ context, so one environment serves every locale at once and autoescaping survive
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,6 @@ import jinja2
 from babel.dates import format_datetime
 
 from foundation.i18n import PoTranslations
-from publisher.taxonomy import GRADE_COLOUR, GRADE_LEVEL, GRADE_TEXT_COLOUR
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -41,7 +41,8 @@ def _datetime(ctx: jinja2.runtime.Context, value: datetime | str | None, fmt: st
     return format_datetime(value, format=fmt, tzinfo=ctx["tz"], locale=locale)
 
 
-def build_environment(*, enable_async: bool = True) -> jinja2.Environment:
+def build_environment(*, enable_async: bool = True, names: Mapping[str, Any] | None = None) -> jinja2.Environment:
+    """`names`: globals every template may use (the warning domain's grade colours, say)."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=jinja2.select_autoescape(["html", "xml", "svg"], default_for_string=True),
@@ -53,7 +54,7 @@ def build_environment(*, enable_async: bool = True) -> jinja2.Environment:
     )
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["datetime"] = _datetime
-    env.globals.update(grade_colour=GRADE_COLOUR, grade_text_colour=GRADE_TEXT_COLOUR, grade_level=GRADE_LEVEL)
+    env.globals.update(names or {})
     return env
 
 

@@ -9,10 +9,10 @@ import csv
 import io
 from dataclasses import dataclass, field
 
+from foundation.areas.registry import AreaRegistry
 from foundation.i18n import normalize_locale
-from publisher.subscribers import CHANNELS, STOPPED, SubscriberError, find_area, normalize_address
+from publisher.subscribers import CHANNELS, STOPPED, SubscriberError, Subscribers, find_area, normalize_address
 from publisher.taxonomy import GRADES
-from warncast.services import Services
 
 REQUIRED = ("channel", "address", "area", "language", "min_grade")
 MAX_ROWS = 5_000_000
@@ -26,7 +26,7 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
 
 
-async def import_subscribers(services: Services, text: str) -> ImportReport:
+async def import_subscribers(subscribers: Subscribers, registry: AreaRegistry, text: str) -> ImportReport:
     report = ImportReport()
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
@@ -38,18 +38,20 @@ async def import_subscribers(services: Services, text: str) -> ImportReport:
             report.errors.append(f"line {line}: more than {MAX_ROWS} rows; split the file")
             break
         try:
-            await _import_row(services, row, report)
+            await _import_row(subscribers, registry, row, report)
         except SubscriberError as exc:
             report.errors.append(f"line {line}: {exc}")
     return report
 
 
-async def _import_row(services: Services, row: dict[str, str], report: ImportReport) -> None:
+async def _import_row(
+    subscribers: Subscribers, registry: AreaRegistry, row: dict[str, str], report: ImportReport
+) -> None:
     channel = (row.get("channel") or "").strip().lower()
     if channel not in CHANNELS:
         raise SubscriberError(f"channel must be one of {', '.join(CHANNELS)}, got {channel[:20]!r}")
     address = normalize_address(channel, row.get("address") or "")
-    area = find_area(services.registry, row.get("area") or "")
+    area = find_area(registry, row.get("area") or "")
     if area is None:
         raise SubscriberError(f"unknown area {(row.get('area') or '')[:40]!r}")
     lang = normalize_locale(row.get("language") or "")
@@ -59,7 +61,7 @@ async def _import_row(services: Services, row: dict[str, str], report: ImportRep
     if grade not in GRADES:
         raise SubscriberError(f"min_grade must be one of {', '.join(GRADES)}, got {grade[:20]!r}")
     drill = (row.get("drill") or "").strip().lower() in ("1", "true", "yes")
-    existing = await services.subscribers.get(channel, address)
+    existing = await subscribers.get(channel, address)
     if existing and existing.status == STOPPED:
         report.skipped_stopped += 1  # a STOP is honoured forever, even against an old list
         return
@@ -73,6 +75,6 @@ async def _import_row(services: Services, row: dict[str, str], report: ImportRep
     ):
         report.unchanged += 1
         return
-    await services.subscribers.subscribe(channel, address, area.code, lang=lang, source="import")
-    await services.subscribers.update(channel, address, min_grade=grade, drill=drill)
+    await subscribers.subscribe(channel, address, area.code, lang=lang, source="import")
+    await subscribers.update(channel, address, min_grade=grade, drill=drill)
     report.imported += 1

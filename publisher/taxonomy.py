@@ -107,3 +107,8 @@ VALUE_NAMES = {
     "Possible": N_("Possible"),
     "Unlikely": N_("Unlikely"),
 }
+
+
+def template_names() -> dict[str, dict[str, object]]:
+    """What every page and message template may use to show a grade."""
+    return {"grade_colour": GRADE_COLOUR, "grade_text_colour": GRADE_TEXT_COLOUR, "grade_level": GRADE_LEVEL}

@@ -20,6 +20,7 @@ from redis.exceptions import WatchError
 from foundation.access.audit import SYSTEM, Actor, AuditLog
 from foundation.access.roles import allowed
 from foundation.areas.registry import AreaRegistry
+from foundation.clock import Clock
 from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
@@ -48,7 +49,6 @@ from publisher.validation import Collector, clean_text, parse_content
 
 log = logging.getLogger(__name__)
 EVENTS_MAXLEN = 10_000
-Clock = Callable[[], datetime]
 
 
 class Warnings:

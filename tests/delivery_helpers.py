@@ -54,9 +54,9 @@ async def drain(
     import asyncio
 
     await ensure_group(services.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
-    planner = planner or Planner(services, "test-planner")
+    planner = planner or Planner(services.dispatch, "test-planner")
     await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
-    workers = workers or [Worker(services, "test-worker")]
+    workers = workers or [Worker(services.dispatch, "test-worker")]
     for _ in range(rounds):
         planned = await planner.run_once()
         sent = sum(await asyncio.gather(*(w.run_once() for w in workers)))

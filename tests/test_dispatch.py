@@ -5,11 +5,13 @@ rate limits across workers, lifecycle recipients, receipts, preview, outbox and 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
 import pytest
 
+from channels.sms.channel import SmsChannel
 from foundation.store import keys
 from foundation.store.streams import ensure_group
 from publisher.dispatch import worker as worker_module
@@ -229,9 +231,9 @@ async def test_segment_of_a_dead_consumer_is_reclaimed(client, services, staff, 
 async def test_rate_limit_is_held_across_workers(client, services, staff, clock, twilio, settings):
     phones = await subscribe(services, 40, D1, lang="en")
     rate = 12.0
-    services.settings = settings.with_(sms_rate=rate)
+    services.channels["sms"].rate = rate  # the channel says its provider's rate
     await published(client, staff, clock, grade="red")
-    workers = [Worker(services, f"w{i}") for i in range(3)]  # each with its own limiter instance
+    workers = [Worker(services.dispatch, f"w{i}") for i in range(3)]  # each with its own limiter instance
     await drain(services, workers)
     assert sum(twilio.counts.values()) == len(phones)
     stamps = sorted(m.at for m in twilio.messages)
@@ -323,16 +325,9 @@ async def test_preview_shows_texts_segments_and_reach(client, services, staff, c
 
 
 async def test_outbox_mode_without_credentials(client, services, staff, clock, settings):
-    from channels.sms.channel import SmsChannel
-    from publisher.dispatch.channel import ChannelContext
-
     await services.channels["sms"].close()
-    services.settings = settings.with_(twilio_account_sid="")
-    services.channels["sms"] = SmsChannel(
-        ChannelContext(
-            services.settings, services.redis, services.env, services.catalogs, services.registry, services.subscribers
-        )
-    )
+    offline = dataclasses.replace(services.channel_context, settings=settings.with_(twilio_account_sid=""))
+    services.channels["sms"] = SmsChannel(offline)
     assert services.channels["sms"].outbox_mode
     phones = await subscribe(services, 2, D1)
     await published(client, staff, clock, grade="red")

@@ -112,9 +112,9 @@ async def test_post_and_get_requests(client, services, staff, fmt):
         created = {c.tag: c.text for c in etree.fromstring((await resp.text()).encode()).find("request")}
     assert set(created) == {"service_request_id", "service_notice", "account_id"}
     request_id = created["service_request_id"]
-    [queued] = await items(services)
+    [queued] = await items(services.reports)
     assert queued["ref"] == request_id and queued["lane"] == "priority", "people_at_risk=yes"
-    await drain(services)
+    await drain(services.reports)
     one = await get(client, f"requests/{request_id}", fmt)
     row = one[0] if fmt == "json" else {k: v.text for k, v in xml_rows(one, "request")[0].items()}
     assert set(row) == REQUEST_FIELDS
@@ -131,7 +131,7 @@ async def test_post_and_get_requests(client, services, staff, fmt):
 
 async def test_requests_filters_and_errors(client, services, staff):
     await post_report(client, {"category": "fire", "description": "Smoke from a window", **INSIDE})
-    await drain(services)
+    await drain(services.reports)
     [incident] = (await (await client.get("/api/v1/incidents", headers=staff["triage"])).json())["incidents"]
     await client.post(f"/api/v1/incidents/{incident['id']}/resolve", json={"reason": "Out"}, headers=staff["triage"])
     rows = await get(client, "requests?status=closed", "json")
@@ -192,10 +192,10 @@ async def test_telegram_conversation_files_a_report(client, services):
     assert describe.text == "Describe what you see, in a few words."
     done = flow.text("Flames on the 3rd floor balcony")
     assert done.finished is not None and flow.state == "done"
-    submitted = await submit_report(services, done.finished, idempotency_key="tg-update-1")
+    submitted = await submit_report(services.reports, done.finished, idempotency_key="tg-update-1")
     assert submitted.report.reply_channel == "telegram" and submitted.report.reply_address == "4242"
     assert len(submitted.report.photos) == 1
-    [item] = await items(services)
+    [item] = await items(services.reports)
     assert item["lane"] == "priority"
     # Typing a place instead of sharing a location; cancelling.
     other = TelegramReportFlow("1", "zh_Hans", services.catalogs, services.registry)

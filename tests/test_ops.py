@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import warnings
 
-from warncast.app_keys import SERVICES
+from warncast.app_keys import REDIS
 
 
 async def test_health_and_readiness(client, services):
@@ -14,16 +15,21 @@ async def test_health_and_readiness(client, services):
 
 
 async def test_readyz_fails_without_redis(client, services):
-    original = client.app[SERVICES].redis
     import redis.asyncio as aioredis
 
-    client.app[SERVICES].redis = aioredis.from_url("unix:///nonexistent/redis.sock")
+    original = client.app[REDIS]
+    broken = aioredis.from_url("unix:///nonexistent/redis.sock")
+    with warnings.catch_warnings():  # swapping a started app's Redis is a test's business only
+        warnings.simplefilter("ignore", DeprecationWarning)
+        client.app[REDIS] = broken
     try:
         resp = await client.get("/readyz")
         assert resp.status == 503
     finally:
-        await client.app[SERVICES].redis.aclose()
-        client.app[SERVICES].redis = original
+        await broken.aclose()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client.app[REDIS] = original
 
 
 async def test_openapi_describes_every_api_route(client, services):

@@ -69,7 +69,7 @@ async def text_in(client: Any, phone: str, body: str, sid: str) -> str:
 async def report_by_code(services: Any, code: str) -> Any:
     report_id = await services.redis.hget(keys.REPORTS_BY_TRACKING, code)
     assert report_id, f"no report {code}"
-    return await load_report(services, report_id)
+    return await load_report(services.reports, report_id)
 
 
 async def report_count(services: Any) -> int:
@@ -159,7 +159,7 @@ async def test_sms_report_into_the_queue_with_the_tracking_code_replied(client, 
     report = await report_by_code(services, code)
     assert (report.channel, report.reply_channel, report.reply_address, report.locale) == ("sms", "sms", PHONE, "en")
     assert report.area == "990101" and report.category == "waterlogging" and report.lat is not None
-    [item] = await items(services)
+    [item] = await items(services.reports)
     assert item["kind"] == "report" and item["ref"] == report.id
     received = "Lanjiang warnings: we received your hazard report. Tracking code %(code)s."
     assert services.catalogs.text("en", received, code=code) in reply
@@ -167,7 +167,7 @@ async def test_sms_report_into_the_queue_with_the_tracking_code_replied(client, 
     # Twilio retries the webhook with the same MessageSid: the same answer, no second report.
     again = await text_in(client, PHONE, "REPORT Binjiang District underpass flooded, water knee deep", "SMr1")
     assert CODE.findall(again) == [code]
-    assert await report_count(services) == 1 and len(await items(services)) == 1
+    assert await report_count(services) == 1 and len(await items(services.reports)) == 1
 
     # 上报, glued to its text, from another phone: a report in Chinese.
     reply = await text_in(client, PHONE_ZH, "上报滨江区江湾街道积水很深", "SMr2")
@@ -186,7 +186,7 @@ async def test_bad_sms_reports_get_a_clear_reply_and_store_nothing(client, servi
         short = services.catalogs.text(locale, "Describe what you see in at least %(min)s characters.", min=5)
         assert short in reply, reply
         assert not CODE.findall(reply)
-    assert await report_count(services) == 0 and await items(services) == []
+    assert await report_count(services) == 0 and await items(services.reports) == []
     unknown = await text_in(client, PHONE, "REPORTING nothing", "SMb6")  # not the keyword: the help text
     assert "JOIN" in unknown and await report_count(services) == 0
 
@@ -220,7 +220,7 @@ async def test_telegram_report_conversation_with_a_photo(
     assert len(report.photos) == 1
     stored = base64.b64decode(await services.redis.get(keys.report_photo(report.photos[0])))
     assert stored.startswith(b"\xff\xd8") and b"Jane Citizen" not in stored and b"PhoneMaker" not in stored
-    [item] = await items(services)
+    [item] = await items(services.reports)
     assert item["ref"] == report.id and item["category"] == "waterlogging"
     assert await services.subscribers.get("telegram", str(CHAT)) is None, "a report's location subscribes nobody"
 
@@ -276,7 +276,7 @@ async def test_the_status_loop_reaches_the_reporter_by_sms_and_telegram(client, 
     assert [m.to for m in twilio.messages] == [PHONE_ZH] and api_code in twilio.messages[0].body
     assert to_chat(telegram_api, CHAT) == []
 
-    assert await drain(services) == 3
+    assert await drain(services.reports) == 3
     listed = await (await client.get("/api/v1/incidents", headers=staff["triage"])).json()
     for incident in listed["incidents"]:
         await act(client, staff, incident["id"], "verify")
@@ -322,7 +322,7 @@ async def filed_by_sms(client: Any, services: Any, phone: str, sid: str) -> str:
 
 
 async def resolve_all(client: Any, services: Any, staff: Any) -> None:
-    await drain(services)
+    await drain(services.reports)
     listed = await (await client.get("/api/v1/incidents", headers=staff["triage"])).json()
     for incident in listed["incidents"]:
         if incident["status"] not in ("resolved", "rejected"):

@@ -46,7 +46,7 @@ def gps_jpeg(lat: float = 30.666, lon: float = 121.0625, size: tuple[int, int] =
 
 
 async def queued(services: Any) -> list[dict[str, str]]:
-    return await items(services, limit=1000)
+    return await items(services.reports, limit=1000)
 
 
 async def post_report(client: Any, body: dict[str, Any], key: str | None = None, lang: str = "en") -> Any:
@@ -226,7 +226,7 @@ async def test_rate_limits_per_ip_and_per_phone(client, services):
     for expected in (True, True, False):
         data = parse_sms_report("上报 井盖丢失 road", services.registry, phone="+8613700000009")
         try:
-            await submit_report(services, data)
+            await submit_report(services.reports, data)
             assert expected
         except Exception as exc:  # noqa: BLE001
             assert not expected and "TooManyRequests" in type(exc).__name__
@@ -296,8 +296,8 @@ async def test_sms_and_telegram_entry_points_into_the_queue(client, services):
         "REPORT fallen tree blocking road in Jiangwan Subdistrict", services.registry, phone="+8613811112222"
     )
     assert sms.category == "fallen_tree" and sms.area == "990101001"
-    done = await submit_report(services, sms, idempotency_key="SM123")
-    replay = await submit_report(services, sms, idempotency_key="SM123")
+    done = await submit_report(services.reports, sms, idempotency_key="SM123")
+    replay = await submit_report(services.reports, sms, idempotency_key="SM123")
     assert replay.replayed and replay.report.id == done.report.id
     assert done.report.reply_channel == "sms" and done.report.reply_address == "+8613811112222"
     telegram = ReportInput(
@@ -308,21 +308,21 @@ async def test_sms_and_telegram_entry_points_into_the_queue(client, services):
         address_for_replies="987654321",
         locale="en",
     )
-    sent = await submit_report(services, telegram, idempotency_key="update-77")
+    sent = await submit_report(services.reports, telegram, idempotency_key="update-77")
     assert sent.report.reply_channel == "telegram" and sent.report.life_safety
     kinds = [(i["kind"], i["lane"]) for i in await queued(services)]
     assert kinds == [("report", "normal"), ("report", "priority")]
     notes = [n for _id, n in await services.redis.xrange(keys.REPORT_NOTIFICATIONS)]
     assert [(n["channel"], n["address"]) for n in notes] == [("sms", "+8613811112222"), ("telegram", "987654321")]
     assert "call 110, 119 or 120" in notes[1]["text"]
-    await drain(services)
+    await drain(services.reports)
 
 
 async def test_intake_writes_everything_in_one_step(client, services):
     """The id comes from the intake script: the stored record, the indexes, the queue item and the
     idempotency key all carry it, and only a client's key is remembered (for the configured time)."""
-    keyed = await submit_report(services, ReportInput(**BODY, channel="api"), idempotency_key="one-step")
-    plain = await submit_report(services, ReportInput(**BODY, channel="api"))
+    keyed = await submit_report(services.reports, ReportInput(**BODY, channel="api"), idempotency_key="one-step")
+    plain = await submit_report(services.reports, ReportInput(**BODY, channel="api"))
     assert int(plain.report.id) == int(keyed.report.id) + 1
     for done in (keyed, plain):
         stored = json.loads(await services.redis.get(keys.report(done.report.id)))
@@ -339,7 +339,7 @@ async def test_intake_writes_everything_in_one_step(client, services):
 async def test_concurrent_retries_make_one_report(client, services):
     """Retries racing each other (a client that times out and resends) still make one report."""
     data = ReportInput(**BODY, channel="api", client="192.0.2.7")
-    results = await asyncio.gather(*(submit_report(services, data, idempotency_key="race") for _ in range(8)))
+    results = await asyncio.gather(*(submit_report(services.reports, data, idempotency_key="race") for _ in range(8)))
     assert len({r.report.tracking_code for r in results}) == 1
     assert sorted(r.replayed for r in results) == [False] + [True] * 7
     assert len(await queued(services)) == 1
@@ -380,7 +380,9 @@ def _variants(report: Report) -> list[Report]:
 
 async def test_receipt_is_the_rendered_notification(client, services):
     """The memoised receipt says exactly what rendering the notification template says."""
-    done = await submit_report(services, ReportInput(**BODY, channel="api", phone="+8613800138000", consent=True))
+    done = await submit_report(
+        services.reports, ReportInput(**BODY, channel="api", phone="+8613800138000", consent=True)
+    )
     desk, url = services.reports, services.settings.public_url
     for report in _variants(done.report):
         for life_safety in (False, True):

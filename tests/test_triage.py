@@ -38,7 +38,7 @@ async def test_corroboration_groups_nearby_reports_of_one_category(client, servi
         await file(client, where=where)
     await file(client, where=FAR)  # too far
     await file(client, category="road_damage", where=INSIDE, description="Road surface caved in")
-    assert await drain(services) == 5
+    assert await drain(services.reports) == 5
     found = {(i["category"], i["count"]) for i in await incidents(client, staff)}
     assert found == {("waterlogging", 3), ("waterlogging", 1), ("road_damage", 1)}
     # Three reports raise the priority of a category-2 hazard to 1.
@@ -48,14 +48,14 @@ async def test_corroboration_groups_nearby_reports_of_one_category(client, servi
 
 async def test_time_window_and_configurable_distance(client, services, staff, clock):
     await file(client)
-    await drain(services)
+    await drain(services.reports)
     clock.advance(hours=7)  # beyond the default 6 h window
     await file(client)
-    await drain(services)
+    await drain(services.reports)
     assert sorted(i["count"] for i in await incidents(client, staff)) == [1, 1]
     services.reports.config = services.reports.config.__class__(corroboration_metres=5000)
     await file(client, where=FAR)
-    await drain(services)
+    await drain(services.reports)
     assert sorted(i["count"] for i in await incidents(client, staff)) == [1, 2]
 
 
@@ -63,7 +63,7 @@ async def test_priority_lane_and_deadlines(client, services, staff):
     await file(client, category="gas_leak", description="Strong smell of gas in the stairwell")
     await file(client, category="fallen_tree", where=FAR, description="Branch down, someone trapped under it")
     await file(client, category="road_damage", where=NEAR, description="Small pothole here")
-    await drain(services)
+    await drain(services.reports)
     found = {i["category"]: i for i in await incidents(client, staff)}
     assert found["gas_leak"]["lane"] == "priority" and found["gas_leak"]["priority"] == 1
     assert found["fallen_tree"]["lane"] == "priority", "a life-safety word in the text"
@@ -85,7 +85,7 @@ async def test_routing_by_category_and_area_as_an_editable_table(client, service
     await file(client, where={"lat": other_street[0], "lon": other_street[1]})  # elsewhere -> the category rule
     lanhu = services.registry.get("990102").point
     await file(client, category="other", where={"lat": lanhu[0], "lon": lanhu[1]}, description="Odd noise here")
-    await drain(services)
+    await drain(services.reports)
     by_department = {(i["category"], i["department"]) for i in await incidents(client, staff)}
     assert by_department == {
         ("waterlogging", "city_management"),
@@ -102,7 +102,7 @@ async def test_routing_by_category_and_area_as_an_editable_table(client, service
 async def test_the_whole_status_loop_notifies_the_reporter(client, services, staff):
     sms = await file(client, contact={"phone": "+8613800138000"})
     web = await file(client, where=NEAR)
-    await drain(services)
+    await drain(services.reports)
     [incident] = await incidents(client, staff)
     steps = [
         ("verify", {}, "verified"),
@@ -136,7 +136,7 @@ async def test_the_whole_status_loop_notifies_the_reporter(client, services, sta
 async def test_reject_needs_a_reason_and_merge_marks_duplicates(client, services, staff):
     first = await file(client)
     second = await file(client, where=FAR)
-    await drain(services)
+    await drain(services.reports)
     a, b = sorted(await incidents(client, staff), key=lambda i: i["id"])
     resp = await client.post(f"/api/v1/incidents/{a['id']}/reject?lang=en", json={}, headers=staff["triage"])
     assert resp.status == 422 and (await resp.json())["error"]["fields"][0]["field"] == "reason"
@@ -160,9 +160,9 @@ async def test_a_crashed_consumer_loses_nothing(client, services, staff):
     # A consumer reads the item and dies before acknowledging it.
     from citizen_report.queue import ensure_group
 
-    await ensure_group(services)
+    await ensure_group(services.reports)
     await services.redis.xreadgroup(keys.MONITORING_GROUP, "dead", {keys.MONITORING_QUEUE: ">"}, count=10)
-    assert await consume(services, "alive") == 0, "not stale yet"
+    assert await consume(services.reports, "alive") == 0, "not stale yet"
     await services.redis.xclaim(
         keys.MONITORING_QUEUE,
         keys.MONITORING_GROUP,
@@ -171,13 +171,13 @@ async def test_a_crashed_consumer_loses_nothing(client, services, staff):
         [e for e, _ in await services.redis.xrange(keys.MONITORING_QUEUE)],
         idle=60_000,
     )
-    assert await consume(services, "alive") == 1
+    assert await consume(services.reports, "alive") == 1
     assert len(await incidents(client, staff)) == 1
     # Delivered twice (at-least-once) changes nothing.
     [(entry, fields)] = await services.redis.xrange(keys.MONITORING_QUEUE)
     from citizen_report.incidents import absorb
 
-    await absorb(services, entry, fields)
+    await absorb(services.reports, entry, fields)
     assert [i["count"] for i in await incidents(client, staff)] == [1]
 
 
@@ -201,7 +201,7 @@ async def test_readings_raise_items_only_on_a_change_of_colour(client, services,
         i for i in (await (await client.get("/api/v1/monitoring/items", headers=staff["triage"])).json())["items"]
     ]
     assert [(i["previous"], i["colour"]) for i in queued] == [("green", "yellow"), ("yellow", "red"), ("red", "green")]
-    await drain(services)
+    await drain(services.reports)
     [sensor] = await incidents(client, staff, "kind=breach")
     assert sensor["kind"] == "breach" and sensor["details"]["colour"] == "green"
     bad = await client.post(
@@ -240,7 +240,7 @@ async def test_upstream_cap_alerts_parsed_safely(client, services, staff):
         and item["area"] == "990101"
         and item["title"] == "Provincial rainstorm <orange> warning"
     )
-    await drain(services)
+    await drain(services.reports)
     [alert] = await incidents(client, staff, "kind=alert")
     assert alert["priority"] == 2
     laughs = (
@@ -265,7 +265,7 @@ async def test_upstream_cap_alerts_parsed_safely(client, services, staff):
 
 async def test_triage_board_in_the_console(client, services, users):
     await file(client, category="gas_leak", description="<img src=x onerror=alert(1)> gas smell")
-    await drain(services)
+    await drain(services.reports)
     csrf = await login(client, "chief", users["chief"])  # triage rights, and may draft warnings
     board = await (await client.get("/console/triage?lang=en")).text()
     assert "&lt;img src=x onerror=alert(1)&gt;" in board and "<img src=x" not in board

@@ -19,7 +19,11 @@ from foundation import logs, loops
 from foundation.access.roles import ROLES
 from foundation.settings import Settings, SettingsError
 from foundation.store.connection import open_redis
+from publisher.dispatch.runner import start_dispatch
+from publisher.subscriber_import import import_subscribers
+from warncast.demo import demo_logins, load_demo
 from warncast.services import Services
+from warncast.web.app import create_app, run_scheduler
 
 log = logging.getLogger("warncast")
 
@@ -63,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    from warncast.web.app import create_app
-
     print(f"warncast: serving on http://{settings.host}:{settings.port}", flush=True)
     web.run_app(
         create_app(settings),
@@ -79,9 +81,6 @@ def _serve(settings: Settings) -> int:
 
 
 async def _worker(settings: Settings) -> int:
-    from publisher.dispatch.runner import start_dispatch
-    from warncast.web.app import run_scheduler
-
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -89,7 +88,7 @@ async def _worker(settings: Settings) -> int:
     async with open_redis(settings) as redis:
         services = await Services.build(settings, redis)
         await services.start_channels()
-        tasks = [asyncio.create_task(run_scheduler(services)), *start_dispatch(services)]
+        tasks = [asyncio.create_task(run_scheduler(services)), *start_dispatch(services.dispatch)]
         log.info("worker running")
         await stop.wait()
         for task in tasks:
@@ -144,8 +143,6 @@ async def _list_users(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _load_demo(services: Services, args: argparse.Namespace) -> int:
-    from warncast.demo import demo_logins, load_demo
-
     for note in await load_demo(services):
         print(f"warncast: {note}")
     print(f"demo operator logins (console: {services.settings.public_url}/console):")
@@ -167,13 +164,11 @@ async def _verify_audit(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _import_subscribers(services: Services, args: argparse.Namespace) -> int:
-    from publisher.subscriber_import import import_subscribers
-
     try:
         text = await asyncio.to_thread(Path(args.file).read_text, encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"cannot read {args.file}: {exc}") from exc
-    report = await import_subscribers(services, text)
+    report = await import_subscribers(services.subscribers, services.registry, text)
     await services.audit.append(
         "cli",
         "subscribers.import",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from channels.cache import RenderCache
+from channels.context import ChannelContext
 from channels.events import EventFollower
 from channels.feeds import Feeds
 from channels.screens import ScreenOutputs
 from channels.screens.hub import ScreenHub
-from warncast.services import Services
 
 
 @dataclass
@@ -21,10 +21,10 @@ class Outlets:
     hub: ScreenHub
 
     @classmethod
-    def build(cls, services: Services) -> Outlets:
-        follower = EventFollower(services.redis)
+    def build(cls, ctx: ChannelContext) -> Outlets:
+        follower = EventFollower(ctx.redis)
         cache = RenderCache()
-        screens = ScreenOutputs(services, follower, cache)
+        screens = ScreenOutputs(ctx, follower, cache)
         hub = ScreenHub(screens)
         follower.listen(hub.on_event)
-        return cls(follower, cache, Feeds(services, follower, cache), screens, hub)
+        return cls(follower, cache, Feeds(ctx, follower, cache), screens, hub)

@@ -1,26 +1,33 @@
-"""The service objects every handler and worker shares, built once per process."""
+"""The process's composition root: every service built once, from the bottom layer up.
+
+`Services` owns what it builds; nothing below this layer sees it. Handlers reach each service through
+its own AppKey (`warncast.app_keys`), and the lower layers get only the context they work with:
+`DispatchContext` (publisher.dispatch), `ReportDesk` (citizen_report), `ChannelContext` (channels).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import jinja2
 import redis.asyncio as aioredis
 
+from channels.context import ChannelContext
 from citizen_report.desk import ReportDesk
 from foundation.access.audit import AuditLog
 from foundation.access.auth import Accounts
 from foundation.areas.registry import AreaRegistry
+from foundation.clock import Clock
 from foundation.i18n import Catalogs
 from foundation.settings import Settings
 from foundation.templating import build_environment
+from publisher.dispatch.channel import Channel
+from publisher.dispatch.context import DispatchContext
 from publisher.policy import ChannelPolicy
 from publisher.subscribers import Subscribers
-from publisher.workflow import Clock, Warnings
-
-if TYPE_CHECKING:
-    from publisher.dispatch.channel import Channel
+from publisher.taxonomy import template_names
+from publisher.workflow import Warnings
+from warncast.channel_registry import build_channels
 
 
 @dataclass
@@ -36,15 +43,25 @@ class Services:
     policy: ChannelPolicy
     env: jinja2.Environment
     reports: ReportDesk
-    channels: dict[str, Channel] = field(default_factory=dict)  # started by start_channels()
+    dispatch: DispatchContext
+    channel_context: ChannelContext
+
+    @property
+    def channels(self) -> dict[str, Channel]:
+        """The started channels (empty until `start_channels`)."""
+        return self.dispatch.channels
 
     @classmethod
     async def build(cls, settings: Settings, redis: aioredis.Redis, clock: Clock | None = None) -> Services:
-
         catalogs = Catalogs.load()
         registry = AreaRegistry()
         await registry.refresh(redis)
         audit = AuditLog(redis, settings.secret_key)
+        warnings = Warnings(redis, registry, audit, settings, catalogs, clock)
+        subscribers = Subscribers(redis)
+        policy = ChannelPolicy(redis)
+        env = build_environment(names=template_names())
+        reports = ReportDesk(settings, redis, registry, catalogs, audit, build_environment(enable_async=False), clock)
         return cls(
             settings=settings,
             redis=redis,
@@ -52,18 +69,19 @@ class Services:
             registry=registry,
             audit=audit,
             accounts=Accounts(redis, settings.password_memory_kib),
-            warnings=Warnings(redis, registry, audit, settings, catalogs, clock),
-            subscribers=Subscribers(redis),
-            policy=ChannelPolicy(redis),
-            env=build_environment(),
-            reports=ReportDesk(settings.tz, build_environment(enable_async=False), clock),
+            warnings=warnings,
+            subscribers=subscribers,
+            policy=policy,
+            env=env,
+            reports=reports,
+            dispatch=DispatchContext(settings, redis, registry, warnings, subscribers, policy),
+            channel_context=ChannelContext(
+                settings, redis, env, catalogs, registry, subscribers, warnings, audit, reports
+            ),
         )
 
     async def start_channels(self) -> None:
-        from channels import ChannelContext, build_channels
-
-        ctx = ChannelContext(self.settings, self.redis, self.env, self.catalogs, self.registry, self.subscribers)
-        self.channels = build_channels(ctx)
+        self.channels.update(build_channels(self.channel_context))
         for channel in self.channels.values():
             await channel.start()
         # Compile message templates now, not while the first warning waits to be sent.
@@ -73,4 +91,4 @@ class Services:
     async def close_channels(self) -> None:
         for channel in self.channels.values():
             await channel.close()
-        self.channels = {}
+        self.channels.clear()

@@ -10,23 +10,23 @@ from __future__ import annotations
 from collections.abc import Hashable
 
 from channels.cache import RenderCache, Rendering, version_time
+from channels.context import ChannelContext
 from channels.events import EventFollower
 from channels.feeds.cap_index import cap_index
 from channels.feeds.render import ATOM, CONTENT_TYPES, RSS, warnings_feed
 from channels.feeds.select import FeedQuery, matching, published_messages
-from warncast.services import Services
 
 __all__ = ["ATOM", "RSS", "FeedQuery", "Feeds"]
 
 
 class Feeds:
-    def __init__(self, services: Services, follower: EventFollower, cache: RenderCache) -> None:
-        self.services = services
+    def __init__(self, ctx: ChannelContext, follower: EventFollower, cache: RenderCache) -> None:
+        self.ctx = ctx
         self.follower = follower
         self.cache = cache
 
     async def version(self) -> tuple[str, int]:
-        return await self.follower.current(), self.services.registry.version
+        return await self.follower.current(), self.ctx.registry.version
 
     async def warnings(self, kind: str, query: FeedQuery) -> Rendering:
         return await self._cached(("feed", kind, query), CONTENT_TYPES[kind], kind, query)
@@ -38,7 +38,7 @@ class Feeds:
         version = await self.version()
 
         async def render() -> Rendering:
-            svc = self.services
+            svc = self.ctx
             messages = matching(await published_messages(svc.warnings), query, svc.registry)
             context = {"registry": svc.registry, "settings": svc.settings, "catalogs": svc.catalogs}
             if kind == "cap":

@@ -24,11 +24,12 @@ from email.utils import parsedate_to_datetime
 
 import aiohttp
 
+from channels.context import ChannelContext
 from channels.partners.registry import PartnerRegistry
 from foundation.access.audit import SYSTEM, AuditLog
 from foundation.store import keys
 from publisher.cap_xml import render_cap
-from publisher.dispatch.channel import ChannelContext, PermanentError, Rendition, SendResult, TemporaryError
+from publisher.dispatch.channel import PermanentError, Rendition, SendResult, TemporaryError
 from publisher.model import Message
 from publisher.serialize import message_json
 from publisher.subscribers import ACTIVE, STOPPED, Subscriber
@@ -38,6 +39,7 @@ NAME = "partner"
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "cap": "application/cap+xml; charset=utf-8"}
 KINDS = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}
 MAX_RETRY_AFTER = 3600.0
+RATE = 200.0  # posts per second over all partners: partner systems are many small servers
 
 
 @dataclass(frozen=True)
@@ -89,12 +91,23 @@ def retry_after_seconds(value: str | None) -> float | None:
 class PartnerChannel:
     name = NAME
     outbox_mode = False  # a partner's URL is its own "credential": there is nothing to hold back
+    subscriber_channel = False  # partners are kept in their own registry
+    rate = RATE
+    max_units = 1
+    per_address_interval_ms = None
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.registry = PartnerRegistry(ctx.redis)
         self.audit = AuditLog(ctx.redis, ctx.settings.secret_key)
         self.session: aiohttp.ClientSession | None = None
+
+    def render_text(self, text: str) -> Rendition:
+        return Rendition(text=text)
+
+    async def recipients(self, message: Message, areas: set[str]) -> list[str]:
+        """The partners a message concerns by grade, area (`areas`: those it affects) and drill flag."""
+        return await self.registry.matching(message.content.grade, areas, message.content.is_drill)
 
     async def lookup(self, addresses: list[str]) -> list[Subscriber | None]:
         """Partners as recipients for the dispatch worker. The worker caches renditions per

@@ -12,48 +12,48 @@ import json
 import math
 
 from channels.cache import RenderCache, Rendering, version_time
+from channels.context import ChannelContext
 from channels.events import EventFollower
 from channels.screens.registry import Screen, ScreenRegistry
 from channels.screens.render import encode_text, screen_state, screen_text, screen_warnings, state_bytes
 from publisher.model import Message
-from warncast.services import Services
 
 __all__ = ["Screen", "ScreenOutputs", "ScreenRegistry"]
 
 
 class ScreenOutputs:
-    def __init__(self, services: Services, follower: EventFollower, cache: RenderCache) -> None:
-        self.services = services
+    def __init__(self, ctx: ChannelContext, follower: EventFollower, cache: RenderCache) -> None:
+        self.ctx = ctx
         self.follower = follower
         self.cache = cache
-        self.registry = ScreenRegistry(services.redis)
+        self.registry = ScreenRegistry(ctx.redis)
         self._active: tuple[object, float, list[Message]] | None = None
         self._active_lock = asyncio.Lock()
 
     def now(self) -> float:
-        return self.services.warnings.now().timestamp()
+        return self.ctx.warnings.now().timestamp()
 
     async def version(self) -> tuple[str, int]:
-        return await self.follower.current(), self.services.registry.version
+        return await self.follower.current(), self.ctx.registry.version
 
     async def active(self, version: object) -> list[Message]:
         """The warnings in force, loaded once per version (and again when one of them expires)."""
         async with self._active_lock:
             cached = self._active
             if cached is None or cached[0] != version or self.now() >= cached[1]:
-                messages = await self.services.warnings.active()
+                messages = await self.ctx.warnings.active()
                 until = min((m.content.expires.timestamp() for m in messages), default=math.inf)
                 self._active = cached = (version, until, messages)
             return cached[2]
 
     async def shown(self, screen: Screen) -> list[Message]:
-        return screen_warnings(await self.active(await self.version()), screen, self.services.registry)
+        return screen_warnings(await self.active(await self.version()), screen, self.ctx.registry)
 
     async def state(self, screen: Screen) -> Rendering:
         version = await self.version()
 
         async def render() -> Rendering:
-            svc = self.services
+            svc = self.ctx
             messages = screen_warnings(await self.active(version), screen, svc.registry)
             state = screen_state(screen, messages, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs)
             return Rendering(

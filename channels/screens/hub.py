@@ -94,11 +94,11 @@ class ScreenHub:
     async def tick(self, interval: float = 5.0) -> None:
         """Re-check every few seconds: a warning's expiry clears screens even before the scheduler's
         event, and area changes from another process reach this one's renderings."""
-        services = self.outputs.services
+        ctx = self.outputs.ctx
         while True:
             await asyncio.sleep(interval)
             try:
-                await services.registry.refresh(services.redis)
+                await ctx.registry.refresh(ctx.redis)
                 await self.refresh()
             except asyncio.CancelledError:
                 raise

@@ -9,12 +9,12 @@ import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
+from channels.context import ChannelContext
 from channels.outbox import OutboxTransport
 from channels.sms.segments import count_segments, fit
 from channels.sms.twilio_http import TwilioHttp
 from publisher.dispatch.channel import (
     AuthError,
-    ChannelContext,
     ChannelError,
     PermanentError,
     Rendition,
@@ -24,6 +24,7 @@ from publisher.dispatch.channel import (
 )
 from publisher.model import Message
 from publisher.rendering import build_view
+from publisher.subscribers import Subscriber
 
 # Twilio error codes that mean this number will never take the message.
 PERMANENT_CODES = {21211, 21214, 21217, 21408, 21612, 21614, 21635, 30003, 30005, 30006}
@@ -88,10 +89,14 @@ def classify(exc: TwilioRestException) -> ChannelError:
 
 class SmsChannel:
     name = "sms"
+    subscriber_channel = True
+    per_address_interval_ms = None
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.outbox_mode = not ctx.settings.twilio_configured
+        self.rate = ctx.settings.sms_rate  # segments per second: what the Twilio account allows
+        self.max_units = ctx.settings.sms_max_segments
         self.transport: Transport = OutboxTransport(ctx.redis, self.name) if self.outbox_mode else TwilioTransport(ctx)
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
@@ -110,6 +115,16 @@ class SmsChannel:
         return Rendition(
             text=text, units=max(1, counted.segments), encoding=counted.encoding, ttl=min(36_000, max(60, remaining))
         )
+
+    def render_text(self, text: str) -> Rendition:
+        counted = count_segments(text)
+        return Rendition(text=text, units=max(1, counted.segments), encoding=counted.encoding)
+
+    async def recipients(self, message: Message, areas: set[str]) -> list[str]:
+        return []  # residents, found by the planner in the subscriber index
+
+    async def lookup(self, addresses: list[str]) -> list[Subscriber | None]:
+        return await self.ctx.subscribers.get_many(self.name, addresses)
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
         return await self.transport.send(address, rendition, reference=reference)

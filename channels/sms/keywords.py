@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from channels.context import ChannelContext
 from citizen_report.chat import parse_sms_report
 from citizen_report.intake import submit_report
 from citizen_report.notify import render_notification
 from foundation.errors import Conflict, TooManyRequests, ValidationFailed
 from foundation.i18n import N_, Catalogs
-from publisher.dispatch.channel import ChannelContext
 from publisher.subscribers import STOPPED, Subscribers, find_area
 from publisher.taxonomy import GRADE_NAMES
-
-if TYPE_CHECKING:
-    from warncast.services import Services
 
 STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "退订", "TD"}
 START_WORDS = {"START", "UNSTOP"}
@@ -73,10 +69,8 @@ def split_command(body: str) -> tuple[str, str]:
     return word.upper(), rest
 
 
-async def handle_keyword(
-    ctx: ChannelContext, phone: str, body: str, *, services: Services | None = None, message_sid: str = ""
-) -> Reply:
-    """`services` and the inbound `message_sid` are needed for REPORT (intake, idempotent retries)."""
+async def handle_keyword(ctx: ChannelContext, phone: str, body: str, *, message_sid: str = "") -> Reply:
+    """The inbound `message_sid` makes REPORT idempotent: Twilio retries a webhook with the same one."""
     subs: Subscribers = ctx.subscribers
     existing = await subs.get("sms", phone)
     word, arg = split_command(body)
@@ -86,7 +80,7 @@ async def handle_keyword(
     say = _sayer(ctx.catalogs, lang)
 
     if word in REPORT_WORDS:
-        return await _report(services, ctx, phone, body, message_sid, lang)
+        return await _report(ctx, phone, body, message_sid, lang)
     if word in STOP_WORDS:
         await subs.stop("sms", phone)
         return Reply(say(N_("You will receive no more warnings. Reply START to subscribe again.")), "stop")
@@ -148,25 +142,21 @@ async def handle_keyword(
     return Reply(say(HELP), "help")
 
 
-async def _report(
-    services: Services | None, ctx: ChannelContext, phone: str, body: str, message_sid: str, lang: str
-) -> Reply:
+async def _report(ctx: ChannelContext, phone: str, body: str, message_sid: str, lang: str) -> Reply:
     """File the report; Twilio retries a webhook with the same MessageSid, which files nothing new."""
     say = _sayer(ctx.catalogs, lang)
     report = parse_sms_report(body, ctx.registry, phone=phone, locale=lang)
-    if services is None or report is None:
+    if report is None:
         return Reply(say(REPORT_UNAVAILABLE), "report_unavailable")
     try:
-        submitted = await submit_report(services, report, idempotency_key=message_sid or None)
+        submitted = await submit_report(ctx.reports, report, idempotency_key=message_sid or None)
     except ValidationFailed as exc:
         problems = " ".join(say(e.message, **e.params) for e in exc.errors)
         return Reply(say(REPORT_NOT_FILED, problems=problems), "report_invalid")
     except (TooManyRequests, Conflict) as exc:
         return Reply(say(exc.message, **exc.params), "report_refused")
     # The "received" text itself (tracking code and page): the notifier does not send it again.
-    note = render_notification(
-        services.reports.text_env, services.catalogs, submitted.report, services.settings.public_url
-    )
+    note = render_notification(ctx.reports.text_env, ctx.catalogs, submitted.report, ctx.settings.public_url)
     return Reply(note["text"], "report_replayed" if submitted.replayed else "report")
 
 

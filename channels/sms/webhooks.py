@@ -12,19 +12,22 @@ from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels.sms.channel import SmsChannel
 from channels.sms.keywords import handle_keyword
+from publisher.dispatch.receipts import record_receipt
 from publisher.subscribers import SubscriberError, normalize_phone
-from warncast.app_keys import SERVICES
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
+# The app that registers this channel puts the started channel here (the handlers' one dependency).
+SMS_CHANNEL = web.AppKey("sms_channel", SmsChannel)
 
 
 async def _verified_form(request: web.Request) -> dict[str, str] | None:
-    services = request.app[SERVICES]
-    token = services.settings.twilio_auth_token
+    settings = request.app[SMS_CHANNEL].ctx.settings
+    token = settings.twilio_auth_token
     form = await request.post()
-    url = services.settings.public_url + request.path_qs  # what Twilio signed, not our bind address
+    url = settings.public_url + request.path_qs  # what Twilio signed, not our bind address
     signature = request.headers.get("X-Twilio-Signature", "")
     if not token or not signature or not RequestValidator(token).validate(url, form, signature):
         return None
@@ -40,8 +43,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     if form is None:
         return _forbidden()
-    services = request.app[SERVICES]
-    channel = services.channels["sms"]
+    channel = request.app[SMS_CHANNEL]
     try:
         phone = normalize_phone(form.get("From", ""))
     except SubscriberError:
@@ -49,11 +51,9 @@ async def inbound_sms(request: web.Request) -> web.Response:
             {"error": {"code": "bad_request", "message": "From is not a phone number."}}, status=400
         )
     body = form.get("Body", "")[:1600]
-    reply = await handle_keyword(
-        channel.ctx, phone, body, services=services, message_sid=form.get("MessageSid", "")[:64]
-    )
+    reply = await handle_keyword(channel.ctx, phone, body, message_sid=form.get("MessageSid", "")[:64])
     target = "report" if reply.action.startswith("report") else "subscription"
-    await services.audit.append(f"sms:{phone[:-4]}****", f"sms.{reply.action}", target)
+    await channel.ctx.audit.append(f"sms:{phone[:-4]}****", f"sms.{reply.action}", target)
     twiml = MessagingResponse()
     twiml.message(reply.text)
     return web.Response(text=str(twiml), content_type="application/xml")
@@ -64,11 +64,10 @@ async def status_callback(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     if form is None:
         return _forbidden()
-    services = request.app[SERVICES]
-    from publisher.dispatch.receipts import record_receipt
-
+    ctx = request.app[SMS_CHANNEL].ctx
     await record_receipt(
-        services,
+        ctx.redis,
+        ctx.subscribers,
         request.query.get("ref", ""),
         form.get("To", ""),
         form.get("MessageStatus", ""),

@@ -18,13 +18,12 @@ Callback data (at most 64 bytes; checked on arrival, since a modified client can
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
-    ApplicationBuilder,
     CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
@@ -32,15 +31,13 @@ from telegram.ext import (
     filters,
 )
 
+from channels.context import ChannelContext
+from channels.telegram.errors import classify
 from foundation.areas.registry import Area
 from foundation.i18n import N_, tag_for
 from publisher.dispatch.channel import PermanentError
 from publisher.subscribers import LANGS, Subscriber, find_area
 from publisher.taxonomy import GRADE_NAMES, GRADES
-
-if TYPE_CHECKING:
-    from channels.telegram.channel import TelegramChannel
-    from warncast.services import Services
 
 log = logging.getLogger(__name__)
 CHANNEL = "telegram"
@@ -83,10 +80,10 @@ NOT_UNDERSTOOD = N_("Sorry, I did not understand that. Send /help to see what I 
 
 
 class SubscriptionBot:
-    """The handlers, bound to one channel (its context: subscribers, registry, catalogs)."""
+    """The handlers, bound to the channel context (subscribers, registry, catalogs)."""
 
-    def __init__(self, channel: TelegramChannel) -> None:
-        self.ctx = channel.ctx
+    def __init__(self, ctx: ChannelContext) -> None:
+        self.ctx = ctx
 
     def register(self, app: Application[Any, Any, Any, Any, Any, Any]) -> None:
         new = filters.UpdateType.MESSAGE  # not edits: a live location would re-subscribe every few seconds
@@ -104,9 +101,6 @@ class SubscriptionBot:
         app.add_handler(MessageHandler(new & filters.TEXT & ~filters.COMMAND, self.on_text))
         app.add_handler(MessageHandler(new & filters.COMMAND, self.on_help))  # unknown commands
         app.add_error_handler(self.on_error)
-        from channels.telegram.reporting import ReportConversation
-
-        ReportConversation(self).register(app)  # group -1: ahead of these while a report is open
 
     # -- language and text ---------------------------------------------------------------------
 
@@ -308,8 +302,6 @@ class SubscriptionBot:
         await update.effective_message.reply_text(text, reply_markup=markup)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        from channels.telegram.channel import classify
-
         error = context.error
         if isinstance(error, BadRequest) and "not modified" in str(error).lower():
             return  # a double tap on the same button: the message already shows what was asked
@@ -322,64 +314,3 @@ class SubscriptionBot:
                 log.info("telegram chat %s unreachable while replying (%s): stopped", chat.id, error)
                 return
         log.error("telegram update failed", exc_info=error)
-
-
-class BadUpdate(ValueError):
-    """The webhook body is JSON but not a Telegram update PTB can read."""
-
-
-async def build_bot_application(channel: TelegramChannel) -> Application[Any, Any, Any, Any, Any, Any]:
-    """The PTB Application that runs the subscription bot, initialized and started."""
-    builder = ApplicationBuilder().updater(None).job_queue(None)
-    if channel.bot is not None:
-        app = builder.bot(channel.bot).build()  # share the channel's Bot and its connection pool
-    else:
-        settings = channel.ctx.settings
-        app = (
-            builder.token(settings.telegram_bot_token)
-            .base_url(f"{settings.telegram_api_base}/bot")
-            .base_file_url(f"{settings.telegram_api_base}/file/bot")
-            .build()
-        )
-    SubscriptionBot(channel).register(app)
-    await app.initialize()
-    await app.start()
-    await _set_webhook(app, channel)
-    return app
-
-
-async def _set_webhook(app: Application[Any, Any, Any, Any, Any, Any], channel: TelegramChannel) -> None:
-    """Point Telegram at our webhook when we have a public HTTPS address (Telegram requires one)."""
-    settings = channel.ctx.settings
-    if not (settings.telegram_webhook_secret and settings.public_url.startswith("https://")):
-        return
-    try:
-        await app.bot.set_webhook(
-            f"{settings.public_url}/webhooks/telegram",
-            secret_token=settings.telegram_webhook_secret,
-            allowed_updates=["message", "callback_query"],
-        )
-    except TelegramError:
-        # Warnings still go out; only the bot's inbound side waits for an operator.
-        log.exception("telegram setWebhook failed; the subscription bot receives nothing until fixed")
-
-
-async def stop_bot_application(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    if app.running:
-        await app.stop()
-    await app.shutdown()
-
-
-async def process_update(channel: TelegramChannel, data: dict[str, Any], services: Services | None = None) -> None:
-    """Handle one webhook update to the end (replies sent) before the webhook answers. `services`
-    (the process's one Services) lets /report file reports through `submit_report`."""
-    app = channel.bot_app
-    if app is None:
-        raise RuntimeError("the Telegram bot is not running")
-    if services is not None:
-        app.bot_data["services"] = services
-    try:
-        update = Update.de_json(data, app.bot)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BadUpdate(str(exc)) from exc
-    await app.process_update(update)

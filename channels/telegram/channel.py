@@ -7,46 +7,34 @@ from typing import Any
 
 from telegram import Bot
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError, TimedOut
+from telegram.error import TelegramError
 from telegram.ext import Application
 from telegram.request import HTTPXRequest
 
+from channels.context import ChannelContext
 from channels.outbox import OutboxTransport
-from channels.telegram.bot import build_bot_application, stop_bot_application
+from channels.telegram.application import build_bot_application, stop_bot_application
+from channels.telegram.errors import classify
 from publisher.dispatch.channel import (
-    AuthError,
-    ChannelContext,
-    ChannelError,
-    PermanentError,
     Rendition,
     SendResult,
     TemporaryError,
 )
 from publisher.model import Message
 from publisher.rendering import build_view, render_template
-
-
-def classify(exc: TelegramError) -> ChannelError:
-    if isinstance(exc, RetryAfter):
-        seconds = exc._retry_after.total_seconds()  # the public attribute warns about its type
-        return TemporaryError(f"Telegram flood control: {exc}", code="429", retry_after=seconds)
-    if isinstance(exc, Forbidden):
-        return PermanentError(f"Telegram: {exc}", code="403", unsubscribe=True)  # blocked by the user
-    if isinstance(exc, InvalidToken):
-        return AuthError(f"Telegram: {exc}", code="401")
-    if isinstance(exc, BadRequest):
-        return PermanentError(f"Telegram: {exc}", code="400", unsubscribe="chat not found" in str(exc).lower())
-    if isinstance(exc, TimedOut | NetworkError):
-        return TemporaryError(f"Telegram unreachable: {exc}")
-    return TemporaryError(f"Telegram: {exc}")
+from publisher.subscribers import Subscriber
 
 
 class TelegramChannel:
     name = "telegram"
+    subscriber_channel = True
+    max_units = 1
+    per_address_interval_ms = 1000  # Telegram allows about one message a second into one chat
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.outbox_mode = not ctx.settings.telegram_configured
+        self.rate = ctx.settings.telegram_rate  # messages per second over all chats
         self.outbox = OutboxTransport(ctx.redis, self.name)
         self.bot: Bot | None = None
         self.bot_app: Application[Any, Any, Any, Any, Any, Any] | None = None  # the subscription bot (.bot)
@@ -76,6 +64,15 @@ class TelegramChannel:
         remaining = int((message.content.expires - datetime.now(ctx.settings.tz)).total_seconds())
         return Rendition(text=text, units=1, parse_mode=ParseMode.HTML, ttl=max(60, remaining))
 
+    def render_text(self, text: str) -> Rendition:
+        return Rendition(text=text)
+
+    async def recipients(self, message: Message, areas: set[str]) -> list[str]:
+        return []  # residents, found by the planner in the subscriber index
+
+    async def lookup(self, addresses: list[str]) -> list[Subscriber | None]:
+        return await self.ctx.subscribers.get_many(self.name, addresses)
+
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
         if self.outbox_mode:
             return await self.outbox.send(address, rendition, reference=reference)
@@ -94,7 +91,7 @@ class TelegramChannel:
             return
         self.bot = self.make_bot()
         await self.bot.initialize()  # calls getMe: fails fast on a wrong token
-        self.bot_app = await build_bot_application(self)
+        self.bot_app = await build_bot_application(self.ctx, self.bot)
 
     async def close(self) -> None:
         if self.bot_app is not None:

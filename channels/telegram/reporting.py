@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telegram import (
     InlineKeyboardButton,
@@ -31,6 +31,7 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes, TypeHandler
 
+from channels.telegram.bot import SubscriptionBot
 from citizen_report.chat import CANCELLED, DESCRIPTION, PHOTO, Prompt, TelegramReportFlow
 from citizen_report.intake import submit_report
 from citizen_report.model import Photo
@@ -39,17 +40,12 @@ from foundation.errors import Conflict, TooManyRequests, ValidationFailed
 from foundation.i18n import N_
 from foundation.store import keys
 
-if TYPE_CHECKING:
-    from channels.telegram.bot import SubscriptionBot
-    from warncast.services import Services
-
 log = logging.getLogger(__name__)
 FLOW_TTL = 3600  # seconds an unfinished report waits for its next step
 CANCEL = N_("Cancel")
 SHARE_LOCATION = N_("Use my location")
 START_AGAIN = N_("Send /report to start a new report.")
 PHOTO_FAILED = N_("The photo could not be received. Send it again, or skip.")
-NOT_AVAILABLE = N_("Reports by Telegram are not available right now. Please use the website.")
 
 
 class ReportConversation:
@@ -131,13 +127,9 @@ class ReportConversation:
 
     async def _submit(self, update: Update, context: ContextTypes.DEFAULT_TYPE, flow: TelegramReportFlow) -> None:
         chat_id, key = flow.chat_id, keys.telegram_flow(flow.chat_id)
-        services: Services | None = context.bot_data.get("services")
-        if services is None:
-            await self.ctx.redis.delete(key)
-            await self._send(context, chat_id, flow._(NOT_AVAILABLE), ReplyKeyboardRemove())
-            return
+        desk = self.ctx.reports
         try:
-            submitted = await submit_report(services, flow.draft, idempotency_key=f"update:{update.update_id}")
+            submitted = await submit_report(desk, flow.draft, idempotency_key=f"update:{update.update_id}")
         except ValidationFailed as exc:
             problems = "\n".join(flow._(e.message, **e.params) for e in exc.errors)
             if all(e.field == "description" for e in exc.errors):
@@ -154,9 +146,7 @@ class ReportConversation:
             return
         # Deleted after the report is stored: a redelivered update replays the same report.
         await self.ctx.redis.delete(key)
-        note = render_notification(
-            services.reports.text_env, services.catalogs, submitted.report, services.settings.public_url
-        )
+        note = render_notification(desk.text_env, desk.catalogs, submitted.report, desk.settings.public_url)
         await self._send(context, chat_id, note["text"], ReplyKeyboardRemove())
 
     async def _download_photo(self, message: Message, context: ContextTypes.DEFAULT_TYPE) -> bytes | None:

@@ -1,31 +1,17 @@
 """The channel interface: every delivery channel renders a warning for one recipient's language,
-sends it, and classifies failures so dispatch knows whether to retry, stop or unsubscribe."""
+sends it, and classifies failures so dispatch knows whether to retry, stop or unsubscribe.
+
+Dispatch knows channels only through this interface: their rates, per-address limits and where
+their recipients come from are the channel's to say, so a new channel needs no edit of the worker
+or the planner. Concrete channels live in the `channels` package and are registered by the app."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Protocol
 
-import jinja2
-import redis.asyncio as aioredis
-
-from foundation.areas.registry import AreaRegistry
-from foundation.i18n import Catalogs
-from foundation.settings import Settings
 from publisher.model import Message
-from publisher.subscribers import Subscribers
-
-
-@dataclass
-class ChannelContext:
-    """What a channel may use; built once per process."""
-
-    settings: Settings
-    redis: aioredis.Redis
-    env: jinja2.Environment  # the shared Jinja environment (templates/messages/*)
-    catalogs: Catalogs
-    registry: AreaRegistry
-    subscribers: Subscribers
+from publisher.subscribers import Subscriber
 
 
 class ChannelError(Exception):
@@ -83,12 +69,27 @@ class Transport(Protocol):
 
 
 class Channel(Protocol):
-    name: str  # "sms" | "telegram"
+    name: str  # "sms" | "telegram" | "partner"
     outbox_mode: bool  # True when the provider has no credentials
+    rate: float  # units (see Rendition.units) per second over the whole deployment: the provider's limit
+    max_units: int  # the most units one message can cost (SMS: segments), to size the dispatch watchdog
+    per_address_interval_ms: int | None  # at most one message per address per interval (chats), or None
+    # True: recipients are residents, found by area in the subscriber index under the channel policy;
+    # False: the channel keeps its own recipients (`recipients`), such as partner systems.
+    subscriber_channel: bool
+
+    async def recipients(self, message: Message, areas: set[str]) -> list[str]:
+        """The addresses a message concerns, for a channel that keeps its own recipients."""
+
+    async def lookup(self, addresses: list[str]) -> list[Subscriber | None]:
+        """The recipient record behind each address (None: gone), in order."""
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         """The exact text for a recipient reading `locale`; `kind` overrides the message type
         ("expired" for the end-of-validity notice)."""
+
+    def render_text(self, text: str) -> Rendition:
+        """A ready text (a reporter's notice) as this channel sends it, with what it costs."""
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult: ...
 

@@ -7,29 +7,29 @@ from typing import Any
 
 from foundation.store import keys
 from publisher.dispatch import notifications
+from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import shard_of
-from warncast.services import Services
 
 
-async def list_dead(services: Services, count: int = 200) -> tuple[int, list[dict[str, Any]]]:
-    total = await services.redis.llen(keys.DISPATCH_DEAD)
-    raw = await services.redis.lrange(keys.DISPATCH_DEAD, 0, count - 1)
+async def list_dead(ctx: DispatchContext, count: int = 200) -> tuple[int, list[dict[str, Any]]]:
+    total = await ctx.redis.llen(keys.DISPATCH_DEAD)
+    raw = await ctx.redis.lrange(keys.DISPATCH_DEAD, 0, count - 1)
     return total, [{**json.loads(r), "raw": r} for r in raw]
 
 
-async def replay(services: Services, limit: int = 10_000) -> int:
+async def replay(ctx: DispatchContext, limit: int = 10_000) -> int:
     """Put dead letters back on the queue as first attempts (RPOP decides who replays each)."""
     replayed = 0
     while replayed < limit:
-        raw = await services.redis.rpop(keys.DISPATCH_DEAD)
+        raw = await ctx.redis.rpop(keys.DISPATCH_DEAD)
         if raw is None:
             break
         job = json.loads(raw)
         replayed += 1
-        if await notifications.requeue(services, job):
+        if await notifications.requeue(ctx, job):
             continue  # a status message to a citizen reporter, back on its own stream
         address = job["to"]
-        async with services.redis.pipeline(transaction=False) as pipe:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
             pipe.hdel(keys.delivery_state(job["msg"], job["ch"], shard_of(address)), address)
             pipe.hincrby(keys.delivery_stats(job["msg"]), f"{job['ch']}.dead", -1)
             pipe.xadd(

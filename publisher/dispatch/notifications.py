@@ -25,29 +25,27 @@ import time
 import uuid
 from typing import Any
 
-from channels.sms.segments import count_segments
 from foundation.store import keys
 from foundation.store.streams import ensure_group, next_entries
-from publisher.dispatch.channel import AuthError, PermanentError, Rendition, TemporaryError
+from publisher.dispatch.channel import AuthError, PermanentError, TemporaryError
+from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.ratelimit import RateLimiter
-from warncast.services import Services
 
 log = logging.getLogger(__name__)
-PUSHED = ("sms", "telegram")
 DEAD_KIND = "report-notification"  # `kind` of these entries in the dispatch dead-letter list
 SENT_TTL = 7 * 86400
 
 
 class Notifier:
-    def __init__(self, services: Services, consumer: str | None = None) -> None:
-        self.services = services
-        self.redis = services.redis
-        self.settings = services.settings
+    def __init__(self, ctx: DispatchContext, consumer: str | None = None) -> None:
+        self.ctx = ctx
+        self.redis = ctx.redis
+        self.settings = ctx.settings
         self.id = consumer or f"n-{uuid.uuid4().hex[:10]}"
-        self.limiters = {
-            "sms": RateLimiter(self.redis, "sms", self.settings.sms_rate),
-            "telegram": RateLimiter(self.redis, "telegram", self.settings.telegram_rate),
-        }
+        # The same buckets as the dispatch workers': notices and warnings share a provider's rate.
+        self.limiters = {name: RateLimiter(self.redis, name, ch.rate) for name, ch in ctx.channels.items()}
+        # Reporters hear back on the resident channels they wrote from (not on partner systems).
+        self.pushed = {name for name, ch in ctx.channels.items() if ch.subscriber_channel}
 
     async def run(self) -> None:
         await ensure_group(self.redis, keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP)
@@ -68,7 +66,7 @@ class Notifier:
                 block_ms=block_ms,
             )
         # Most entries (web reporters) need no sending: acknowledge them together, in one round trip.
-        idle = [e for e, f in entries if not f or f.get("channel") not in PUSHED or not f.get("address")]
+        idle = [e for e, f in entries if not f or f.get("channel") not in self.pushed or not f.get("address")]
         if idle:
             await self._ack(*idle)
         for entry_id, fields in entries:
@@ -92,18 +90,14 @@ class Notifier:
             await self._ack(entry_id)  # trimmed away, or sent by a consumer that died before its ack
             return
         ch, address = fields.get("channel", ""), fields.get("address", "")
-        if ch not in PUSHED or not address or await self._answered_in_conversation(fields):
+        if ch not in self.pushed or not address or await self._answered_in_conversation(fields):
             await self._ack(entry_id)
             return
-        channel = self.services.channels.get(ch)
+        channel = self.ctx.channels.get(ch)
         if channel is None:
             await self._dead(entry_id, fields, "no_channel", await self._attempts(entry_id))
             return
-        text = fields.get("text", "")
-        rendition = Rendition(text=text)
-        if ch == "sms":
-            counted = count_segments(text)
-            rendition = Rendition(text=text, units=max(1, counted.segments), encoding=counted.encoding)
+        rendition = channel.render_text(fields.get("text", ""))
         try:
             await self.limiters[ch].take(rendition.units)
             await channel.send(address, rendition, reference=fields.get("tracking_code", ""))
@@ -179,9 +173,9 @@ class Notifier:
             await pipe.execute()
 
 
-async def requeue(services: Services, letter: dict[str, Any]) -> bool:
+async def requeue(ctx: DispatchContext, letter: dict[str, Any]) -> bool:
     """Put a notification dead letter back on its stream as a new entry; False if it is not one."""
     if letter.get("kind") != DEAD_KIND or not isinstance(letter.get("fields"), dict):
         return False
-    await services.redis.xadd(keys.REPORT_NOTIFICATIONS, letter["fields"])
+    await ctx.redis.xadd(keys.REPORT_NOTIFICATIONS, letter["fields"])
     return True

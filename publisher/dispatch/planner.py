@@ -16,13 +16,13 @@ from typing import TypeVar
 
 from shapely.geometry import Point, Polygon
 
-from channels.partners import partners_for
 from foundation.store import keys
 from foundation.store.streams import ensure_group, next_entries
+from publisher.dispatch.channel import Channel
+from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, SHARDS, Segment, chunks
 from publisher.model import Message
 from publisher.policy import PUSH_CHANNELS, grades_for
-from warncast.services import Services
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,10 +38,10 @@ return redis.call('SUNION', unpack(KEYS))
 UNION_LIMIT = 200_000
 
 
-def affected_areas(services: Services, message: Message) -> set[str]:
+def affected_areas(ctx: DispatchContext, message: Message) -> set[str]:
     """Areas whose subscribers a message concerns: the targets, everything under them and above
     them (a city-wide subscriber hears of a district warning), and areas a drawn shape touches."""
-    registry = services.registry
+    registry = ctx.registry
     codes: set[str] = set()
     for code in message.content.areas:
         codes.add(code)
@@ -66,9 +66,9 @@ def _growing_batches(items: list[T], largest: int = 32) -> Iterator[list[T]]:
 
 
 class Planner:
-    def __init__(self, services: Services, consumer: str, *, union_limit: int = UNION_LIMIT) -> None:
-        self.services = services
-        self.redis = services.redis
+    def __init__(self, ctx: DispatchContext, consumer: str, *, union_limit: int = UNION_LIMIT) -> None:
+        self.ctx = ctx
+        self.redis = ctx.redis
         self.consumer = consumer
         self.union_limit = union_limit
         self._union_script = self.redis.register_script(UNION)
@@ -86,7 +86,7 @@ class Planner:
             keys.WARNINGS_EVENTS,
             keys.PLANNER_GROUP,
             self.consumer,
-            reclaim_after=self.services.settings.dispatch_reclaim_after,
+            reclaim_after=self.ctx.settings.dispatch_reclaim_after,
             count=10,
             block_ms=block_ms,
             own_pending=True,
@@ -100,7 +100,7 @@ class Planner:
 
     async def plan_event(self, event: dict[str, str], published_ms: int) -> None:
         """`published_ms`: when the event was written (its stream id), the start of every timing."""
-        message = await self.services.warnings.get(event["id"])
+        message = await self.ctx.warnings.get(event["id"])
         if event["type"] == "published":
             kind = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}[message.msg_type]
             await self.plan(message, kind=kind, published_ms=published_ms)
@@ -109,9 +109,9 @@ class Planner:
 
     async def plan(self, message: Message, *, kind: str, published_ms: int) -> dict[str, int]:
         started = time.perf_counter()
-        services = self.services
-        await services.registry.refresh(self.redis)
-        policy = await services.policy.get()
+        ctx = self.ctx
+        await ctx.registry.refresh(self.redis)
+        policy = await ctx.policy.get()
         plan_id = message.id if kind != "expired" else f"{message.id}:expired"
         counts: dict[str, int] = {}
         for channel in PUSH_CHANNELS:
@@ -126,8 +126,9 @@ class Planner:
                 batches = self._by_area(message, channel, policy[message.content.grade][channel])
                 fresh = await self._enqueue_as_found(plan_id, channel, kind, batches, exclude=earlier)
             counts[channel] = len(earlier) + fresh
-        if kind != "expired":  # partner systems get alerts, updates and cancels; the CAP says when it ends
-            counts["partner"] = await self._plan_partners(message, kind, plan_id)
+        if kind != "expired":  # systems (partners) get alerts, updates and cancels; the CAP says when it ends
+            for own in (ch for ch in self.ctx.channels.values() if not ch.subscriber_channel):
+                counts[own.name] = await self._plan_own_recipients(own, message, kind, plan_id)
         stats = {f"{ch}.planned": n for ch, n in counts.items()}
         await self.redis.hset(
             keys.delivery_stats(plan_id), mapping={**stats, "published_at": published_ms, "kind": kind}
@@ -138,19 +139,19 @@ class Planner:
         log.info("planned %s (%s): %s in %.2fs", message.id, kind, counts, time.perf_counter() - started)
         return counts
 
-    async def _plan_partners(self, message: Message, kind: str, plan_id: str) -> int:
-        """Partners keep their own registry (channels.partners): those the message concerns by grade,
-        area and drill flag, plus those that received an earlier version of it."""
-        earlier = await self._earlier_recipients(message.thread, "partner") if message.msg_type != "Alert" else set()
-        fresh = set(await partners_for(self.redis, message, affected_areas(self.services, message))) - earlier
-        await self._enqueue(plan_id, "partner", kind, list(earlier), earlier=True)
-        await self._enqueue(plan_id, "partner", kind, list(fresh), earlier=False)
+    async def _plan_own_recipients(self, channel: Channel, message: Message, kind: str, plan_id: str) -> int:
+        """A channel that keeps its own recipients (partner systems) says whom the message concerns;
+        those that received an earlier version of it hear of this one too."""
+        earlier = await self._earlier_recipients(message.thread, channel.name) if message.msg_type != "Alert" else set()
+        fresh = set(await channel.recipients(message, affected_areas(self.ctx, message))) - earlier
+        await self._enqueue(plan_id, channel.name, kind, list(earlier), earlier=True)
+        await self._enqueue(plan_id, channel.name, kind, list(fresh), earlier=False)
         return len(earlier) + len(fresh)
 
     async def _by_area(self, message: Message, channel: str, mode: str) -> AsyncIterator[set[str]]:
         if mode == "off":
             return
-        areas = affected_areas(self.services, message)
+        areas = affected_areas(self.ctx, message)
         if message.content.is_drill:
             index_keys = [keys.area_drill_subscribers(a, channel) for a in areas]
         else:

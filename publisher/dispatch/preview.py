@@ -5,24 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from foundation.i18n import SUPPORTED
+from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.planner import affected_areas
 from publisher.model import Message
 from publisher.policy import PUSH_CHANNELS, grades_for
-from warncast.services import Services
 
 
-async def preview(services: Services, message: Message) -> dict[str, Any]:
-    policy = await services.policy.get()
+async def preview(ctx: DispatchContext, message: Message) -> dict[str, Any]:
+    policy = await ctx.policy.get()
     grade = message.content.grade
-    areas = affected_areas(services, message)
+    areas = affected_areas(ctx, message)
     channels: dict[str, Any] = {}
     for name in PUSH_CHANNELS:
-        channel = services.channels.get(name)
+        channel = ctx.channels.get(name)
         mode = policy[grade][name]
         reach = (
             0
             if mode == "off"
-            else await services.subscribers.count_active(
+            else await ctx.subscribers.count_active(
                 areas, name, grades_for(mode, grade), drill=message.content.is_drill
             )
         )

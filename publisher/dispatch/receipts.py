@@ -4,9 +4,11 @@ Callbacks can arrive out of order and more than once; only sent → delivered / 
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
+
 from foundation.store import keys
 from publisher.dispatch.jobs import shard_of
-from warncast.services import Services
+from publisher.subscribers import Subscribers
 
 FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
 
@@ -20,7 +22,13 @@ return 1
 
 
 async def record_receipt(
-    services: Services, plan_id: str, address: str, status: str, error_code: str = "", channel: str = "sms"
+    redis: aioredis.Redis,
+    subscribers: Subscribers,
+    plan_id: str,
+    address: str,
+    status: str,
+    error_code: str = "",
+    channel: str = "sms",
 ) -> bool:
     """`plan_id` comes from the signed callback URL, `address` from Twilio's `To`."""
     outcome = FINAL.get(status.lower())
@@ -28,10 +36,10 @@ async def record_receipt(
         return False
     state_key = keys.delivery_state(plan_id[:80], channel, shard_of(address))
     value = f"delivered|{status}" if outcome == "delivered" else f"failed|{error_code or status}"
-    moved = await services.redis.eval(FORWARD, 1, state_key, address, value)
+    moved = await redis.eval(FORWARD, 1, state_key, address, value)
     if moved:
-        await services.redis.hincrby(keys.delivery_stats(plan_id), f"{channel}.{outcome}", 1)
-        await services.redis.hincrby(keys.DELIVERY_TOTALS, f"{channel}.{outcome}", 1)
+        await redis.hincrby(keys.delivery_stats(plan_id), f"{channel}.{outcome}", 1)
+        await redis.hincrby(keys.DELIVERY_TOTALS, f"{channel}.{outcome}", 1)
         if error_code == "21610":
-            await services.subscribers.stop(channel, address)
+            await subscribers.stop(channel, address)
     return bool(moved)

@@ -6,10 +6,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.notifications import Notifier
 from publisher.dispatch.planner import Planner
 from publisher.dispatch.worker import Worker
-from warncast.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +26,10 @@ async def _forever(name: str, loop: Callable[[], Awaitable[None]]) -> None:
             await asyncio.sleep(1)
 
 
-def start_dispatch(services: Services, worker: Worker | None = None) -> list[asyncio.Task[None]]:
-    worker = worker or Worker(services)
-    planner = Planner(services, consumer=worker.id)
-    notifier = Notifier(services, consumer=worker.id)
+def start_dispatch(ctx: DispatchContext, worker: Worker | None = None) -> list[asyncio.Task[None]]:
+    worker = worker or Worker(ctx)
+    planner = Planner(ctx, consumer=worker.id)
+    notifier = Notifier(ctx, consumer=worker.id)
     return [
         asyncio.create_task(_forever("planner", planner.run), name="planner"),
         asyncio.create_task(_forever("dispatch worker", worker.run), name="dispatch"),

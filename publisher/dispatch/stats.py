@@ -6,8 +6,8 @@ from typing import Any
 
 from foundation.i18n import N_
 from foundation.store import keys
+from publisher.dispatch.context import DispatchContext
 from publisher.policy import PUSH_CHANNELS
-from warncast.services import Services
 
 COUNTS = ("planned", "sent", "delivered", "failed", "retrying", "dead")
 COUNT_NAMES = {  # column headings in the console
@@ -20,8 +20,8 @@ COUNT_NAMES = {  # column headings in the console
 }
 
 
-async def delivery_stats(services: Services, plan_id: str) -> dict[str, Any]:
-    raw = await services.redis.hgetall(keys.delivery_stats(plan_id))
+async def delivery_stats(ctx: DispatchContext, plan_id: str) -> dict[str, Any]:
+    raw = await ctx.redis.hgetall(keys.delivery_stats(plan_id))
     published = int(raw.get("published_at", 0))
     channels: dict[str, dict[str, Any]] = {}
     for channel in (*PUSH_CHANNELS, "partner"):  # partner webhooks: channels.partners

@@ -19,17 +19,16 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from functools import partial
 from typing import TypeVar
 
 from foundation.store import keys
 from foundation.store.streams import ensure_group, next_entries
 from publisher.dispatch.channel import AuthError, Channel, PermanentError, Rendition, TemporaryError
+from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, Segment, shard_of
 from publisher.dispatch.ratelimit import PerAddressLimiter, RateLimiter
 from publisher.model import Message
 from publisher.subscribers import Subscriber
-from warncast.services import Services
 
 log = logging.getLogger(__name__)
 # A worker that has not said it is alive for this long is dead: its claims are taken over.
@@ -98,22 +97,23 @@ class Outcome:
 
 
 class Worker:
-    def __init__(self, services: Services, worker_id: str | None = None) -> None:
-        self.services = services
-        self.redis = services.redis
-        self.settings = services.settings
+    def __init__(self, ctx: DispatchContext, worker_id: str | None = None) -> None:
+        self.ctx = ctx
+        self.redis = ctx.redis
+        self.settings = ctx.settings
         self.id = worker_id or f"w-{uuid.uuid4().hex[:10]}"
-        self.limiters = {
-            "sms": RateLimiter(self.redis, "sms", self.settings.sms_rate),
-            "telegram": RateLimiter(self.redis, "telegram", self.settings.telegram_rate),
-            "partner": RateLimiter(self.redis, "partner", 200.0),  # posts per second over all partners
+        # Each channel's own limits, shared through Redis by every worker of the deployment.
+        self.limiters = {name: RateLimiter(self.redis, name, ch.rate) for name, ch in ctx.channels.items()}
+        self.per_address = {
+            name: PerAddressLimiter(self.redis, f"{name}-address", ch.per_address_interval_ms)
+            for name, ch in ctx.channels.items()
+            if ch.per_address_interval_ms
         }
-        self.per_chat = PerAddressLimiter(self.redis, "telegram-chat")
         self._claim_script = self.redis.register_script(CLAIM)
         self._release_script = self.redis.register_script(RELEASE)
         self._active_marks: set[str] = set()  # claims of segments this worker is sending right now
         # A segment may wait long for its share of a slow rate; beyond this it is surely stuck.
-        slowest = min(self.settings.sms_rate, self.settings.telegram_rate) / self.settings.sms_max_segments
+        slowest = min((ch.rate / ch.max_units for ch in ctx.channels.values()), default=1.0)
         self._segment_timeout = max(120.0, 10 * self.settings.provider_timeout, 8 * SEGMENT_SIZE / slowest)
         # Lanes that need the same message or text at once wait for one load, not one each.
         self._messages: dict[str, asyncio.Future[Message]] = {}
@@ -187,11 +187,9 @@ class Worker:
 
     async def process(self, segment: Segment, lanes: int | None = None) -> None:
         message = await self._message(segment.message_id)
-        channel = self.services.channels[segment.channel]
-        # A channel may keep its own recipients (partner systems); residents are subscribers.
-        lookup = getattr(channel, "lookup", None) or partial(self.services.subscribers.get_many, segment.channel)
-        subscribers = await lookup(list(segment.addresses))
-        policy_mode = (await self.services.policy.get()).get(message.content.grade, {}).get(segment.channel, "opted_in")
+        channel = self.ctx.channels[segment.channel]
+        subscribers = await channel.lookup(list(segment.addresses))
+        policy_mode = (await self.ctx.policy.get()).get(message.content.grade, {}).get(segment.channel, "opted_in")
         eligible = [s for s in subscribers if s is not None and self._eligible(s, message, segment, policy_mode)]
         # A mark per segment run: a claim of ours whose run is over (it failed) is not "being sent".
         mark = f"sending|{self.id}|{uuid.uuid4().hex[:12]}"
@@ -334,7 +332,7 @@ class Worker:
         if len(self._messages) > 256:
             self._messages.clear()
             self._renditions.clear()
-        return await _shared(self._messages, message_id, lambda: self.services.warnings.get(message_id))
+        return await _shared(self._messages, message_id, lambda: self.ctx.warnings.get(message_id))
 
     async def _rendition(self, channel: Channel, message: Message, locale: str, kind: str) -> Rendition:
         key = (message.id, channel.name, locale, kind)
@@ -348,8 +346,8 @@ class Worker:
         try:  # everything that can fail for one recipient, so it never takes the segment down
             rendition = await self._rendition(channel, message, sub.lang, segment.kind)
             await self.limiters[ch].take(rendition.units)
-            if ch == "telegram":
-                await self.per_chat.wait_turn(sub.address)
+            if per_address := self.per_address.get(ch):
+                await per_address.wait_turn(sub.address)
             result = await channel.send(sub.address, rendition, reference=segment.message_id)
         except TemporaryError as exc:
             self._retry_or_dead(segment, sub.address, state_key, out, exc.code or "temporary", exc.retry_after)
@@ -429,7 +427,7 @@ class Worker:
                 pipe.lpush(keys.DISPATCH_DEAD, *[json.dumps({**json.loads(j), "at": now_ms()}) for j in out.dead])
             await pipe.execute()
         for address in out.unsubscribe:
-            await self.services.subscribers.stop(ch, address)
+            await self.ctx.subscribers.stop(ch, address)
 
     async def promote_due_retries(self) -> int:
         """Move retries whose time has come back onto the queue (ZREM decides who moves each)."""

@@ -12,10 +12,11 @@ from publisher.approval_rules import validate_rules
 from publisher.model import PUBLISHED, Message
 from publisher.serialize import message_json
 from publisher.taxonomy import CAP_CATEGORIES, EVENTS, GRADE_COLOUR, GRADE_SEVERITY, GRADES
+from warncast.app_keys import AREAS, AUDIT, REDIS, SETTINGS, WARNINGS
 from warncast.web.conditional import respond
 from warncast.web.live import outlets
 from warncast.web.openapi import openapi_document
-from warncast.web.requests import current_actor, json_body, json_dumps, optional_text, require_actor, services, t
+from warncast.web.requests import current_actor, json_body, json_dumps, optional_text, require_actor, t
 from warncast.web.warnings_query import parse_filter, render_list, wants_geojson
 
 routes = web.RouteTableDef()
@@ -27,23 +28,21 @@ def _staff(request: web.Request) -> bool:
 
 
 def _json(request: web.Request, message: Message, status: int = 200) -> web.Response:
-    svc = services(request)
-    body = message_json(message, registry=svc.registry, settings=svc.settings, staff=_staff(request))
+    body = message_json(message, registry=request.app[AREAS], settings=request.app[SETTINGS], staff=_staff(request))
     return web.json_response(body, status=status, dumps=json_dumps)
 
 
 @routes.get("/api/v1/areas")
 async def list_areas(request: web.Request) -> web.Response:
     """The area registry; ?level=, ?parent= and ?point=lat,lon filter it."""
-    svc = services(request)
-    await svc.registry.refresh(svc.redis)
-    areas = svc.registry.areas
+    await request.app[AREAS].refresh(request.app[REDIS])
+    areas = request.app[AREAS].areas
     if point := request.query.get("point"):
         try:
             lat, lon = (float(x) for x in point.split(","))
         except ValueError:
             raise ValidationFailed([FieldError("point", "format", N_("Use point=lat,lon."))]) from None
-        areas = svc.registry.containing(lat, lon)
+        areas = request.app[AREAS].containing(lat, lon)
     if level := request.query.get("level"):
         areas = [a for a in areas if a.level == level]
     if parent := request.query.get("parent"):
@@ -69,9 +68,8 @@ async def list_warnings(request: web.Request) -> web.Response:
 
     ?active=true: in force now; filters and GeoJSON: see warnings_query.
     """
-    svc = services(request)
     staff = _staff(request)
-    filters = parse_filter(request, svc.registry)
+    filters = parse_filter(request, request.app[AREAS])
     try:
         limit = max(1, min(500, int(request.query.get("limit", "100"))))
     except ValueError:
@@ -81,38 +79,40 @@ async def list_warnings(request: web.Request) -> web.Response:
 
     async def render(version: str) -> Rendering:
         if filters.active:
-            messages = await svc.warnings.active()
+            messages = await request.app[WARNINGS].active()
         else:
-            messages = await svc.warnings.list(limit=limit)
+            messages = await request.app[WARNINGS].list(limit=limit)
             if not staff:
                 messages = [m for m in messages if m.state == PUBLISHED]
             if state:
                 messages = [m for m in messages if m.state == state]
-        messages = filters.apply(messages, svc.registry)
-        bodies = [message_json(m, registry=svc.registry, settings=svc.settings, staff=staff) for m in messages]
-        return render_list(messages, bodies, svc.registry, geo=geo, version=version, active=filters.active)
+        messages = filters.apply(messages, request.app[AREAS])
+        bodies = [
+            message_json(m, registry=request.app[AREAS], settings=request.app[SETTINGS], staff=staff) for m in messages
+        ]
+        return render_list(messages, bodies, request.app[AREAS], geo=geo, version=version, active=filters.active)
 
     if staff:  # the workflow record changes without lifecycle events: never cached
         return respond(request, await render(""), vary="Accept")
     live = outlets(request)
     version = await live.follower.current()
     key = ("api-warnings", filters, limit, state, geo)
-    now = svc.warnings.now().timestamp()
-    rendering = await live.cache.get(key, (version, svc.registry.version), now, lambda: render(version))
+    now = request.app[WARNINGS].now().timestamp()
+    rendering = await live.cache.get(key, (version, request.app[AREAS].version), now, lambda: render(version))
     return respond(request, rendering, vary="Accept")
 
 
 @routes.post("/api/v1/warnings")
 async def create_warning(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    message = await services(request).warnings.create(actor, await json_body(request))
+    message = await request.app[WARNINGS].create(actor, await json_body(request))
     response = _json(request, message, status=201)
     response.headers["Location"] = f"/api/v1/warnings/{message.id}"
     return response
 
 
 async def _visible(request: web.Request) -> Message:
-    message = await services(request).warnings.get(request.match_info["id"])
+    message = await request.app[WARNINGS].get(request.match_info["id"])
     if message.state != PUBLISHED and not _staff(request):
         raise NotFound(N_("No warning with this id."))
     return message
@@ -126,28 +126,28 @@ async def get_warning(request: web.Request) -> web.Response:
 @routes.patch("/api/v1/warnings/{id}")
 async def edit_warning(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    message = await services(request).warnings.edit(actor, request.match_info["id"], await json_body(request))
+    message = await request.app[WARNINGS].edit(actor, request.match_info["id"], await json_body(request))
     return _json(request, message)
 
 
 @routes.post("/api/v1/warnings/{id}/submit")
 async def submit(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    return _json(request, await services(request).warnings.submit(actor, request.match_info["id"]))
+    return _json(request, await request.app[WARNINGS].submit(actor, request.match_info["id"]))
 
 
 @routes.post("/api/v1/warnings/{id}/approve")
 async def approve(request: web.Request) -> web.Response:
     actor = require_actor(request)
     comment = await optional_text(request, "comment")
-    return _json(request, await services(request).warnings.approve(actor, request.match_info["id"], comment))
+    return _json(request, await request.app[WARNINGS].approve(actor, request.match_info["id"], comment))
 
 
 @routes.post("/api/v1/warnings/{id}/reject")
 async def reject(request: web.Request) -> web.Response:
     actor = require_actor(request)
     comment = await optional_text(request, "comment")
-    return _json(request, await services(request).warnings.reject(actor, request.match_info["id"], comment))
+    return _json(request, await request.app[WARNINGS].reject(actor, request.match_info["id"], comment))
 
 
 @routes.post("/api/v1/warnings/{id}/publish")
@@ -155,20 +155,20 @@ async def publish(request: web.Request) -> web.Response:
     """The emergency fast path: a chief publishes at once with a written reason."""
     actor = require_actor(request)
     reason = await optional_text(request, "reason")
-    return _json(request, await services(request).warnings.fast_path(actor, request.match_info["id"], reason))
+    return _json(request, await request.app[WARNINGS].fast_path(actor, request.match_info["id"], reason))
 
 
 @routes.post("/api/v1/warnings/{id}/review")
 async def review(request: web.Request) -> web.Response:
     actor = require_actor(request)
     comment = await optional_text(request, "comment")
-    return _json(request, await services(request).warnings.review(actor, request.match_info["id"], comment))
+    return _json(request, await request.app[WARNINGS].review(actor, request.match_info["id"], comment))
 
 
 @routes.post("/api/v1/warnings/{id}/update")
 async def update(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    message = await services(request).warnings.update(actor, request.match_info["id"], await json_body(request))
+    message = await request.app[WARNINGS].update(actor, request.match_info["id"], await json_body(request))
     return _json(request, message, status=201)
 
 
@@ -176,36 +176,34 @@ async def update(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.Response:
     actor = require_actor(request)
     reason = await optional_text(request, "reason") if request.can_read_body else ""
-    message = await services(request).warnings.cancel(actor, request.match_info["id"], reason)
+    message = await request.app[WARNINGS].cancel(actor, request.match_info["id"], reason)
     return _json(request, message, status=201)
 
 
 @routes.get("/api/v1/approval-rules")
 async def get_rules(request: web.Request) -> web.Response:
     require_actor(request, "warning.read")
-    return web.json_response(await services(request).warnings.rules.all())
+    return web.json_response(await request.app[WARNINGS].rules.all())
 
 
 @routes.put("/api/v1/approval-rules")
 async def put_rules(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
-    svc = services(request)
     rules = validate_rules(await json_body(request))
-    before = await svc.warnings.rules.all()
-    await svc.warnings.rules.save(rules)
-    await svc.audit.append(actor.label, "policy.approval_rules", "approval-rules", before=before, after=rules)
+    before = await request.app[WARNINGS].rules.all()
+    await request.app[WARNINGS].rules.save(rules)
+    await request.app[AUDIT].append(actor.label, "policy.approval_rules", "approval-rules", before=before, after=rules)
     return web.json_response(rules)
 
 
 @routes.get("/api/v1/audit")
 async def audit(request: web.Request) -> web.Response:
     require_actor(request, "audit.read")
-    svc = services(request)
-    total = await svc.audit.count()
-    entries = await svc.audit.entries(max(0, total - 200), -1)
+    total = await request.app[AUDIT].count()
+    entries = await request.app[AUDIT].entries(max(0, total - 200), -1)
     return web.json_response({"total": total, "entries": entries[::-1]}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(openapi_document(services(request).settings), dumps=json_dumps)
+    return web.json_response(openapi_document(request.app[SETTINGS]), dumps=json_dumps)

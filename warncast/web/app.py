@@ -12,13 +12,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from channels import webhook_routes
+from citizen_report.desk import ReportDesk
 from citizen_report.queue import consume
+from foundation.clock import Clock
 from foundation.settings import Settings
 from foundation.store.connection import open_redis
 from publisher.dispatch.runner import start_dispatch
-from publisher.workflow import Clock
-from warncast.app_keys import BACKGROUND, SERVICES, SETTINGS
+from warncast import app_keys
+from warncast.app_keys import BACKGROUND, DISPATCH, REPORTS, SERVICES, SETTINGS
+from warncast.channel_registry import add_webhook_routes, bind_webhooks
 from warncast.services import Services
 from warncast.web import (
     api,
@@ -51,8 +53,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(console.routes)
     for module in (delivery, feeds, screens, partners, reports, triage, monitoring, open311):
         app.add_routes(module.routes)
-    for routes in webhook_routes():
-        app.add_routes(routes)
+    add_webhook_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)
@@ -64,8 +65,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
 def _services_ctx(clock: Clock | None):  # type: ignore[no-untyped-def]
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_redis(app[SETTINGS]) as redis:
-            services = app[SERVICES] = await Services.build(app[SETTINGS], redis, clock)
+            services = await Services.build(app[SETTINGS], redis, clock)
+            app_keys.install(app, services)
             await services.start_channels()
+            bind_webhooks(app, services.channels)
             try:
                 yield
             finally:
@@ -78,9 +81,9 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     tasks: list[asyncio.Task[None]] = []
     if app[SETTINGS].run_scheduler:
         tasks.append(asyncio.create_task(run_scheduler(app[SERVICES]), name="scheduler"))
-        tasks.append(asyncio.create_task(run_monitoring(app[SERVICES]), name="monitoring"))
+        tasks.append(asyncio.create_task(run_monitoring(app[REPORTS]), name="monitoring"))
     if app[SETTINGS].run_workers:
-        tasks.extend(start_dispatch(app[SERVICES]))
+        tasks.extend(start_dispatch(app[DISPATCH]))
     app[BACKGROUND] = tasks
     yield
     for task in tasks:
@@ -106,12 +109,12 @@ async def run_scheduler(services: Services, interval: float = 1.0) -> None:
         await asyncio.sleep(interval)
 
 
-async def run_monitoring(services: Services) -> None:
+async def run_monitoring(desk: ReportDesk) -> None:
     """Consume the monitoring queue into triage-board incidents; every process may run one."""
     consumer = f"{socket.gethostname()}-{os.getpid()}"
     while True:
         try:
-            await consume(services, consumer, block_ms=1000)
+            await consume(desk, consumer, block_ms=1000)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -16,9 +16,10 @@ from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
 from publisher.model import SUBMITTED, Content
 from publisher.taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
+from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SETTINGS, WARNINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import SESSION_COOKIE, client_ip, locale, login_required, require_actor, services, t
+from warncast.web.requests import SESSION_COOKIE, client_ip, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 LOGIN_CSRF_COOKIE = "wc_login_csrf"
@@ -40,16 +41,15 @@ async def login_form(request: web.Request) -> web.Response:
 
 @routes.post("/console/login")
 async def login(request: web.Request) -> web.Response:
-    svc = services(request)
     form = await request.post()
     given, expected = form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or not isinstance(given, str) or not secrets.compare_digest(given, expected):
         raise _form_expired()
     name, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
     client = client_ip(request) or "unknown"
-    actor = await svc.accounts.authenticate(name[:64], password[:256], client)
+    actor = await request.app[ACCOUNTS].authenticate(name[:64], password[:256], client)
     if actor is None:
-        await svc.audit.append(name[:64] or "?", "login_failed", "console", client=client)
+        await request.app[AUDIT].append(name[:64] or "?", "login_failed", "console", client=client)
         return await page(
             request,
             "console/login.html",
@@ -58,16 +58,16 @@ async def login(request: web.Request) -> web.Response:
             next=_local(str(form.get("next", ""))),
             failed=True,
         )
-    session_id, _csrf = await svc.accounts.open_session(actor, svc.settings.session_hours)
-    await svc.audit.append(actor.label, "login", "console", client=client)
+    session_id, _csrf = await request.app[ACCOUNTS].open_session(actor, request.app[SETTINGS].session_hours)
+    await request.app[AUDIT].append(actor.label, "login", "console", client=client)
     response = web.HTTPSeeOther(_local(str(form.get("next", ""))))
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
         httponly=True,
         samesite="Lax",
-        secure=svc.settings.secure_cookies,
-        max_age=svc.settings.session_hours * 3600,
+        secure=request.app[SETTINGS].secure_cookies,
+        max_age=request.app[SETTINGS].session_hours * 3600,
     )
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/console/login")
     raise response
@@ -82,9 +82,8 @@ def _form_expired() -> WarncastError:
 @routes.post("/console/logout")
 async def logout(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    svc = services(request)
-    await svc.accounts.close_session(request.cookies.get(SESSION_COOKIE, ""))
-    await svc.audit.append(actor.label, "logout", "console")
+    await request.app[ACCOUNTS].close_session(request.cookies.get(SESSION_COOKIE, ""))
+    await request.app[AUDIT].append(actor.label, "logout", "console")
     response = web.HTTPSeeOther("/console/login")
     response.del_cookie(SESSION_COOKIE)
     raise response
@@ -93,9 +92,8 @@ async def logout(request: web.Request) -> web.Response:
 @routes.get("/console")
 async def dashboard(request: web.Request) -> web.Response:
     login_required(request)
-    svc = services(request)
-    messages = await svc.warnings.list(limit=200)
-    threads = {m.thread: await svc.warnings.thread(m.thread) for m in messages}
+    messages = await request.app[WARNINGS].list(limit=200)
+    threads = {m.thread: await request.app[WARNINGS].thread(m.thread) for m in messages}
     return await page(
         request,
         "console/list.html",
@@ -150,8 +148,7 @@ async def _compose_page(
     message_id: str = "",
     status: int = 200,
 ) -> web.Response:
-    svc = services(request)
-    await svc.registry.refresh(svc.redis)
+    await request.app[AREAS].refresh(request.app[REDIS])
     return await page(
         request,
         "console/compose.html",
@@ -165,9 +162,9 @@ async def _compose_page(
         statuses=STATUSES,
         urgencies=URGENCIES,
         certainties=CERTAINTIES,
-        areas=svc.registry.areas,
+        areas=request.app[AREAS].areas,
         tag=tag_for(locale(request)),
-        languages_order=svc.settings.languages,
+        languages_order=request.app[SETTINGS].languages,
     )
 
 
@@ -179,8 +176,7 @@ def _field_errors(request: web.Request, error: ValidationFailed) -> dict[str, st
 async def compose_form(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "warning.create")
-    svc = services(request)
-    expires = (svc.warnings.now() + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+    expires = (request.app[WARNINGS].now() + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
     values: dict[str, Any] = {
         "grade": request.query.get("grade", "blue"),
         "event": request.query.get("event", "rainstorm"),
@@ -194,12 +190,11 @@ async def compose_form(request: web.Request) -> web.Response:
 @routes.post("/console/compose")
 async def compose(request: web.Request) -> web.Response:
     actor = require_actor(request, "warning.create")
-    svc = services(request)
     form = await request.post()
     try:
-        message = await svc.warnings.create(actor, form_to_body(form, svc.settings.languages))
+        message = await request.app[WARNINGS].create(actor, form_to_body(form, request.app[SETTINGS].languages))
         if form.get("then") == "submit":
-            await svc.warnings.submit(actor, message.id)
+            await request.app[WARNINGS].submit(actor, message.id)
     except ValidationFailed as error:
         return await _compose_page(
             request, mode="create", values=_form_values(form), errors=_field_errors(request, error), status=422
@@ -216,10 +211,9 @@ def _form_values(form: MultiDictProxy[Any]) -> dict[str, Any]:
 @routes.get("/console/warnings/{id}")
 async def detail(request: web.Request) -> web.Response:
     login_required(request)
-    svc = services(request)
-    message = await svc.warnings.get(request.match_info["id"])
-    thread = await svc.warnings.thread(message.thread)
-    quorum = await svc.warnings.rules.quorum_for(message)
+    message = await request.app[WARNINGS].get(request.match_info["id"])
+    thread = await request.app[WARNINGS].thread(message.thread)
+    quorum = await request.app[WARNINGS].rules.quorum_for(message)
     return await page(
         request,
         "console/detail.html",
@@ -228,18 +222,17 @@ async def detail(request: web.Request) -> web.Response:
         missing=quorum.missing(message),
         events=EVENTS,
         tag=tag_for(locale(request)),
-        registry=svc.registry,
-        history=await svc.warnings.thread_messages(message.thread),
-        preview=await preview(svc, message),
-        stats=await delivery_stats(svc, message.id),
+        registry=request.app[AREAS],
+        history=await request.app[WARNINGS].thread_messages(message.thread),
+        preview=await preview(request.app[DISPATCH], message),
+        stats=await delivery_stats(request.app[DISPATCH], message.id),
     )
 
 
 @routes.get(r"/console/warnings/{id}/{mode:edit|update}")
 async def edit_form(request: web.Request) -> web.Response:
     login_required(request)
-    svc = services(request)
-    message = await svc.warnings.get(request.match_info["id"])
+    message = await request.app[WARNINGS].get(request.match_info["id"])
     return await _compose_page(
         request, mode=request.match_info["mode"], values=content_to_form(message.content), message_id=message.id
     )
@@ -248,17 +241,16 @@ async def edit_form(request: web.Request) -> web.Response:
 @routes.post(r"/console/warnings/{id}/{mode:edit|update}")
 async def edit(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    svc = services(request)
     message_id, mode = request.match_info["id"], request.match_info["mode"]
     form = await request.post()
-    body = form_to_body(form, svc.settings.languages)
+    body = form_to_body(form, request.app[SETTINGS].languages)
     try:
         if mode == "edit":
-            message = await svc.warnings.edit(actor, message_id, body)
+            message = await request.app[WARNINGS].edit(actor, message_id, body)
             if form.get("then") == "submit":
-                await svc.warnings.submit(actor, message.id)
+                await request.app[WARNINGS].submit(actor, message.id)
         else:
-            message = await svc.warnings.update(actor, message_id, body)
+            message = await request.app[WARNINGS].update(actor, message_id, body)
     except ValidationFailed as error:
         return await _compose_page(
             request,
@@ -274,11 +266,10 @@ async def edit(request: web.Request) -> web.Response:
 @routes.post(r"/console/warnings/{id}/{action:submit|approve|reject|publish|review|cancel}")
 async def act(request: web.Request) -> web.Response:
     actor = require_actor(request)
-    svc = services(request)
     message_id, action = request.match_info["id"], request.match_info["action"]
     form = await request.post()
     text = str(form.get("comment", ""))
-    flow = svc.warnings
+    flow = request.app[WARNINGS]
     try:
         if action == "submit":
             message = await flow.submit(actor, message_id)
@@ -309,10 +300,9 @@ async def act(request: web.Request) -> web.Response:
 async def audit_page(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "audit.read")
-    svc = services(request)
-    total = await svc.audit.count()
-    entries = (await svc.audit.entries(max(0, total - 300), -1))[::-1]
-    problems = await svc.audit.verify() if request.query.get("verify") else None
+    total = await request.app[AUDIT].count()
+    entries = (await request.app[AUDIT].entries(max(0, total - 300), -1))[::-1]
+    problems = await request.app[AUDIT].verify() if request.query.get("verify") else None
     return await page(request, "console/audit.html", entries=entries, total=total, problems=problems)
 
 
@@ -320,14 +310,13 @@ async def audit_page(request: web.Request) -> web.Response:
 async def rules_page(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "warning.read")
-    rules = await services(request).warnings.rules.all()
+    rules = await request.app[WARNINGS].rules.all()
     return await page(request, "console/rules.html", rules=rules, keys=RULE_KEYS, errors={}, saved=False)
 
 
 @routes.post("/console/rules")
 async def save_rules(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
-    svc = services(request)
     form = await request.post()
     body: dict[str, Any] = {}
     for key in RULE_KEYS:
@@ -350,7 +339,7 @@ async def save_rules(request: web.Request) -> web.Response:
             errors=_field_errors(request, error),
             saved=False,
         )
-    before = await svc.warnings.rules.all()
-    await svc.warnings.rules.save(rules)
-    await svc.audit.append(actor.label, "policy.approval_rules", "approval-rules", before=before, after=rules)
+    before = await request.app[WARNINGS].rules.all()
+    await request.app[WARNINGS].rules.save(rules)
+    await request.app[AUDIT].append(actor.label, "policy.approval_rules", "approval-rules", before=before, after=rules)
     return await page(request, "console/rules.html", rules=rules, keys=RULE_KEYS, errors={}, saved=True)

@@ -19,8 +19,9 @@ from publisher.dispatch.stats import delivery_stats
 from publisher.identifiers import is_identifier
 from publisher.model import DRAFT, Message
 from publisher.policy import PUSH_CHANNELS, validate_policy
+from warncast.app_keys import AUDIT, CHANNELS, DISPATCH, POLICY, REDIS, SETTINGS, WARNINGS
 from warncast.web.pages import page
-from warncast.web.requests import json_body, json_dumps, require_actor, services
+from warncast.web.requests import json_body, json_dumps, require_actor
 
 routes = web.RouteTableDef()
 
@@ -37,18 +38,16 @@ async def short_link(request: web.Request) -> web.Response:
 @routes.get("/api/v1/warnings/{id}/preview")
 async def preview_saved(request: web.Request) -> web.Response:
     require_actor(request, "warning.read")
-    svc = services(request)
-    message = await svc.warnings.get(request.match_info["id"])
-    return web.json_response(await preview(svc, message), dumps=json_dumps)
+    message = await request.app[WARNINGS].get(request.match_info["id"])
+    return web.json_response(await preview(request.app[DISPATCH], message), dumps=json_dumps)
 
 
 @routes.post("/api/v1/warnings/preview")
 async def preview_unsaved(request: web.Request) -> web.Response:
     """The compose page's live preview: the same body as a new warning, validated, not stored."""
     require_actor(request, "warning.create")
-    svc = services(request)
-    content = svc.warnings._parse(await json_body(request))
-    now = svc.warnings.now().isoformat()
+    content = request.app[WARNINGS]._parse(await json_body(request))
+    now = request.app[WARNINGS].now().isoformat()
     draft = Message(
         id="preview",
         thread="preview",
@@ -59,17 +58,16 @@ async def preview_unsaved(request: web.Request) -> web.Response:
         created=now,
         updated=now,
     )
-    return web.json_response(await preview(svc, draft), dumps=json_dumps)
+    return web.json_response(await preview(request.app[DISPATCH], draft), dumps=json_dumps)
 
 
 @routes.get("/api/v1/warnings/{id}/deliveries")
 async def deliveries(request: web.Request) -> web.Response:
     require_actor(request, "warning.read")
-    svc = services(request)
-    message = await svc.warnings.get(request.match_info["id"])
-    body = await delivery_stats(svc, message.id)
-    if message.id == (await svc.warnings.thread(message.thread)).current:
-        body["expiry_notice"] = await delivery_stats(svc, f"{message.id}:expired")
+    message = await request.app[WARNINGS].get(request.match_info["id"])
+    body = await delivery_stats(request.app[DISPATCH], message.id)
+    if message.id == (await request.app[WARNINGS].thread(message.thread)).current:
+        body["expiry_notice"] = await delivery_stats(request.app[DISPATCH], f"{message.id}:expired")
     return web.json_response(body, dumps=json_dumps)
 
 
@@ -83,14 +81,14 @@ def _channel(request: web.Request) -> str:
 @routes.get("/api/v1/outbox/{channel}")
 async def outbox(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
-    entries = await read_outbox(services(request).redis, _channel(request), count=200)
+    entries = await read_outbox(request.app[REDIS], _channel(request), count=200)
     return web.json_response({"channel": request.match_info["channel"], "entries": entries}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/dispatch/dead-letters")
 async def dead_letters(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
-    total, entries = await list_dead(services(request))
+    total, entries = await list_dead(request.app[DISPATCH])
     return web.json_response(
         {"total": total, "entries": [{k: v for k, v in e.items() if k != "raw"} for e in entries]}, dumps=json_dumps
     )
@@ -98,9 +96,8 @@ async def dead_letters(request: web.Request) -> web.Response:
 
 async def _replay_dead_letters(request: web.Request) -> int:
     actor = require_actor(request, "delivery.replay")
-    svc = services(request)
-    count = await replay(svc)
-    await svc.audit.append(actor.label, "dispatch.replay", "dead-letters", count=count)
+    count = await replay(request.app[DISPATCH])
+    await request.app[AUDIT].append(actor.label, "dispatch.replay", "dead-letters", count=count)
     return count
 
 
@@ -112,25 +109,23 @@ async def replay_dead(request: web.Request) -> web.Response:
 @routes.get("/api/v1/channel-policy")
 async def get_policy(request: web.Request) -> web.Response:
     require_actor(request, "warning.read")
-    return web.json_response(await services(request).policy.get())
+    return web.json_response(await request.app[POLICY].get())
 
 
 @routes.put("/api/v1/channel-policy")
 async def put_policy(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
-    svc = services(request)
     policy = validate_policy(await json_body(request))
-    before = await svc.policy.get()
-    await svc.policy.save(policy)
-    await svc.audit.append(actor.label, "policy.channels", "channel-policy", before=before, after=policy)
+    before = await request.app[POLICY].get()
+    await request.app[POLICY].save(policy)
+    await request.app[AUDIT].append(actor.label, "policy.channels", "channel-policy", before=before, after=policy)
     return web.json_response(policy)
 
 
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus: delivery counters summed over every worker (kept in Redis), queue gauges."""
-    svc = services(request)
-    totals = await svc.redis.hgetall(keys.DELIVERY_TOTALS)
+    totals = await request.app[REDIS].hgetall(keys.DELIVERY_TOTALS)
     registry = CollectorRegistry()
     counter = Counter(
         "warncast_deliveries", "Deliveries by channel and outcome", ["channel", "outcome"], registry=registry
@@ -141,17 +136,17 @@ async def metrics(request: web.Request) -> web.Response:
     gauges = {
         "warncast_dispatch_queue_length": (
             "Segments waiting on the dispatch queue",
-            await svc.redis.xlen(keys.DISPATCH_QUEUE),
+            await request.app[REDIS].xlen(keys.DISPATCH_QUEUE),
         ),
         "warncast_dispatch_retries_scheduled": (
             "Deliveries waiting for a retry",
-            await svc.redis.zcard(keys.DISPATCH_RETRY),
+            await request.app[REDIS].zcard(keys.DISPATCH_RETRY),
         ),
         "warncast_dispatch_dead_letters": (
             "Deliveries that failed every attempt",
-            await svc.redis.llen(keys.DISPATCH_DEAD),
+            await request.app[REDIS].llen(keys.DISPATCH_DEAD),
         ),
-        "warncast_warnings_active": ("Warnings in force", len(await svc.warnings.active())),
+        "warncast_warnings_active": ("Warnings in force", len(await request.app[WARNINGS].active())),
     }
     for name, (doc, value) in gauges.items():
         Gauge(name, doc, registry=registry).set(value)
@@ -164,19 +159,18 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/console/delivery")
 async def delivery_page(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
-    svc = services(request)
-    outboxes = {ch: await read_outbox(svc.redis, ch, count=50) for ch in PUSH_CHANNELS}
-    total, dead = await list_dead(svc, count=100)
+    outboxes = {ch: await read_outbox(request.app[REDIS], ch, count=50) for ch in PUSH_CHANNELS}
+    total, dead = await list_dead(request.app[DISPATCH], count=100)
     return await page(
         request,
         "console/delivery.html",
         outboxes=outboxes,
         dead_total=total,
         dead=dead,
-        outbox_mode={ch: svc.channels[ch].outbox_mode for ch in svc.channels},
-        policy=await svc.policy.get(),
+        outbox_mode={ch: request.app[CHANNELS][ch].outbox_mode for ch in request.app[CHANNELS]},
+        policy=await request.app[POLICY].get(),
         channels=PUSH_CHANNELS,
-        now=datetime.now(svc.settings.tz),
+        now=datetime.now(request.app[SETTINGS].tz),
     )
 
 
@@ -189,14 +183,13 @@ async def delivery_replay(request: web.Request) -> web.Response:
 @routes.post("/console/delivery/policy")
 async def delivery_policy(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
-    svc = services(request)
     form = await request.post()
     body = {
         grade: {ch: str(form.get(f"{grade}.{ch}", "")) for ch in PUSH_CHANNELS}
         for grade in ("blue", "yellow", "orange", "red")
     }
     policy = validate_policy(body)
-    before = await svc.policy.get()
-    await svc.policy.save(policy)
-    await svc.audit.append(actor.label, "policy.channels", "channel-policy", before=before, after=policy)
+    before = await request.app[POLICY].get()
+    await request.app[POLICY].save(policy)
+    await request.app[AUDIT].append(actor.label, "policy.channels", "channel-policy", before=before, after=policy)
     raise web.HTTPSeeOther("/console/delivery")

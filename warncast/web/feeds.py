@@ -9,16 +9,17 @@ from foundation.errors import ValidationFailed
 from foundation.i18n import N_, normalize_locale, tag_for
 from publisher.taxonomy import GRADES
 from publisher.validation import Collector
+from warncast.app_keys import AREAS
 from warncast.web.conditional import respond
 from warncast.web.live import outlets
-from warncast.web.requests import locale, services
+from warncast.web.requests import locale
 
 routes = web.RouteTableDef()
 
 
 def feed_query(request: web.Request) -> tuple[FeedQuery, str | None]:
     """The reader's filters, checked; and what the answer varies by when the language was implicit."""
-    registry = services(request).registry
+    registry = request.app[AREAS]
     errs = Collector()
     vary = None
     raw_lang = request.query.get("lang")

@@ -19,10 +19,10 @@ from ipaddress import ip_network
 
 from aiohttp import web
 
+from foundation.clock import Clock
 from foundation.errors import TooManyRequests
 from foundation.i18n import N_
 from foundation.settings import Settings
-from publisher.workflow import Clock
 from warncast.web.requests import AUTH_KIND, client_ip
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

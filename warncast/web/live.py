@@ -20,7 +20,7 @@ def outlets(request: web.Request) -> Outlets:
 async def outlets_ctx(app: web.Application) -> AsyncIterator[None]:
     """One stream reader and one screen re-check loop per process; they join the app's background
     tasks, which are cancelled and awaited on shutdown."""
-    found = app[OUTLETS] = Outlets.build(app[SERVICES])
+    found = app[OUTLETS] = Outlets.build(app[SERVICES].channel_context)
     app[BACKGROUND].append(asyncio.create_task(found.follower.run(), name="warnings-follower"))
     app[BACKGROUND].append(asyncio.create_task(found.hub.tick(), name="screens-tick"))
     yield

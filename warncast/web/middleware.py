@@ -13,10 +13,11 @@ from aiohttp import web
 from foundation.access.auth import csrf_matches
 from foundation.errors import TooManyRequests, ValidationFailed, WarncastError
 from foundation.i18n import LANG_COOKIE, N_, negotiate
+from warncast.app_keys import ACCOUNTS
 from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
 from warncast.web.open311 import open311_error
 from warncast.web.pages import page
-from warncast.web.requests import ACTOR, AUTH_KIND, CSRF, LOCALE, SESSION_COOKIE, client_ip, json_dumps, services, t
+from warncast.web.requests import ACTOR, AUTH_KIND, CSRF, LOCALE, SESSION_COOKIE, client_ip, json_dumps, t
 
 log = logging.getLogger("warncast.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -64,7 +65,7 @@ def cookies(request: web.Request) -> Mapping[str, str]:
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve a bearer token or a console session; check CSRF on session-authenticated writes."""
-    accounts = services(request).accounts
+    accounts = request.app[ACCOUNTS]
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith("Bearer "):
         failures, ip = request.app[AUTH_FAILURES], client_ip(request)

@@ -12,7 +12,8 @@ from citizen_report.signals import MAX_CAP_BYTES, ingest_cap_alert, ingest_readi
 from citizen_report.triage import act
 from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_
-from warncast.web.requests import json_body, json_dumps, require_actor, services
+from warncast.app_keys import AREAS, AUDIT, REDIS, REPORTS
+from warncast.web.requests import json_body, json_dumps, require_actor
 from warncast.web.triage import matches
 
 routes = web.RouteTableDef()
@@ -32,14 +33,14 @@ async def monitoring_items(request: web.Request) -> web.Response:
     after = request.query.get("after", "-")
     if after != "-" and not all(part.isdigit() for part in after.split("-", 1)):
         raise ValidationFailed([FieldError("after", "format", N_("Use a queue item id like 1700000000000-0."))])
-    found = await items(services(request), after=after, limit=_limit(request))
+    found = await items(request.app[REPORTS], after=after, limit=_limit(request))
     return web.json_response({"items": found, "last": found[-1]["id"] if found else after}, dumps=json_dumps)
 
 
 @routes.post("/api/v1/monitoring/readings")
 async def monitoring_readings(request: web.Request) -> web.Response:
     require_actor(request, "monitoring.ingest")
-    results = await ingest_readings(services(request), await json_body(request))
+    results = await ingest_readings(request.app[REPORTS], await json_body(request))
     return web.json_response({"readings": results}, status=202)
 
 
@@ -50,7 +51,7 @@ async def monitoring_alerts(request: web.Request) -> web.Response:
     if request.content_length and request.content_length > MAX_CAP_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_CAP_BYTES, actual_size=request.content_length)
     raw = await request.content.read(MAX_CAP_BYTES + 1)
-    item = await ingest_cap_alert(services(request), raw)
+    item = await ingest_cap_alert(request.app[REPORTS], raw)
     return web.json_response(item, status=202, dumps=json_dumps)
 
 
@@ -58,17 +59,16 @@ async def monitoring_alerts(request: web.Request) -> web.Response:
 async def list_incidents(request: web.Request) -> web.Response:
     """Triage board entries; the same filters as the board (?status=open|all|..., ?department=...)."""
     require_actor(request, "report.read")
-    svc = services(request)
     filters = {k: request.query.get(k, "") for k in ("status", "priority", "department", "category", "kind", "area")}
     filters["status"] = filters["status"] or "open"
-    found = [i.as_json() for i in await board(svc) if matches(i, filters, svc.registry)]
+    found = [i.as_json() for i in await board(request.app[REPORTS]) if matches(i, filters, request.app[AREAS])]
     return web.json_response({"incidents": found[: _limit(request)]}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/incidents/{id}")
 async def get_incident(request: web.Request) -> web.Response:
     require_actor(request, "report.read")
-    incident = await load_incident(services(request), request.match_info["id"])
+    incident = await load_incident(request.app[REPORTS], request.match_info["id"])
     if incident is None:
         raise NotFound(N_("No incident with this id."))
     return web.json_response(incident.as_json(), dumps=json_dumps)
@@ -84,22 +84,21 @@ async def incident_action(request: web.Request) -> web.Response:
     for name, value in text.items():
         if not isinstance(value, str):
             raise ValidationFailed([FieldError(name, "type", N_("Must be text."))])
-    incident = await act(services(request), actor, request.match_info["id"], request.match_info["action"], **text)
+    incident = await act(request.app[REPORTS], actor, request.match_info["id"], request.match_info["action"], **text)
     return web.json_response(incident.as_json(), dumps=json_dumps)
 
 
 @routes.get("/api/v1/routing")
 async def get_routing(request: web.Request) -> web.Response:
     require_actor(request, "report.read")
-    return web.json_response(await load_routing(services(request).redis), dumps=json_dumps)
+    return web.json_response(await load_routing(request.app[REDIS]), dumps=json_dumps)
 
 
 @routes.put("/api/v1/routing")
 async def put_routing(request: web.Request) -> web.Response:
     actor = require_actor(request, "routing.edit")
-    svc = services(request)
-    table = validate_routing(await json_body(request), svc.registry)
-    before = await load_routing(svc.redis)
-    await save_routing(svc.redis, table)
-    await svc.audit.append(actor.label, "policy.routing", "routing", before=before, after=table)
+    table = validate_routing(await json_body(request), request.app[AREAS])
+    before = await load_routing(request.app[REDIS])
+    await save_routing(request.app[REDIS], table)
+    await request.app[AUDIT].append(actor.label, "policy.routing", "routing", before=before, after=table)
     return web.json_response(table, dumps=json_dumps)

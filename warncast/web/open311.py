@@ -17,7 +17,8 @@ from citizen_report.routing import load_routing
 from foundation.errors import FieldError, NotFound, TooManyRequests, ValidationFailed, WarncastError
 from foundation.i18n import N_
 from foundation.store import keys
-from warncast.web.requests import client_ip, locale, services, t
+from warncast.app_keys import ACCOUNTS, AREAS, CATALOGS, REDIS, REPORTS, SETTINGS
+from warncast.web.requests import client_ip, locale, t
 
 routes = web.RouteTableDef()
 FMT = "{fmt:xml|json}"
@@ -67,20 +68,21 @@ def open311_error(request: web.Request, error: WarncastError) -> web.Response:
 
 
 def _jurisdiction(request: web.Request) -> str:
-    return services(request).settings.sender.rsplit("@", 1)[-1]
+    return request.app[SETTINGS].sender.rsplit("@", 1)[-1]
 
 
 @routes.get(f"/open311/v2/discovery.{FMT}")
 @open311
 async def discovery(request: web.Request) -> web.Response:
-    svc = services(request)
-    return _respond(request, "discovery", spec.discovery(svc.settings.public_url, svc.settings.sender))
+    return _respond(
+        request, "discovery", spec.discovery(request.app[SETTINGS].public_url, request.app[SETTINGS].sender)
+    )
 
 
 @routes.get(f"/open311/v2/services.{FMT}")
 @open311
 async def service_list(request: web.Request) -> web.Response:
-    return _respond(request, "services", spec.services_list(services(request).catalogs, locale(request)))
+    return _respond(request, "services", spec.services_list(request.app[CATALOGS], locale(request)))
 
 
 @routes.get(f"/open311/v2/services/{{code}}.{FMT}")
@@ -90,17 +92,16 @@ async def service_definition(request: web.Request) -> web.Response:
     if code not in CATEGORIES:
         raise NotFound(N_("No service with this service_code."))
     return _respond(
-        request, "service_definition", spec.service_definition(code, services(request).catalogs, locale(request))
+        request, "service_definition", spec.service_definition(code, request.app[CATALOGS], locale(request))
     )
 
 
 @routes.post(f"/open311/v2/requests.{FMT}")
 @open311
 async def create_request(request: web.Request) -> web.Response:
-    svc = services(request)
     form = await request.post()
     api_key = str(form.get("api_key") or request.query.get("api_key") or "")
-    if not api_key or await svc.accounts.token_actor(api_key) is None:
+    if not api_key or await request.app[ACCOUNTS].token_actor(api_key) is None:
         raise Forbidden403(N_("Invalid api_key received -- can't proceed with create_request."))
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}
     code = fields.get("service_code", "")
@@ -109,7 +110,7 @@ async def create_request(request: web.Request) -> web.Response:
     if code not in CATEGORIES:
         raise NotFound(N_("No service with this service_code."))
     address_id = fields.get("address_id") or None
-    if address_id and svc.registry.get(address_id) is None:
+    if address_id and request.app[AREAS].get(address_id) is None:
         raise ValidationFailed([FieldError("address_id", "unknown", N_("Choose an area from the list."))])
     data = ReportInput(
         category=code,
@@ -125,7 +126,7 @@ async def create_request(request: web.Request) -> web.Response:
         locale=locale(request),
         client=client_ip(request),
     )
-    submitted = await submit_report(svc, data, idempotency_key=request.headers.get("Idempotency-Key"))
+    submitted = await submit_report(request.app[REPORTS], data, idempotency_key=request.headers.get("Idempotency-Key"))
     notice = t(request, N_("Photos by media_url are not fetched; send them with POST /api/v1/reports."))
     row = {"service_request_id": submitted.report.id, "service_notice": notice, "account_id": ""}
     return _respond(request, "service_requests", [row])
@@ -138,7 +139,7 @@ async def list_requests(request: web.Request) -> web.Response:
     if ids := query.get("service_request_id"):  # overrides every other filter (spec)
         reports = await _reports(request, [i.strip() for i in ids.split(",") if i.strip()][:MAX_ROWS])
         return await _rows(request, reports)
-    now = services(request).reports.now()
+    now = request.app[REPORTS].now()
     end = _date(query.get("end_date"), "end_date") or now
     start = _date(query.get("start_date"), "start_date") or max(end - MAX_SPAN, datetime.min.replace(tzinfo=now.tzinfo))
     if end - start > MAX_SPAN or start > end:
@@ -154,7 +155,7 @@ async def list_requests(request: web.Request) -> web.Response:
         page_size = max(1, min(MAX_ROWS, int(query.get("page_size") or MAX_ROWS)))
     except ValueError:
         raise ValidationFailed([FieldError("page", "type", N_("Must be a whole number."))]) from None
-    ids = await services(request).redis.zrevrangebyscore(keys.REPORTS_INDEX, end.timestamp(), start.timestamp())
+    ids = await request.app[REDIS].zrevrangebyscore(keys.REPORTS_INDEX, end.timestamp(), start.timestamp())
     reports = [r for r in await _reports(request, ids) if not codes or r.category in codes]
     if statuses:
         reports = [r for r in reports if ("closed" if r.status in ("resolved", "rejected") else "open") in statuses]
@@ -175,7 +176,7 @@ async def get_request(request: web.Request) -> web.Response:
 async def get_token(request: web.Request) -> web.Response:
     """Our requests get their id at once; a report's tracking code also works as its token."""
     token = request.match_info["token"]
-    report_id = await services(request).redis.hget(keys.REPORTS_BY_TRACKING, token.upper())
+    report_id = await request.app[REDIS].hget(keys.REPORTS_BY_TRACKING, token.upper())
     if not report_id:
         raise NotFound(N_("No service request with this token."))
     return _respond(request, "service_requests", [{"service_request_id": report_id, "token": token}])
@@ -194,24 +195,22 @@ def _date(value: str | None, field: str) -> datetime | None:
 
 
 async def _reports(request: web.Request, ids: list[str]) -> list[Report]:
-    svc = services(request)
-    found = [await load_report(svc, i) for i in ids if i.isdigit()]
+    found = [await load_report(request.app[REPORTS], i) for i in ids if i.isdigit()]
     return [r for r in found if r is not None]
 
 
 async def _rows(request: web.Request, reports: list[Report]) -> web.Response:
-    svc = services(request)
     incident_ids = sorted({r.incident for r in reports if r.incident})
-    raws = await svc.redis.mget([keys.incident(i) for i in incident_ids]) if incident_ids else []
+    raws = await request.app[REDIS].mget([keys.incident(i) for i in incident_ids]) if incident_ids else []
     incidents = [Incident(**json.loads(raw)) for raw in raws if raw]
     deadlines = {i.id: i.deadline for i in incidents}
-    departments = (await load_routing(svc.redis))["departments"]
+    departments = (await load_routing(request.app[REDIS]))["departments"]
     rows = [
         spec.request_row(
             r,
-            catalogs=svc.catalogs,
+            catalogs=request.app[CATALOGS],
             locale=locale(request),
-            registry=svc.registry,
+            registry=request.app[AREAS],
             departments=departments,
             expected=deadlines.get(r.incident or "", ""),
         )

@@ -9,18 +9,19 @@ from aiohttp import web
 from foundation.access.roles import allowed
 from foundation.i18n import SUPPORTED
 from foundation.templating import render
-from warncast.web.requests import ACTOR, CSRF, locale, services, translations
+from warncast.app_keys import SETTINGS, TEMPLATES
+from warncast.web.requests import ACTOR, CSRF, locale, translations
 
 
 async def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
     actor = request.get(ACTOR)
     html = await render(
-        services(request).env,
+        request.app[TEMPLATES],
         template,
         {
             "translations": translations(request),
             "locale": locale(request),
-            "tz": services(request).settings.tz,
+            "tz": request.app[SETTINGS].tz,
             "languages": SUPPORTED,
             "request": request,
             "actor": actor,

@@ -11,15 +11,16 @@ from foundation.access.audit import Actor
 from foundation.errors import ValidationFailed
 from foundation.i18n import tag_for
 from publisher.taxonomy import GRADE_NAMES, GRADES
+from warncast.app_keys import AREAS, AUDIT, REDIS
 from warncast.web.pages import page
-from warncast.web.requests import json_body, locale, login_required, require_actor, services, t
+from warncast.web.requests import json_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 PARTNER = "{id:[a-z0-9][a-z0-9-]{0,39}}"
 
 
 def _registry(request: web.Request) -> PartnerRegistry:
-    return PartnerRegistry(services(request).redis)
+    return PartnerRegistry(request.app[REDIS])
 
 
 def _public(partner: Partner) -> dict[str, Any]:
@@ -36,26 +37,24 @@ def _with_secret(partner: Partner, secret: str) -> web.Response:
 
 
 async def _create(request: web.Request, actor: Actor, body: Any) -> tuple[Partner, str]:
-    svc = services(request)
-    await svc.registry.refresh(svc.redis)
-    partner, secret = await _registry(request).create(parse_partner(body, svc.registry))
-    await svc.audit.append(actor.label, "partner.create", partner.id, after=partner.as_json())
+    await request.app[AREAS].refresh(request.app[REDIS])
+    partner, secret = await _registry(request).create(parse_partner(body, request.app[AREAS]))
+    await request.app[AUDIT].append(actor.label, "partner.create", partner.id, after=partner.as_json())
     return partner, secret
 
 
 async def _replace(request: web.Request, actor: Actor, body: Any, partner_id: str) -> Partner:
-    svc = services(request)
-    await svc.registry.refresh(svc.redis)
-    before, after = await _registry(request).replace(parse_partner(body, svc.registry, partner_id=partner_id))
-    await svc.audit.append(actor.label, "partner.edit", partner_id, before=before.as_json(), after=after.as_json())
+    await request.app[AREAS].refresh(request.app[REDIS])
+    before, after = await _registry(request).replace(parse_partner(body, request.app[AREAS], partner_id=partner_id))
+    await request.app[AUDIT].append(
+        actor.label, "partner.edit", partner_id, before=before.as_json(), after=after.as_json()
+    )
     return after
 
 
 async def _rotate(request: web.Request, actor: Actor, partner_id: str) -> tuple[Partner, str]:
     partner, secret = await _registry(request).rotate_secret(partner_id)
-    await services(request).audit.append(
-        actor.label, "partner.rotate_secret", partner_id, secret_hint=partner.secret_hint
-    )
+    await request.app[AUDIT].append(actor.label, "partner.rotate_secret", partner_id, secret_hint=partner.secret_hint)
     return partner, secret
 
 
@@ -63,7 +62,7 @@ async def _delete(request: web.Request, actor: Actor, partner_id: str) -> None:
     registry = _registry(request)
     before = await registry.get(partner_id)  # NotFound names the problem
     await registry.delete(partner_id)
-    await services(request).audit.append(actor.label, "partner.delete", partner_id, before=before.as_json())
+    await request.app[AUDIT].append(actor.label, "partner.delete", partner_id, before=before.as_json())
 
 
 # API
@@ -126,7 +125,6 @@ def _form_body(form: Any) -> dict[str, Any]:
 async def _console_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
     login_required(request)
     require_actor(request, "partners.read")
-    svc = services(request)
     partners = list((await _registry(request).all()).values())
     context.setdefault("new_secret", None)  # shown once, right after creating or rotating
     context.setdefault("shown", None)
@@ -139,8 +137,8 @@ async def _console_page(request: web.Request, *, status: int = 200, **context: A
         "console/partners.html",
         status=status,
         partners=partners,
-        areas=svc.registry.areas,
-        registry=svc.registry,
+        areas=request.app[AREAS].areas,
+        registry=request.app[AREAS],
         formats=FORMATS,
         grades=GRADES,
         grade_names=GRADE_NAMES,

@@ -14,10 +14,11 @@ from foundation.i18n import LANG_COOKIE, N_, normalize_locale, tag_for
 from publisher.cap_xml import render_cap
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import EVENTS, GRADE_COLOUR, GRADES
+from warncast.app_keys import AREAS, CATALOGS, REDIS, SETTINGS, WARNINGS
 from warncast.web.conditional import respond
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import locale, services
+from warncast.web.requests import locale
 
 routes = web.RouteTableDef()
 
@@ -36,23 +37,22 @@ def grade_fills(messages: list[Message], registry) -> dict[str, str]:  # type: i
 
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
-    svc = services(request)
-    await svc.registry.refresh(svc.redis)
-    active = await svc.warnings.active()
+    await request.app[AREAS].refresh(request.app[REDIS])
+    active = await request.app[WARNINGS].active()
     tag = tag_for(locale(request))
     svg = render_svg(
-        [a.as_record() for a in svc.registry.areas],
-        grade_fills(active, svc.registry),
+        [a.as_record() for a in request.app[AREAS].areas],
+        grade_fills(active, request.app[AREAS]),
         locale=tag,
-        title=svc.catalogs.text(locale(request), N_("Map of warnings in force")),
+        title=request.app[CATALOGS].text(locale(request), N_("Map of warnings in force")),
     )
     return await page(
-        request, "public/index.html", warnings=active, map_svg=svg, events=EVENTS, tag=tag, registry=svc.registry
+        request, "public/index.html", warnings=active, map_svg=svg, events=EVENTS, tag=tag, registry=request.app[AREAS]
     )
 
 
 async def _published(request: web.Request, message_id: str) -> Message:
-    message = await services(request).warnings.get(message_id)
+    message = await request.app[WARNINGS].get(message_id)
     if message.state != PUBLISHED:
         raise NotFound(N_("No warning with this id."))
     return message
@@ -61,10 +61,9 @@ async def _published(request: web.Request, message_id: str) -> Message:
 @routes.get("/warnings/{id}")
 async def warning_page(request: web.Request) -> web.Response:
     """The public page of one message: the verify link in every SMS and chat message."""
-    svc = services(request)
     message = await _published(request, request.match_info["id"])
-    thread = await svc.warnings.thread(message.thread)
-    history = await svc.warnings.thread_messages(message.thread)
+    thread = await request.app[WARNINGS].thread(message.thread)
+    history = await request.app[WARNINGS].thread_messages(message.thread)
     return await page(
         request,
         "public/warning.html",
@@ -73,26 +72,29 @@ async def warning_page(request: web.Request) -> web.Response:
         history=history,
         events=EVENTS,
         tag=tag_for(locale(request)),
-        registry=svc.registry,
-        now=svc.warnings.now(),
+        registry=request.app[AREAS],
+        now=request.app[WARNINGS].now(),
     )
 
 
 @routes.get("/cap/{id}.xml")
 async def cap(request: web.Request) -> web.Response:
     """A published message never changes, so its CAP is rendered once (per area registry version)."""
-    svc = services(request)
     message = await _published(request, request.match_info["id"])
 
     async def render() -> Rendering:
-        references = [await svc.warnings.get(ref) for ref in message.references]
+        references = [await request.app[WARNINGS].get(ref) for ref in message.references]
         body = render_cap(
-            message, references=references, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs
+            message,
+            references=references,
+            registry=request.app[AREAS],
+            settings=request.app[SETTINGS],
+            catalogs=request.app[CATALOGS],
         )
         sent = datetime.fromisoformat(message.sent) if message.sent else None
         return Rendering(body, "application/cap+xml; charset=utf-8", last_modified=sent)
 
-    rendering = await outlets(request).cache.get(("cap", message.id), svc.registry.version, 0.0, render)
+    rendering = await outlets(request).cache.get(("cap", message.id), request.app[AREAS].version, 0.0, render)
     return respond(request, rendering)
 
 
@@ -116,7 +118,7 @@ async def healthz(request: web.Request) -> web.Response:
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
     try:
-        await services(request).redis.ping()
+        await request.app[REDIS].ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return web.json_response({"status": "unavailable", "redis": str(exc)[:200]}, status=503)
     return web.json_response({"status": "ok", "redis": "ok"})

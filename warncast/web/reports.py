@@ -15,9 +15,10 @@ from citizen_report.open311 import PEOPLE_AT_RISK
 from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store.keys import REPORTS_BY_TRACKING
+from warncast.app_keys import AREAS, REDIS, REPORTS, SETTINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, json_body, locale, services
+from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, json_body, locale
 
 routes = web.RouteTableDef()
 MAX_TEXT_PART = 16 * 1024
@@ -39,7 +40,7 @@ API_FIELDS = {
 
 async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Photo]]:
     """Stream a multipart body with caps per part, so a huge upload is refused while it arrives."""
-    config = services(request).reports.config
+    config = request.app[REPORTS].config
     cap = config.max_photos * config.max_photo_bytes + 256 * 1024
     if request.content_length and request.content_length > cap:
         raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=request.content_length)
@@ -110,7 +111,7 @@ def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list
 
 
 def report_json(request: web.Request, report: Report) -> dict[str, Any]:
-    public_url = services(request).settings.public_url
+    public_url = request.app[SETTINGS].public_url
     return {
         **report.public_json(),
         "status_url": f"{public_url}/report/{report.tracking_code}",
@@ -136,7 +137,7 @@ async def create_report(request: web.Request) -> web.Response:
             raise ValidationFailed([FieldError("contact", "type", N_("The body must be a JSON object."))])
         fields, photos = body, []
     data = input_from_fields(request, fields, photos, "api")
-    submitted = await submit_report(services(request), data, idempotency_key=request.headers.get("Idempotency-Key"))
+    submitted = await submit_report(request.app[REPORTS], data, idempotency_key=request.headers.get("Idempotency-Key"))
     return _created(request, submitted)
 
 
@@ -151,9 +152,8 @@ def _created(request: web.Request, submitted: Submitted) -> web.Response:
 
 async def _by_tracking(request: web.Request) -> Report:
     code = normalise_tracking_code(request.match_info["tracking_code"])
-    svc = services(request)
-    report_id = await svc.redis.hget(REPORTS_BY_TRACKING, code) if code else None
-    report = await load_report(svc, report_id) if report_id else None
+    report_id = await request.app[REDIS].hget(REPORTS_BY_TRACKING, code) if code else None
+    report = await load_report(request.app[REPORTS], report_id) if report_id else None
     if report is None:
         raise NotFound(N_("No report with this tracking code."))
     return report
@@ -177,9 +177,8 @@ async def report_form(request: web.Request) -> web.Response:
 async def _form(
     request: web.Request, values: dict[str, Any], errors: dict[str, str], status: int = 200
 ) -> web.Response:
-    svc = services(request)
     tag = tag_for(locale(request))
-    areas = [(a.code, a.name_in(tag), a.level) for a in svc.registry.areas if a.level in ("district", "street")]
+    areas = [(a.code, a.name_in(tag), a.level) for a in request.app[AREAS].areas if a.level in ("district", "street")]
     values.setdefault("submission", secrets.token_urlsafe(18))
     return await page(
         request,
@@ -201,7 +200,7 @@ async def submit_form(request: web.Request) -> web.Response:
         fields = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
     data = input_from_fields(request, fields, photos, "web")
     try:
-        submitted = await submit_report(services(request), data, idempotency_key=fields.get("submission"))
+        submitted = await submit_report(request.app[REPORTS], data, idempotency_key=fields.get("submission"))
     except ValidationFailed as error:
         body = error_body(request, error)["error"]
         errors: dict[str, str] = {}
@@ -217,8 +216,7 @@ async def submit_form(request: web.Request) -> web.Response:
 @routes.get("/report/{tracking_code}")
 async def tracking_page(request: web.Request) -> web.Response:
     report = await _by_tracking(request)
-    svc = services(request)
-    incident = await load_incident(svc, report.incident) if report.incident else None
+    incident = await load_incident(request.app[REPORTS], report.incident) if report.incident else None
     return await page(
         request,
         "report/status.html",

@@ -13,8 +13,7 @@ from foundation.access.audit import Actor
 from foundation.access.roles import allowed
 from foundation.errors import FieldError, Forbidden, Unauthorized, ValidationFailed, WarncastError
 from foundation.i18n import N_, PoTranslations
-from warncast.app_keys import SERVICES, SETTINGS
-from warncast.services import Services
+from warncast.app_keys import CATALOGS, SETTINGS
 
 ACTOR = web.RequestKey("actor", Actor)
 CSRF = web.RequestKey("csrf", str)
@@ -32,20 +31,16 @@ def json_dumps(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def services(request: web.Request) -> Services:
-    return request.app[SERVICES]
-
-
 def locale(request: web.Request) -> str:
     return request.get(LOCALE, "zh_Hans")
 
 
 def translations(request: web.Request) -> PoTranslations:
-    return services(request).catalogs.get(locale(request))
+    return request.app[CATALOGS].get(locale(request))
 
 
 def t(request: web.Request, message: str, **params: object) -> str:
-    return services(request).catalogs.text(locale(request), message, **params)
+    return request.app[CATALOGS].text(locale(request), message, **params)
 
 
 def client_ip(request: web.Request) -> str:

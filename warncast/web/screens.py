@@ -15,11 +15,12 @@ from channels.screens.hub import CLOSE, sse_event
 from channels.screens.registry import ENCODINGS, LANGUAGES, ORIENTATIONS, TEXT_SIZES, parse_screen, screen_status
 from foundation.errors import Conflict, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
+from warncast.app_keys import AREAS, AUDIT, REDIS, SETTINGS
 from warncast.web.conditional import respond
 from warncast.web.limits import live_streams
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import client_ip, json_body, locale, login_required, require_actor, services, t
+from warncast.web.requests import client_ip, json_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 SCREEN = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -141,17 +142,16 @@ async def delete_screen(request: web.Request) -> web.Response:
 async def _save(request: web.Request, body: Any, screen_id: str | None) -> Screen:
     """Create (no id given: it comes from the body) or replace the screen `screen_id`."""
     actor = require_actor(request, "screens.manage")
-    svc = services(request)
     registry = outlets(request).screens.registry
     create = screen_id is None
-    await svc.registry.refresh(svc.redis)
-    screen = parse_screen(body, svc.registry, screen_id=screen_id)
+    await request.app[AREAS].refresh(request.app[REDIS])
+    screen = parse_screen(body, request.app[AREAS], screen_id=screen_id)
     before = (await registry.all(fresh=True)).get(screen.id)
     if not await registry.save(screen, create=create):
         if create:
             raise Conflict(N_("A screen with this id exists already."))
         raise NotFound(N_("No screen with this id."))
-    await svc.audit.append(
+    await request.app[AUDIT].append(
         actor.label,
         "screen.create" if create else "screen.edit",
         screen.id,
@@ -167,7 +167,7 @@ async def _delete(request: web.Request) -> None:
     screen_id = request.match_info["id"]
     if not await outlets(request).screens.registry.delete(screen_id):
         raise NotFound(N_("No screen with this id."))
-    await services(request).audit.append(actor.label, "screen.delete", screen_id)
+    await request.app[AUDIT].append(actor.label, "screen.delete", screen_id)
     await outlets(request).hub.refresh()
 
 
@@ -211,7 +211,6 @@ def _form_body(form: Any) -> dict[str, Any]:
 async def _console_page(request: web.Request, *, status: int = 200, **context: Any) -> web.Response:
     login_required(request)
     require_actor(request, "screens.read")
-    svc = services(request)
     overview = await _overview(request)
     edit = context.get("edit")
     if "values" not in context:
@@ -222,9 +221,13 @@ async def _console_page(request: web.Request, *, status: int = 200, **context: A
         "console/screens.html",
         status=status,
         screens=overview,
-        areas=svc.registry.areas,
-        registry=svc.registry,
-        seen={i["id"]: datetime.fromtimestamp(i["last_seen"], svc.settings.tz) for i in overview if i["last_seen"]},
+        areas=request.app[AREAS].areas,
+        registry=request.app[AREAS],
+        seen={
+            i["id"]: datetime.fromtimestamp(i["last_seen"], request.app[SETTINGS].tz)
+            for i in overview
+            if i["last_seen"]
+        },
         tag=tag_for(locale(request)),
         choices={"orientation": ORIENTATIONS, "text_size": TEXT_SIZES, "encoding": ENCODINGS},
         screen_languages=LANGUAGES,

@@ -21,9 +21,10 @@ from foundation.errors import NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store import keys
 from publisher.taxonomy import GRADE_COLOUR
+from warncast.app_keys import AREAS, AUDIT, CATALOGS, REDIS, REPORTS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import locale, login_required, require_actor, services
+from warncast.web.requests import locale, login_required, require_actor
 
 routes = web.RouteTableDef()
 FILTERS = ("status", "priority", "department", "category", "kind", "area")
@@ -47,17 +48,16 @@ def matches(incident: Incident, filters: dict[str, str], registry: Any) -> bool:
 
 
 async def _board_context(request: web.Request) -> dict[str, Any]:
-    svc = services(request)
     filters = {name: request.query.get(name, "") for name in FILTERS}
     filters["status"] = filters["status"] or "open"
-    incidents = [i for i in await board(svc) if matches(i, filters, svc.registry)]
+    incidents = [i for i in await board(request.app[REPORTS]) if matches(i, filters, request.app[AREAS])]
     incidents.sort(key=lambda i: (i.lane != "priority", i.priority, i.deadline))
     reports: dict[str, Report] = {}
     for incident in incidents[:200]:
         for report_id in incident.reports[:5]:
-            if (report := await load_report(svc, report_id)) is not None:
+            if (report := await load_report(request.app[REPORTS], report_id)) is not None:
                 reports[report_id] = report
-    table = await load_routing(svc.redis)
+    table = await load_routing(request.app[REDIS])
     return {
         "incidents": incidents[:200],
         "reports": reports,
@@ -67,10 +67,10 @@ async def _board_context(request: web.Request) -> dict[str, Any]:
         "statuses": STATUS_NAMES,
         "departments": table["departments"],
         "tag": tag_for(locale(request)),
-        "now": svc.reports.now().isoformat(),
+        "now": request.app[REPORTS].now().isoformat(),
         "actions": ACTION_NAMES,
         "priority_grade": PRIORITY_GRADE,
-        "registry": svc.registry,
+        "registry": request.app[AREAS],
     }
 
 
@@ -81,18 +81,17 @@ async def triage_board(request: web.Request) -> web.Response:
     context = await _board_context(request)
     if request.query.get("fragment") == "list":
         return await page(request, "console/triage_list.html", **context)
-    svc = services(request)
     colours = {1: GRADE_COLOUR["red"], 2: GRADE_COLOUR["orange"], 3: GRADE_COLOUR["yellow"], 4: GRADE_COLOUR["blue"]}
     fills: dict[str, str] = {}
     for incident in sorted(context["incidents"], key=lambda i: -i.priority):
-        for code in svc.registry.leaves_under([incident.area] if incident.area else []):
+        for code in request.app[AREAS].leaves_under([incident.area] if incident.area else []):
             fills[code] = colours[incident.priority]
     svg = render_svg(
-        [a.as_record() for a in svc.registry.areas],
+        [a.as_record() for a in request.app[AREAS].areas],
         fills,
         locale=context["tag"],
         href=lambda area: f"/console/triage?area={area['code']}",
-        title=svc.catalogs.text(locale(request), N_("Map of open incidents")),
+        title=request.app[CATALOGS].text(locale(request), N_("Map of open incidents")),
     )
     return await page(request, "console/triage.html", map_svg=svg, **context)
 
@@ -104,7 +103,7 @@ async def triage_action(request: web.Request) -> web.Response:
     back = str(form.get("back", ""))
     try:
         await act(
-            services(request),
+            request.app[REPORTS],
             actor,
             request.match_info["id"],
             request.match_info["action"],
@@ -124,14 +123,15 @@ async def triage_action(request: web.Request) -> web.Response:
 async def triage_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one `board` event per change, so the page reloads its list."""
     require_actor(request, "report.read")
-    svc = services(request)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"})
     await response.prepare(request)
     last = "$"
     with contextlib.suppress(ConnectionResetError, asyncio.CancelledError):
         await response.write(b"retry: 3000\n\n")
         while True:
-            found = await svc.redis.xread({keys.BOARD_EVENTS: last}, block=int(HEARTBEAT_SECONDS * 1000), count=50)
+            found = await request.app[REDIS].xread(
+                {keys.BOARD_EVENTS: last}, block=int(HEARTBEAT_SECONDS * 1000), count=50
+            )
             if not found:
                 await response.write(b": keep-alive\n\n")
                 continue
@@ -147,7 +147,7 @@ async def triage_events(request: web.Request) -> web.StreamResponse:
 async def triage_photo(request: web.Request) -> web.Response:
     """Staff only: the re-encoded photo, never the upload."""
     require_actor(request, "report.read")
-    data = await services(request).redis.get(keys.report_photo(request.match_info["photo_id"]))
+    data = await request.app[REDIS].get(keys.report_photo(request.match_info["photo_id"]))
     if data is None:
         raise NotFound(N_("Not found."))
     return web.Response(
@@ -161,16 +161,15 @@ async def triage_photo(request: web.Request) -> web.Response:
 async def routing_page(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "report.read")
-    table = await load_routing(services(request).redis)
+    table = await load_routing(request.app[REDIS])
     return await _routing_page(request, table, {}, saved=False)
 
 
 async def _routing_page(
     request: web.Request, table: dict[str, Any], errors: dict[str, str], *, saved: bool, status: int = 200
 ) -> web.Response:
-    svc = services(request)
     tag = tag_for(locale(request))
-    areas = [(a.code, a.name_in(tag)) for a in svc.registry.areas if a.level != "community"]
+    areas = [(a.code, a.name_in(tag)) for a in request.app[AREAS].areas if a.level != "community"]
     rows = list(table["rules"]) + [{"category": "", "area": "", "department": ""}] * 3
     return await page(
         request,
@@ -189,9 +188,8 @@ async def _routing_page(
 @routes.post("/console/routing")
 async def save_routing_form(request: web.Request) -> web.Response:
     actor = require_actor(request, "routing.edit")
-    svc = services(request)
     form = await request.post()
-    before = await load_routing(svc.redis)
+    before = await load_routing(request.app[REDIS])
     rules = []
     for category, area, department in zip(
         form.getall("category", []), form.getall("area", []), form.getall("department", []), strict=False
@@ -200,10 +198,10 @@ async def save_routing_form(request: web.Request) -> web.Response:
             rules.append({"category": str(category), "area": str(area), "department": str(department)})
     body = {"default": str(form.get("default", "")), "departments": before["departments"], "rules": rules}
     try:
-        table = validate_routing(body, svc.registry)
+        table = validate_routing(body, request.app[AREAS])
     except ValidationFailed as error:
         fields = error_body(request, error)["error"]["fields"]
         return await _routing_page(request, body, {f["field"]: f["message"] for f in fields}, saved=False, status=422)
-    await save_routing(svc.redis, table)
-    await svc.audit.append(actor.label, "policy.routing", "routing", before=before, after=table)
+    await save_routing(request.app[REDIS], table)
+    await request.app[AUDIT].append(actor.label, "policy.routing", "routing", before=before, after=table)
     return await _routing_page(request, table, {}, saved=True)
