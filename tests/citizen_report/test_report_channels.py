@@ -19,11 +19,11 @@ from citizen_report.queue import drain, items
 from foundation.store import keys
 from foundation.store.streams import ensure_group
 from publisher.dispatch.notifications import Notifier
+from tests.channels.test_telegram import callback_update, message_update, post_update
+from tests.citizen_report.test_reports import INSIDE, gps_jpeg, post_report
 from tests.delivery_helpers import FROM, signed_post, sms_settings
 from tests.standins.telegram import TelegramStandin
 from tests.standins.twilio import TwilioStandIn
-from tests.test_reports import INSIDE, gps_jpeg, post_report
-from tests.test_telegram import callback_update, message_update, post_update
 from warncast.web.app import create_app
 
 TOKEN, SECRET = "123:ABC", "s3cret"

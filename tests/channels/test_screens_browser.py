@@ -7,7 +7,7 @@ import pytest
 from aiohttp import ClientSession
 
 from tests.conftest import warning_body
-from tests.test_browser import ARGS, CHROMIUM, base_url, browser  # noqa: F401 - fixtures
+from tests.warncast.test_browser import ARGS, CHROMIUM, base_url, browser  # noqa: F401 - fixtures
 
 EVIL = '<img src=x onerror="document.title=1"> Red rainstorm'
 

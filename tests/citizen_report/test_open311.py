@@ -11,7 +11,7 @@ from lxml import etree
 from citizen_report.chat import TelegramReportFlow, parse_sms_report
 from citizen_report.intake import submit_report
 from citizen_report.queue import drain, items
-from tests.test_reports import INSIDE, post_report
+from tests.citizen_report.test_reports import INSIDE, post_report
 
 SERVICE_FIELDS = {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
 REQUEST_FIELDS = {
@@ -177,7 +177,7 @@ def test_sms_parsing() -> None:
 
 
 async def test_telegram_conversation_files_a_report(client, services):
-    from tests.test_reports import gps_jpeg
+    from tests.citizen_report.test_reports import gps_jpeg
 
     flow = TelegramReportFlow("4242", "en", services.catalogs, services.registry)
     first = flow.start()

@@ -19,9 +19,9 @@ import pytest
 from aiohttp import web
 
 from foundation.settings import Settings, SettingsError
-from tests.test_console import login
-from tests.test_reports import BODY, post_report
-from tests.test_screens import add_screen, read_event
+from tests.channels.test_screens import add_screen, read_event
+from tests.citizen_report.test_reports import BODY, post_report
+from tests.warncast.test_console import login
 from warncast.web.app import create_app
 from warncast.web.limits import AUTH_FAILURE_BURST, LIVE_STREAMS, PUBLIC_LIMITS
 from warncast.web.requests import forwarded_client

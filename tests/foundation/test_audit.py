@@ -6,7 +6,7 @@ import json
 
 from foundation.access.audit import AuditLog
 from foundation.store import keys
-from tests.test_workflow import act, published
+from tests.publisher.test_workflow import act, published
 
 
 async def test_every_action_is_logged_in_order(client, services, staff, clock):

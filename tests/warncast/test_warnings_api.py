@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from shapely.geometry import Point, shape
 
-from tests.test_feeds import COMMUNITY_IN_990102, city
-from tests.test_workflow import create
+from tests.channels.test_feeds import COMMUNITY_IN_990102, city
+from tests.publisher.test_workflow import create
 
 
 async def ids(client, query: str = "", **headers) -> list[str]:
@@ -33,7 +33,7 @@ async def test_filters(client, services, staff, clock):
 
 
 async def test_drawn_circle_matches_points_inside_it(client, services, staff, clock):
-    from tests.test_workflow import published
+    from tests.publisher.test_workflow import published
 
     circle = await published(
         client, staff, clock, grade="blue", areas=[], circles=[{"lat": 30.7, "lon": 121.0, "radius_km": 1}]

@@ -10,9 +10,9 @@ import pytest
 
 from channels.screens.render import encode_text, screen_text, text_width, wrap
 from foundation.store import keys
-from tests.test_console import login
-from tests.test_feeds import COMMUNITY_IN_990102
-from tests.test_workflow import act, published
+from tests.channels.test_feeds import COMMUNITY_IN_990102
+from tests.publisher.test_workflow import act, published
+from tests.warncast.test_console import login
 
 COMMUNITY_IN_990101 = "990101001001"
 

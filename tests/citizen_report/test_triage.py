@@ -9,8 +9,8 @@ from typing import Any
 from citizen_report.incidents import priority_for
 from citizen_report.queue import consume, drain
 from foundation.store import keys
-from tests.test_console import login
-from tests.test_reports import INSIDE, post_report
+from tests.citizen_report.test_reports import INSIDE, post_report
+from tests.warncast.test_console import login
 
 NEAR = {"lat": 30.6670, "lon": 121.0625}  # ~100 m north of INSIDE
 FAR = {"lat": 30.6800, "lon": 121.0625}  # ~1.5 km north

@@ -11,7 +11,7 @@ from babel.messages.pofile import read_po
 
 from foundation.i18n import LOCALES_DIR, SUPPORTED, negotiate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"%\(\w+\)s|\{\w+\}")
 
 

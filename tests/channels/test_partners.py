@@ -18,9 +18,9 @@ from channels.partners.channel import verify_signature
 from foundation.store import keys
 from publisher.dispatch.channel import PermanentError, TemporaryError
 from tests.delivery_helpers import drain
-from tests.test_cap import SCHEMA
-from tests.test_console import login
-from tests.test_workflow import act, published
+from tests.publisher.test_cap import SCHEMA
+from tests.publisher.test_workflow import act, published
+from tests.warncast.test_console import login
 
 D1, D2 = "990101", "990102"  # two districts of the demo city
 CAP_NS = "{urn:oasis:names:tc:emergency:cap:1.2}"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import warning_body
-from tests.test_workflow import act, create, published
+from tests.publisher.test_workflow import act, create, published
 
 ROLES = ("drafter", "approver", "chief", "triage", "admin")
 ALLOWED = {

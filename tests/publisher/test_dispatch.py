@@ -19,8 +19,8 @@ from publisher.dispatch.jobs import Segment, shard_of
 from publisher.dispatch.planner import Planner
 from publisher.dispatch.worker import Worker
 from tests.delivery_helpers import drain, signed_post, sms_settings
+from tests.publisher.test_workflow import act, published
 from tests.standins.twilio import TwilioStandIn
-from tests.test_workflow import act, published
 
 D1, D2 = "990101", "990102"  # two districts of the demo city
 

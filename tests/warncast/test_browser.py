@@ -112,7 +112,7 @@ async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
     """A resident on a phone files a report with a photo (no location permission: the area picker);
     an officer's triage board, open meanwhile, shows it live."""
     from foundation.areas.registry import store_areas
-    from tests.test_reports import gps_jpeg
+    from tests.citizen_report.test_reports import gps_jpeg
     from warncast.app_keys import SERVICES
     from warncast.demo_city import demo_areas
     from warncast.web.app import create_app

@@ -20,8 +20,8 @@ from channels.telegram.channel import TelegramChannel
 from foundation.settings import Settings
 from publisher.dispatch.channel import AuthError, PermanentError, Rendition, TemporaryError
 from publisher.taxonomy import GRADES
+from tests.publisher.test_workflow import published
 from tests.standins.telegram import BOT_USER, TelegramStandin
-from tests.test_workflow import published
 from warncast.app_keys import SERVICES
 from warncast.web.app import create_app
 

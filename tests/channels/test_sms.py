@@ -10,8 +10,8 @@ import pytest
 from channels.sms.segments import count_segments
 from publisher.dispatch.channel import PermanentError, TemporaryError
 from tests.delivery_helpers import sms, sms_settings
+from tests.publisher.test_workflow import published
 from tests.standins.twilio import TwilioStandIn
-from tests.test_workflow import published
 from warncast.app_keys import SERVICES
 
 PHONE = "+8613800000001"

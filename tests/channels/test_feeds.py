@@ -13,8 +13,8 @@ from lxml import etree
 from channels.feeds import ATOM, FeedQuery
 from channels.feeds.render import MAX_BYTES, warnings_feed
 from tests.conftest import warning_body
-from tests.test_cap import NS, SCHEMA
-from tests.test_workflow import act, published
+from tests.publisher.test_cap import NS, SCHEMA
+from tests.publisher.test_workflow import act, published
 from warncast.web.live import OUTLETS
 
 ATOM_NS = {"a": "http://www.w3.org/2005/Atom", "cap": NS["cap"], "georss": "http://www.georss.org/georss"}
