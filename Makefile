@@ -24,12 +24,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
 
-test: $(STAMP) browser
+# Lint first: a backward import or a type error fails the run before any test starts.
+test: lint browser
 	$(BIN)/pytest
 
 lint: $(STAMP)
 	$(BIN)/ruff check foundation publisher citizen_report channels warncast tests benchmarks
 	$(BIN)/ruff format --check foundation publisher citizen_report channels warncast tests benchmarks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 # Extract every string into the template, then merge it into each catalog; a test fails when the
 # committed template is stale (`make pot POT=...` is how it extracts a fresh one).

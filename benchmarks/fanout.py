@@ -31,11 +31,12 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from foundation import loops  # noqa: E402
 from foundation.access.audit import Actor  # noqa: E402
 from foundation.areas.registry import store_areas  # noqa: E402
 from foundation.settings import Settings  # noqa: E402
+from foundation.store import keys  # noqa: E402
 from foundation.store.connection import EmbeddedRedis, open_redis  # noqa: E402
-from publisher import keys, loops  # noqa: E402
 from publisher.model import Message  # noqa: E402
 from publisher.subscribers import Subscriber  # noqa: E402
 from warncast.demo_city import demo_areas  # noqa: E402
@@ -214,7 +215,7 @@ async def enqueue_only(services: Services, n: int) -> None:
     await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
     started = time.perf_counter()
     await services.warnings.fast_path(chief, draft.id, "benchmark")
-    await Planner(services, "bench").run_once()
+    await Planner(services.dispatch, "bench").run_once()
     seconds = time.perf_counter() - started
     segments = await services.redis.xlen(keys.DISPATCH_QUEUE)
     print(

@@ -43,8 +43,8 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from foundation import loops  # noqa: E402
 from foundation.store.connection import EmbeddedRedis  # noqa: E402
-from publisher import loops  # noqa: E402
 
 BODY = {"category": "waterlogging", "description": "Underpass flooded, benchmark", "lat": 30.666, "lon": 121.0625}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import jinja2
 import redis.asyncio as aioredis
@@ -27,3 +28,8 @@ class ChannelContext:
     warnings: Warnings  # the published record that feeds, screens and partners read
     audit: AuditLog  # inbound webhooks record what residents asked for
     reports: ReportDesk  # channels that take citizen reports (SMS, Telegram) hand them to the desk
+
+    def now(self) -> datetime:
+        """The process's clock (the one the workflow publishes by, injected in tests), in the city's
+        time zone: what renderers measure a warning's remaining validity against."""
+        return self.warnings.now()

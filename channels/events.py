@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from foundation.store import keys
+from foundation.store.streams import entries, read_entries
 
 log = logging.getLogger(__name__)
 Listener = Callable[[str, dict[str, str]], Awaitable[None]]
@@ -46,10 +47,9 @@ class EventFollower:
                 self.live = True
                 while True:
                     found = await self.redis.xread({keys.WARNINGS_EVENTS: self.version}, block=BLOCK_MS, count=100)
-                    for _stream, entries in found:
-                        for entry_id, fields in entries:
-                            self.version = entry_id
-                            await self._tell(entry_id, fields)
+                    for entry_id, fields in read_entries(found):
+                        self.version = entry_id
+                        await self._tell(entry_id, fields)
             except asyncio.CancelledError:
                 self.live = False
                 raise
@@ -67,5 +67,5 @@ class EventFollower:
 
 
 async def last_event_id(redis: aioredis.Redis) -> str:
-    newest = await redis.xrevrange(keys.WARNINGS_EVENTS, count=1)
+    newest = entries(await redis.xrevrange(keys.WARNINGS_EVENTS, count=1))
     return newest[0][0] if newest else "0-0"

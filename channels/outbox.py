@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import redis.asyncio as aioredis
 
 from foundation.store import keys
+from foundation.store.streams import decoded, entries
 from publisher.dispatch.channel import Rendition, SendResult
 
 
@@ -27,7 +28,7 @@ class OutboxTransport:
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
         )
-        return SendResult(provider_id=f"outbox-{entry_id}", status="delivered")
+        return SendResult(provider_id=f"outbox-{decoded(entry_id)}", status="delivered")
 
     async def close(self) -> None:
         return None
@@ -35,5 +36,5 @@ class OutboxTransport:
 
 async def read_outbox(redis: aioredis.Redis, channel: str, count: int = 100) -> list[dict[str, str]]:
     """The newest outbox entries, newest first."""
-    entries = await redis.xrevrange(keys.outbox(channel), count=count)
-    return [{"id": entry_id, **fields} for entry_id, fields in entries]
+    newest = entries(await redis.xrevrange(keys.outbox(channel), count=count))
+    return [{"id": entry_id, **fields} for entry_id, fields in newest]

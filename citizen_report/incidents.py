@@ -22,6 +22,7 @@ from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
 from citizen_report.routing import load_routing, route
 from foundation.store import keys
+from foundation.store.streams import decoded_list
 
 MERGED = "merged"
 SEVERITY_PRIORITY = {"Extreme": 1, "Severe": 2, "Moderate": 3}
@@ -77,7 +78,7 @@ async def load_incident(desk: ReportDesk, incident_id: str) -> Incident | None:
 
 async def board(desk: ReportDesk, limit: int = 500) -> list[Incident]:
     """Open and recent incidents, newest change first."""
-    ids = await desk.redis.zrevrange(keys.BOARD_INDEX, 0, limit - 1)
+    ids = decoded_list(await desk.redis.zrevrange(keys.BOARD_INDEX, 0, limit - 1))
     if not ids:
         return []
     raws = await desk.redis.mget([keys.incident(i) for i in ids])
@@ -138,7 +139,7 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
             pipe.multi()
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
             store_incident(pipe, incident, desk.now())
-            if incident.lat is not None and incident.count == 1:
+            if incident.lat is not None and incident.lon is not None and incident.count == 1:
                 pipe.geoadd(geo_key, (incident.lon, incident.lat, incident.id))
             try:
                 await pipe.execute()
@@ -160,7 +161,7 @@ async def _nearby_open(desk: ReportDesk, report: Any) -> Incident | None:
         count=20,
     )
     oldest = datetime.fromisoformat(report.created) - timedelta(hours=config.corroboration_hours)
-    for incident_id in found:
+    for incident_id in decoded_list(found):
         incident = await load_incident(desk, incident_id)
         if incident is None or incident.status in TERMINAL or incident.status == MERGED:
             continue

@@ -37,48 +37,21 @@ from citizen_report.notify import flatten, pushed
 from citizen_report.photos import CleanPhoto, clean_photos
 from foundation.errors import Conflict, FieldError, ValidationFailed
 from foundation.i18n import N_, normalize_locale
+from foundation.phones import PhoneError, normalize_phone
 from foundation.store import keys
 from foundation.store.batched_script import BatchedScript
+from foundation.store.scripts import script
+from foundation.store.streams import decoded
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
 LIFE_SAFETY_TEXT = re.compile("|".join(map(re.escape, LIFE_SAFETY_WORDS)))  # lower-case words, lower-cased text
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")  # not valid in XML
 
 # Atomic intake in one round trip: replay check, rate-limit counters, a fresh report id and every
-# write. KEYS: idempotency, sequence, report-key prefix, by-tracking, index, queue, outbox, then one
-# counter per rate limit. ARGV, flat (Lua reads arguments faster than it decodes JSON): fingerprint
-# ('' without an idempotency key: nothing to remember), the report's JSON without its id, its
-# tracking code, ttl of the idempotency key, created (epoch s), the number of the queue item's
-# fields and those fields (without ref), [limit, window] per counter, then the notification's
-# fields, if any. Returns one scalar (cheaper to parse than a list): the stored idempotency value
-# (text) on a replay, minus the number of the exceeded counter, or the new report id. The report
-# key is the prefix plus the id made here; it carries the same {reports} hash tag, so the script
-# stays in one cluster slot.
-_INTAKE = """
-if ARGV[1] ~= '' then
-  local existing = redis.call('GET', KEYS[1])
-  if existing then return existing end
-end
-local item_end = 6 + tonumber(ARGV[6])
-local over = 0
-for n = 1, #KEYS - 7 do
-  local count = redis.call('INCR', KEYS[7 + n])
-  if count == 1 then redis.call('EXPIRE', KEYS[7 + n], ARGV[item_end + 2 * n]) end
-  if over == 0 and count > tonumber(ARGV[item_end + 2 * n - 1]) then over = n end
-end
-if over > 0 then return -over end
-local number = redis.call('INCR', KEYS[2])
-local id = tostring(number)
-if ARGV[1] ~= '' then redis.call('SET', KEYS[1], id .. '|' .. ARGV[1], 'EX', ARGV[4]) end
-redis.call('SET', KEYS[3] .. id, '{"id": "' .. id .. '", ' .. string.sub(ARGV[2], 2))
-redis.call('HSET', KEYS[4], ARGV[3], id)
-redis.call('ZADD', KEYS[5], ARGV[5], id)
-redis.call('XADD', KEYS[6], '*', 'ref', id, unpack(ARGV, 7, item_end))
-local notice = item_end + 2 * (#KEYS - 7) + 1
-if notice <= #ARGV then redis.call('XADD', KEYS[7], '*', unpack(ARGV, notice)) end
-return number
-"""
+# write (foundation/store/lua/report_intake.lua says what its KEYS and ARGV are). The report key is
+# the one key it touches that is not in KEYS: the id in it is allocated inside the script, so KEYS
+# carries the key's prefix instead (with the same {reports} hash tag: one cluster slot).
+_INTAKE = script("report_intake")
 _REPORT_KEY_PREFIX = keys.report("")
 _NO_IDEMPOTENCY_KEY = keys.report_idempotency("-")
 
@@ -95,12 +68,12 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
     fields, errors = validate(desk, data)
     if errors:
         if idem_key and (stored := await redis.get(idem_key)):  # a retry after the rules changed
-            return await _replay(desk, stored, fingerprint)
+            return await _replay(desk, decoded(stored), fingerprint)
         raise ValidationFailed(errors)
     sender = data.address_for_replies or (data.phone if isinstance(data.phone, str) else "")
     client = data.client if data.channel in IP_LIMITED else ""
     now = desk.stamp()
-    limits = rate_limits(desk.config, now.epoch, client, normalise_phone(sender) if sender else "")
+    limits = rate_limits(desk.config, now.epoch, client, _sender_key(sender))
     photos: list[CleanPhoto] = []
     if data.photos:
         # Decoding photos costs CPU: answer a replay and count the sender before doing it.
@@ -134,17 +107,17 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
     if desk.intake_script is None:
         desk.intake_script = BatchedScript(redis, _INTAKE)
     outcome = await desk.intake_script(
-        [
+        keys=[
             idem_key or _NO_IDEMPOTENCY_KEY,  # not touched without a fingerprint
             keys.REPORT_SEQUENCE,
-            _REPORT_KEY_PREFIX,
+            _REPORT_KEY_PREFIX,  # the report key but for its id, which only the script knows
             keys.REPORTS_BY_TRACKING,
             keys.REPORTS_INDEX,
             keys.MONITORING_QUEUE,
             keys.REPORT_NOTIFICATIONS,
             *(limit.key for limit in limits),
         ],
-        [
+        args=[
             fingerprint,
             orjson.dumps(record),
             tracking_code,
@@ -329,26 +302,25 @@ def _coordinates(lat: Any, lon: Any, errors: list[FieldError]) -> tuple[float | 
     return out[0], out[1]
 
 
-def normalise_phone(value: str) -> str:
-    phone = re.sub(r"[\s\-()]", "", value)
-    if re.fullmatch(r"1\d{10}", phone):  # a mainland mobile number without the country code
-        phone = "+86" + phone
-    elif phone.startswith("00"):
-        phone = "+" + phone[2:]
-    return phone
+def _sender_key(sender: str) -> str:
+    """Who a sender is counted as: the phone in E.164 however it was written, else (a chat id) as given."""
+    try:
+        return normalize_phone(sender) if sender else ""
+    except PhoneError:
+        return sender.strip()
 
 
 def _phone(value: Any, errors: list[FieldError]) -> str | None:
     raw = _text(value, "contact.phone", errors)
     if not raw:
         return None
-    phone = normalise_phone(raw)
-    if not E164.match(phone):
+    try:
+        return normalize_phone(raw)
+    except PhoneError:
         errors.append(
             FieldError("contact.phone", "format", N_("Give the phone number with its country code, like +86 138 ..."))
         )
         return None
-    return phone
 
 
 def _reply(data: ReportInput, phone: str | None, errors: list[FieldError]) -> tuple[str, str]:

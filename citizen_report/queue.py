@@ -13,6 +13,7 @@ import logging
 from citizen_report.desk import ReportDesk
 from citizen_report.incidents import absorb
 from foundation.store import keys
+from foundation.store.streams import Entry, entries, read_entries
 from foundation.store.streams import ensure_group as ensure_stream_group
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ async def consume(desk: ReportDesk, consumer: str, *, count: int = 100, block_ms
     new ones. Returns how many items were handled (0: nothing to do)."""
     redis = desk.redis
     await ensure_group(desk)
-    batch: list[tuple[str, dict[str, str]]] = []
+    batch: list[Entry] = []
     for start in ("0", ">"):
         found = await redis.xreadgroup(
             keys.MONITORING_GROUP,
@@ -37,14 +38,14 @@ async def consume(desk: ReportDesk, consumer: str, *, count: int = 100, block_ms
             count=count,
             block=block_ms if start == ">" else None,
         )
-        batch = [entry for _stream, entries in found for entry in entries if entry[1]]
+        batch = [entry for entry in read_entries(found) if entry[1]]
         if batch:
             break
         if start == "0":
             _next, claimed, *_ = await redis.xautoclaim(
                 keys.MONITORING_QUEUE, keys.MONITORING_GROUP, consumer, CLAIM_IDLE_MS, count=count
             )
-            batch = [entry for entry in claimed if entry and entry[1]]
+            batch = [entry for entry in entries(claimed) if entry and entry[1]]
             if batch:
                 break
     for entry_id, fields in batch:
@@ -64,5 +65,5 @@ async def drain(desk: ReportDesk, consumer: str = "burst") -> int:
 async def items(desk: ReportDesk, *, after: str = "-", limit: int = 100) -> list[dict[str, str]]:
     """Queue items in order, for machines that poll (`after` is the last entry id they saw)."""
     start = f"({after}" if after not in ("-", "") else "-"
-    entries = await desk.redis.xrange(keys.MONITORING_QUEUE, min=start, max="+", count=limit)
-    return [{"id": entry_id, **fields} for entry_id, fields in entries]
+    found = entries(await desk.redis.xrange(keys.MONITORING_QUEUE, min=start, max="+", count=limit))
+    return [{"id": entry_id, **fields} for entry_id, fields in found]

@@ -24,6 +24,8 @@ from citizen_report.desk import ReportDesk
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
 from foundation.store import keys
+from foundation.store.scripts import script
+from foundation.store.streams import as_fields, decoded
 
 MAX_READINGS = 1000
 MAX_CAP_BYTES = 256 * 1024
@@ -39,13 +41,7 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, Any]] = {
 }
 
 # KEYS: sensor colours, queue. ARGV: sensor, colour, item fields... Raises an item on a change only.
-_COLOUR_CHANGE = """
-local old = redis.call('HGET', KEYS[1], ARGV[1]) or 'green'
-if old == ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('XADD', KEYS[2], '*', 'previous', old, unpack(ARGV, 3, #ARGV))
-return 1
-"""
+_COLOUR_CHANGE = script("sensor_colour_change")
 
 
 async def load_thresholds(desk: ReportDesk) -> dict[str, dict[str, Any]]:
@@ -90,8 +86,8 @@ async def ingest_readings(desk: ReportDesk, body: Any) -> list[dict[str, Any]]:
             "at": desk.now().isoformat(),
         }
         args = [part for pair in item.items() for part in pair]
-        changed = await desk.redis.eval(
-            _COLOUR_CHANGE, 2, keys.SENSOR_COLOURS, keys.MONITORING_QUEUE, reading["sensor"], colour, *args
+        changed = await _COLOUR_CHANGE(
+            desk.redis, keys=[keys.SENSOR_COLOURS, keys.MONITORING_QUEUE], args=[reading["sensor"], colour, *args]
         )
         results.append({"sensor": reading["sensor"], "colour": colour, "changed": bool(changed)})
     return results
@@ -126,7 +122,7 @@ def _reading(
         for v, m in ((lat, 90), (lon, 180))
     ):
         errors.append(FieldError(f"{prefix}.lat", "range", N_("Give both latitude and longitude as numbers.")))
-    if area is None and lat is not None and not errors:
+    if area is None and lat is not None and lon is not None and not errors:
         inside = desk.registry.containing(lat, lon)
         area = inside[-1].code if inside else None
     clean = {"sensor": sensor, "type": kind, "value": value, "time": str(time), "area": area, "lat": lat, "lon": lon}
@@ -148,7 +144,8 @@ def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
         root = etree.fromstring(raw, parser=parser)
     except etree.XMLSyntaxError as exc:
         raise fail("xml", N_("The body is not well-formed XML: %(reason)s"), reason=str(exc)[:120]) from None
-    if root.getroottree().docinfo.doctype:  # declared in another encoding than the byte check saw
+    # Declared in another encoding than the byte check saw. (lxml-stubs type `docinfo` as a union.)
+    if root.getroottree().docinfo.doctype:  # type: ignore[union-attr]
         raise fail("doctype", N_("Document type declarations and entities are not accepted."))
     namespace = etree.QName(root).namespace
     if etree.QName(root).localname != "alert" or namespace not in CAP_NS:
@@ -194,5 +191,5 @@ def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
 async def ingest_cap_alert(desk: ReportDesk, raw: bytes) -> dict[str, str]:
     item = parse_cap_alert(raw, desk.registry)
     item["at"] = desk.now().isoformat()
-    entry_id = await desk.redis.xadd(keys.MONITORING_QUEUE, item)
+    entry_id = decoded(await desk.redis.xadd(keys.MONITORING_QUEUE, as_fields(item)))
     return {"id": entry_id, **item}

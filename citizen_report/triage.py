@@ -21,6 +21,7 @@ from foundation.access.audit import Actor
 from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store import keys
+from foundation.store.streams import as_fields
 
 ACTIONS = {
     "verify": VERIFIED,
@@ -129,7 +130,7 @@ async def _apply(
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
             if pushed(report):
                 fields = render_notification(desk.text_env, desk.catalogs, report, desk.settings.public_url)
-                pipe.xadd(keys.REPORT_NOTIFICATIONS, fields)
+                pipe.xadd(keys.REPORT_NOTIFICATIONS, as_fields(fields))
         await pipe.execute()
     return target or incident
 

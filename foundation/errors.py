@@ -5,7 +5,8 @@ Messages are gettext msgids marked with N_ and %(name)s parameters, translated w
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 from foundation.i18n import N_
 
@@ -15,7 +16,7 @@ class FieldError:
     field: str
     code: str
     message: str  # msgid, translated when rendered
-    params: dict[str, object] = field(default_factory=dict)
+    params: dict[str, object] = dataclasses.field(default_factory=dict)  # bare `field` is the attribute above
 
 
 class WarncastError(Exception):

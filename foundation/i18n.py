@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import gettext
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 from babel import Locale
@@ -84,8 +85,9 @@ class PoTranslations(gettext.NullTranslations):
                 catalog = read_po(fh)
             for message in catalog:
                 if message.id and message.string and not message.fuzzy:
-                    key = message.id[0] if isinstance(message.id, tuple) else message.id
-                    self._messages[key] = message.string
+                    key = message.id[0] if isinstance(message.id, tuple | list) else message.id
+                    text = message.string
+                    self._messages[key] = tuple(text) if isinstance(text, list | tuple) else text
 
     def gettext(self, message: str) -> str:
         found = self._messages.get(message)
@@ -117,8 +119,39 @@ class Catalogs:
         return text % params if params else text
 
 
-def format_dt(value: datetime, locale: str, tz: object, fmt: str = "medium") -> str:
+def format_dt(value: datetime, locale: str, tz: tzinfo | None, fmt: str = "medium") -> str:
     return format_datetime(value, format=fmt, tzinfo=tz, locale=Locale.parse(locale))
+
+
+# CLDR's narrow "and" list: the separator alone, no conjunction ("滨江区、兰江市", "Binjiang, Lanjiang"),
+# as area names are listed in a warning. Babel keeps only the patterns a locale itself defines for a
+# style (zh defines the end of its narrow list, not its start), so they are filled in along the
+# style's CLDR fallbacks, narrow -> short -> standard, which `babel.lists.format_list` does not do.
+_LIST_STYLES = ("standard-narrow", "standard-short", "standard")
+
+
+@functools.lru_cache(maxsize=16)
+def _list_patterns(locale: str) -> dict[str, str]:
+    data = Locale.parse(normalize_locale(locale) or locale).list_patterns
+    patterns: dict[str, str] = {}
+    for style in reversed(_LIST_STYLES):
+        if style in data:
+            patterns.update({key: data[style][key] for key in data[style]})
+    return patterns
+
+
+def join_list(items: Iterable[str], locale: str) -> str:
+    """Items as a list in `locale` (a locale id or a BCP 47 tag): "甲、乙、丙", "A, B, C"."""
+    items = list(items)
+    if len(items) < 2:
+        return items[0] if items else ""
+    patterns = _list_patterns(locale)
+    if len(items) == 2 and "2" in patterns:
+        return patterns["2"].format(*items)
+    result = patterns["start"].format(items[0], items[1])
+    for item in items[2:-1]:
+        result = patterns["middle"].format(result, item)
+    return patterns["end"].format(result, items[-1])
 
 
 def N_(message: str) -> str:

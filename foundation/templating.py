@@ -52,7 +52,7 @@ def build_environment(*, enable_async: bool = True, names: Mapping[str, Any] | N
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]  # jinja2's i18n extension adds this method at runtime
     env.filters["datetime"] = _datetime
     env.globals.update(names or {})
     return env

@@ -26,10 +26,11 @@ DRILL_NOTE = {
 
 
 def cap_datetime(value: datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
+    offset = value.utcoffset()
+    if value.tzinfo is None or offset is None:
         raise ValueError("CAP datetimes need an explicit offset")
     text = value.replace(microsecond=0).isoformat()
-    return text[:-6] + "-00:00" if value.utcoffset().total_seconds() == 0 else text
+    return text[:-6] + "-00:00" if offset.total_seconds() == 0 else text
 
 
 def _sub(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
@@ -52,7 +53,7 @@ def render_cap(
     sent = datetime.fromisoformat(message.sent) if message.sent else None
     if sent is None:
         raise ValueError("only published messages have a CAP rendition")
-    alert = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})
+    alert = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})  # type: ignore[dict-item]  # stubs omit the None prefix (default namespace)
     _sub(alert, "identifier", message.id)
     _sub(alert, "sender", settings.sender)
     _sub(alert, "sent", cap_datetime(sent))

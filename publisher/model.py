@@ -139,6 +139,16 @@ class Thread:
         return self.published[-1] if self.published else None
 
 
+# What a message tells its recipients (the `kind` channels render): a new warning, a change, the
+# all-clear. The end of validity ("expired") is no message of its own; the planner sends it as a kind.
+MESSAGE_KINDS = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}
+
+
+def message_kind(msg_type: str) -> str:
+    """The kind of a message type: "Alert" -> "alert"; KeyError for anything else."""
+    return MESSAGE_KINDS[msg_type]
+
+
 # Names shown to people, marked for translation.
 MSG_TYPE_NAMES = {"Alert": N_("Alert"), "Update": N_("Update"), "Cancel": N_("Cancel")}
 STATE_NAMES = {

@@ -11,12 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import phonenumbers
 import redis.asyncio as aioredis
 
 from foundation.areas.registry import Area, AreaRegistry
+from foundation.phones import PhoneError, normalize_phone
 from foundation.store import keys
 from foundation.store.raw_pipeline import execute_raw
+from foundation.store.streams import as_fields, decoded_hash
 from publisher.policy import DEFAULT_MIN_GRADE
 from publisher.taxonomy import GRADES
 
@@ -31,20 +32,13 @@ class SubscriberError(ValueError):
     """A subscription request that cannot be carried out (unknown area, bad number, ...)."""
 
 
-def normalize_phone(raw: str, default_region: str = "CN") -> str:
-    """E.164, or SubscriberError."""
-    try:
-        number = phonenumbers.parse(raw.strip(), default_region)
-    except phonenumbers.NumberParseException as exc:
-        raise SubscriberError(f"not a phone number: {raw[:40]!r}") from exc
-    if not phonenumbers.is_possible_number(number):
-        raise SubscriberError(f"not a possible phone number: {raw[:40]!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def normalize_address(channel: str, raw: str) -> str:
+    """The address as it is kept (a phone number in E.164, a chat id), or SubscriberError."""
     if channel == "sms":
-        return normalize_phone(raw)
+        try:
+            return normalize_phone(raw)
+        except PhoneError as exc:
+            raise SubscriberError(str(exc)) from exc
     if channel == "telegram" and re.fullmatch(r"-?\d{1,20}", raw.strip()):
         return raw.strip()
     raise SubscriberError(f"not a {channel} address: {raw[:40]!r}")
@@ -129,7 +123,7 @@ class Subscribers:
 
     async def get(self, channel: str, address: str) -> Subscriber | None:
         data = await self.redis.hgetall(keys.subscriber(channel, address))
-        return Subscriber.from_hash(data) if data else None
+        return Subscriber.from_hash(decoded_hash(data)) if data else None
 
     async def get_many(self, channel: str, addresses: list[str]) -> list[Subscriber | None]:
         """What dispatch needs of many subscribers, in one round trip (only the fields it reads:
@@ -149,7 +143,7 @@ class Subscribers:
     async def save(self, sub: Subscriber, *, before: Subscriber | None = None) -> Subscriber:
         """Store the record and move its index entries from what it was to what it is."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(keys.subscriber(sub.channel, sub.address), mapping=sub.to_hash())
+            pipe.hset(keys.subscriber(sub.channel, sub.address), mapping=as_fields(sub.to_hash()))
             if before is not None:
                 _unindex(pipe, before)
             if sub.active:

@@ -109,6 +109,6 @@ VALUE_NAMES = {
 }
 
 
-def template_names() -> dict[str, dict[str, object]]:
+def template_names() -> dict[str, dict[str, str]]:
     """What every page and message template may use to show a grade."""
     return {"grade_colour": GRADE_COLOUR, "grade_text_colour": GRADE_TEXT_COLOUR, "grade_level": GRADE_LEVEL}

@@ -124,7 +124,7 @@ def parse_content(
         if onset and onset >= expires:
             errs.add("onset", "after_expires", N_("Must be before the expiry time."))
 
-    info = _info(errs, merged.get("info"), languages)
+    info_texts = _info(errs, merged.get("info"), languages)
     if errs.errors:
         raise ValidationFailed(errs.errors)
     assert grade and event_code and category and expires is not None
@@ -134,7 +134,7 @@ def parse_content(
         category=category,
         areas=areas,
         expires=expires,
-        info=info,
+        info=info_texts,
         status=status or "Actual",
         urgency=urgency or "Expected",
         certainty=certainty or "Likely",

@@ -7,6 +7,7 @@ update or a cancellation is a new message that references the earlier ones.
 
 from __future__ import annotations
 
+import builtins  # `Warnings.list` shadows the built-in inside the class
 import json
 import logging
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
 from foundation.store import keys
+from foundation.store.streams import decoded_list
 from publisher.approval_rules import ApprovalRules
 from publisher.identifiers import new_identifier
 from publisher.model import (
@@ -45,6 +47,7 @@ from publisher.model import (
     Message,
     Thread,
 )
+from publisher.taxonomy import GRADES
 from publisher.validation import Collector, clean_text, parse_content
 
 log = logging.getLogger(__name__)
@@ -85,26 +88,25 @@ class Warnings:
         return Thread(**json.loads(raw)) if raw else Thread(thread_id)
 
     async def list(self, *, limit: int = 100, offset: int = 0) -> list[Message]:
-        ids = await self.redis.zrevrange(keys.WARNINGS_INDEX, offset, offset + limit - 1)
+        ids = decoded_list(await self.redis.zrevrange(keys.WARNINGS_INDEX, offset, offset + limit - 1))
         return await self._many(ids)
 
-    async def _many(self, ids: list[str]) -> list[Message]:
+    async def _many(self, ids: builtins.list[str]) -> builtins.list[Message]:
         if not ids:
             return []
         raws = await self.redis.mget([keys.warning(i) for i in ids])
         return [Message.from_json(json.loads(r)) for r in raws if r]
 
-    async def active(self) -> list[Message]:
+    async def active(self) -> builtins.list[Message]:
         """The current message of every warning in force now, most serious first."""
         now = self.now()
-        thread_ids = await self.redis.zrangebyscore(keys.WARNINGS_EXPIRY, now.timestamp(), "+inf")
+        thread_ids = decoded_list(await self.redis.zrangebyscore(keys.WARNINGS_EXPIRY, now.timestamp(), "+inf"))
         threads = [await self.thread(t) for t in thread_ids]
         current = [t.current for t in threads if t.status == ACTIVE and t.current]
         messages = [m for m in await self._many(current) if m.content.expires > now]
-        grade_rank = {"red": 0, "orange": 1, "yellow": 2, "blue": 3}
-        return sorted(messages, key=lambda m: (grade_rank[m.content.grade], m.sent or ""))
+        return sorted(messages, key=lambda m: (-GRADES.index(m.content.grade), m.sent or ""))
 
-    async def thread_messages(self, thread_id: str) -> list[Message]:
+    async def thread_messages(self, thread_id: str) -> builtins.list[Message]:
         thread = await self.thread(thread_id)
         return await self._many(thread.published)
 
@@ -318,8 +320,7 @@ class Warnings:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(keys.warning(message_id), keys.thread(message.thread))
-                    raw = await pipe.get(keys.warning(message_id))
-                    message = Message.from_json(json.loads(raw))
+                    message = _stored(await pipe.get(keys.warning(message_id)))
                     thread_raw = await pipe.get(keys.thread(message.thread))
                     thread = Thread(**json.loads(thread_raw)) if thread_raw else Thread(message.thread)
                     now = self.now()
@@ -378,12 +379,14 @@ class Warnings:
         """Publish scheduled messages whose time has come and expire lapsed warnings."""
         now = self.now()
         done = 0
-        for message_id in await self.redis.zrangebyscore(keys.WARNINGS_SCHEDULE, "-inf", now.timestamp()):
+        due = decoded_list(await self.redis.zrangebyscore(keys.WARNINGS_SCHEDULE, "-inf", now.timestamp()))
+        for message_id in due:
             message = await self.get(message_id)
             if message.state == SCHEDULED:
                 await self._publish(message_id, SYSTEM)
                 done += 1
-        for thread_id in await self.redis.zrangebyscore(keys.WARNINGS_EXPIRY, "-inf", now.timestamp()):
+        lapsed = decoded_list(await self.redis.zrangebyscore(keys.WARNINGS_EXPIRY, "-inf", now.timestamp()))
+        for thread_id in lapsed:
             if await self._expire(thread_id, now):
                 done += 1
         return done
@@ -435,7 +438,7 @@ class Warnings:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(key)
-                    message = Message.from_json(json.loads(await pipe.get(key)))
+                    message = _stored(await pipe.get(key))
                     now = self.now()
                     change(message, now)
                     message.updated, message.rev = now.isoformat(), message.rev + 1
@@ -471,3 +474,10 @@ def _comment(value: Any, field: str, *, required: bool) -> str:
     if errs.errors:
         raise ValidationFailed(errs.errors)
     return text
+
+
+def _stored(raw: str | bytes | None) -> Message:
+    """A warning record read inside a transaction (records are never deleted: None means a wrong id)."""
+    if raw is None:
+        raise NotFound(N_("No warning with this id."))
+    return Message.from_json(json.loads(raw))

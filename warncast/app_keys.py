@@ -6,8 +6,6 @@ root (`warncast.services`), for the wiring in `warncast.web.app` and for tests.
 
 from __future__ import annotations
 
-import asyncio
-
 import jinja2
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -18,6 +16,7 @@ from foundation.access.auth import Accounts
 from foundation.areas.registry import AreaRegistry
 from foundation.i18n import Catalogs
 from foundation.settings import Settings
+from foundation.supervisor import Supervisor
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
 from publisher.policy import ChannelPolicy
@@ -27,7 +26,7 @@ from warncast.services import Services
 
 SETTINGS = web.AppKey("settings", Settings)
 SERVICES = web.AppKey("services", Services)
-BACKGROUND = web.AppKey("background", list[asyncio.Task[None]])
+SUPERVISOR = web.AppKey("supervisor", Supervisor)  # the background loops, started with the app
 
 REDIS = web.AppKey("redis", aioredis.Redis)
 CATALOGS = web.AppKey("catalogs", Catalogs)

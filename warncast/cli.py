@@ -19,11 +19,13 @@ from foundation import logs, loops
 from foundation.access.roles import ROLES
 from foundation.settings import Settings, SettingsError
 from foundation.store.connection import open_redis
-from publisher.dispatch.runner import start_dispatch
+from foundation.supervisor import Supervisor
+from publisher.dispatch.runner import dispatch_loops
+from publisher.scheduler import scheduler_loop
 from publisher.subscriber_import import import_subscribers
 from warncast.demo import demo_logins, load_demo
 from warncast.services import Services
-from warncast.web.app import create_app, run_scheduler
+from warncast.web.app import create_app
 
 log = logging.getLogger("warncast")
 
@@ -88,13 +90,14 @@ async def _worker(settings: Settings) -> int:
     async with open_redis(settings) as redis:
         services = await Services.build(settings, redis)
         await services.start_channels()
-        tasks = [asyncio.create_task(run_scheduler(services)), *start_dispatch(services.dispatch)]
-        log.info("worker running")
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await services.close_channels()
+        try:
+            async with Supervisor() as supervisor:  # stops (cancels and awaits) every loop on the way out
+                supervisor.add(scheduler_loop(services.registry, redis, services.warnings))
+                supervisor.add(*dispatch_loops(services.dispatch))
+                log.info("worker running")
+                await stop.wait()
+        finally:
+            await services.close_channels()
     log.info("worker stopped")
     return 0
 
@@ -138,7 +141,7 @@ async def _create_token(services: Services, args: argparse.Namespace) -> int:
 async def _list_users(services: Services, args: argparse.Namespace) -> int:
     for user in await services.accounts.list_users():
         disabled = "\t(disabled)" if user["disabled"] else ""
-        print(f"{user['name']}\t{','.join(user['roles'])}{disabled}")  # type: ignore[arg-type]
+        print(f"{user['name']}\t{','.join(user['roles'])}{disabled}")  # type: ignore[arg-type]  # list_users' records are untyped JSON
     return 0
 
 

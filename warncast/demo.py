@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from foundation.areas.registry import store_areas
+from publisher.model import Message
 from warncast.demo_city import demo_areas
 from warncast.services import Services
 
@@ -46,7 +47,7 @@ async def load_demo(services: Services) -> list[str]:
     return notes
 
 
-async def _demo_warning(services: Services):  # type: ignore[no-untyped-def]
+async def _demo_warning(services: Services) -> Message:
     drafter = await services.accounts.get_actor("drafter")
     approver = await services.accounts.get_actor("approver")
     assert drafter and approver
@@ -80,4 +81,5 @@ def demo_logins(services: Services) -> list[tuple[str, str]]:
     path = _logins_file(services)
     if not path.exists():
         return []
-    return [tuple(line.split(" ", 1)) for line in path.read_text().splitlines() if " " in line]  # type: ignore[misc]
+    pairs = [line.split(" ", 1) for line in path.read_text().splitlines() if " " in line]
+    return [(name, password) for name, password in pairs]

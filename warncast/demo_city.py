@@ -262,8 +262,10 @@ def _split_in_two(polygon: Polygon, line: Sequence[tuple[float, float]], *, by: 
     if len(pieces) != 2:
         raise RuntimeError(f"cut produced {len(pieces)} pieces, expected 2")
     if by == "x":
-        return tuple(sorted(pieces, key=lambda p: p.centroid.x))  # type: ignore[return-value]
-    return tuple(sorted(pieces, key=lambda p: -p.centroid.y))  # type: ignore[return-value]
+        first, second = sorted(pieces, key=lambda p: p.centroid.x)
+    else:
+        first, second = sorted(pieces, key=lambda p: -p.centroid.y)
+    return first, second
 
 
 def _voronoi_split(parent: Polygon, count: int, *, seed: int) -> list[Polygon]:
@@ -341,7 +343,8 @@ def _snap_hierarchy(nodes: list[tuple[str, str, str | None, dict[str, str], Poly
             merged = parts[0] if len(parts) == 1 else shapely.unary_union(parts, grid_size=_GRID)
         else:
             merged = shapely.unary_union([result[c] for c in children[code]], grid_size=_GRID)
-            merged = _drop_collinear(merged)
+            if isinstance(merged, Polygon):  # anything else is refused just below
+                merged = _drop_collinear(merged)
         if not isinstance(merged, Polygon) or merged.interiors or not merged.is_valid:
             raise RuntimeError(f"area {code} is not a simple polygon after snapping")
         result[code] = orient(merged, sign=1.0)

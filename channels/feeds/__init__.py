@@ -40,11 +40,11 @@ class Feeds:
         async def render() -> Rendering:
             svc = self.ctx
             messages = matching(await published_messages(svc.warnings), query, svc.registry)
-            context = {"registry": svc.registry, "settings": svc.settings, "catalogs": svc.catalogs}
+            registry, settings, catalogs = svc.registry, svc.settings, svc.catalogs
             if kind == "cap":
-                body = cap_index(messages, query, **context)  # type: ignore[arg-type]
+                body = cap_index(messages, query, registry=registry, settings=settings, catalogs=catalogs)
             else:
-                body = warnings_feed(kind, messages, query, **context)  # type: ignore[arg-type]
+                body = warnings_feed(kind, messages, query, registry=registry, settings=settings, catalogs=catalogs)
             return Rendering(body, content_type, last_modified=version_time(version[0]))
 
         return await self.cache.get(key, version, 0.0, render)

@@ -72,11 +72,11 @@ def cap_index(
 
 def add_cap_entry(
     fe, message: Message, tag: str, registry: AreaRegistry, settings: Settings, catalogs: Catalogs
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     content = message.content
     page, cap = message_links(settings, message)
     sent = datetime.fromisoformat(message.sent or "")
-    w = word(message, tag, registry=registry, catalogs=catalogs, tz=settings.tz)
+    w = word(message, tag, registry=registry, catalogs=catalogs, settings=settings)
     fe.id(cap)
     fe.title(w.title)
     fe.published(sent)
@@ -104,7 +104,7 @@ def add_cap_entry(
     if content.onset:
         ext.add("onset", cap_datetime(content.onset))
     ext.add("expires", cap_datetime(content.expires))
-    ext.add("headline", w.drill_prefix + w.headline)
+    ext.add("headline", w.marked_headline)
     ext.add("areaDesc", w.areas)
     for code in content.areas:
         if area := registry.get(code):

@@ -41,7 +41,8 @@ class LinkAttributes(BaseEntryExtension):
 
     def extend_atom(self, entry: etree._Element) -> etree._Element:
         for element in entry.findall("link"):
-            element.attrib.update(self.by_href.get(element.get("href", ""), {}))
+            for name, value in self.by_href.get(element.get("href", ""), {}).items():
+                element.set(name, value)
         return entry
 
 
@@ -59,7 +60,7 @@ def entry_html(w: Wording, page: str, cap: str, labels: dict[str, str]) -> str:
     """The readable body of an entry: every piece escaped, then joined with markup."""
     e = html.escape
     parts = [f"<p><strong>{e(w.drill)}</strong></p>"] if w.drill else []
-    parts.append(f"<p>{e(w.grade)} · {e(w.event)}</p>")
+    parts.append(f"<p>{e(w.grade_warning)} · {e(w.event)}</p>")
     parts.append(f"<p>{e(w.description)}</p>".replace("\n", "<br>"))
     if w.instruction:
         parts.append(f"<p><strong>{e(labels['todo'])}:</strong> {e(w.instruction)}</p>")
@@ -119,7 +120,7 @@ def warnings_feed(
     def build(entries: list[Message]) -> bytes:
         fg = new_feed(settings, title=title, tag=query.tag, self_url=self_url, updated=newest(entries), kind=kind)
         for message in entries:
-            w = word(message, query.tag, registry=registry, catalogs=catalogs, tz=settings.tz)
+            w = word(message, query.tag, registry=registry, catalogs=catalogs, settings=settings)
             add_entry(
                 fg.add_entry(order="append"), kind, message, w, registry=registry, settings=settings, labels=labels
             )
@@ -167,7 +168,7 @@ def add_entry(
         fe.enclosure(url=cap, length="0", type="application/cap+xml")
         fe.description(body)
     categories = [
-        ("grade", content.grade, w.grade),
+        ("grade", content.grade, w.grade_warning),
         ("event", content.event, w.event),
         ("msgType", message.msg_type, message.msg_type),
         ("status", content.status, content.status),

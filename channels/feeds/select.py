@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from foundation.areas.registry import AreaRegistry
-from publisher.coverage import concerns_area, related_codes
+from publisher.coverage import concerns_area
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import GRADES
 from publisher.workflow import Warnings
@@ -46,8 +46,7 @@ def matching(messages: list[Message], query: FeedQuery, registry: AreaRegistry) 
         floor = GRADES.index(query.min_grade)
         out = [m for m in out if GRADES.index(m.content.grade) >= floor]
     if query.area:
-        related = related_codes(registry, query.area)
-        out = [m for m in out if concerns_area(m.content, registry, query.area, related)]
+        out = [m for m in out if concerns_area(m.content, registry, query.area)]
     return out
 
 

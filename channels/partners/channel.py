@@ -30,14 +30,13 @@ from foundation.access.audit import SYSTEM, AuditLog
 from foundation.store import keys
 from publisher.cap_xml import render_cap
 from publisher.dispatch.channel import PermanentError, Rendition, SendResult, TemporaryError
-from publisher.model import Message
+from publisher.model import Message, message_kind
 from publisher.serialize import message_json
 from publisher.subscribers import ACTIVE, STOPPED, Subscriber
 
 log = logging.getLogger(__name__)
 NAME = "partner"
 CONTENT_TYPES = {"json": "application/json; charset=utf-8", "cap": "application/cap+xml; charset=utf-8"}
-KINDS = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}
 MAX_RETRY_AFTER = 3600.0
 RATE = 200.0  # posts per second over all partners: partner systems are many small servers
 
@@ -94,7 +93,7 @@ class PartnerChannel:
     subscriber_channel = False  # partners are kept in their own registry
     rate = RATE
     max_units = 1
-    per_address_interval_ms = None
+    per_address_interval_ms: int | None = None
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
@@ -133,7 +132,7 @@ class PartnerChannel:
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         """`locale` is the partner's format ("json" or "cap"); anything else gets the JSON."""
         ctx = self.ctx
-        event = kind or KINDS[message.msg_type]
+        event = kind or message_kind(message.msg_type)
         if locale == "cap":
             references = [await self._message(ref) for ref in message.references]
             body = render_cap(

@@ -23,6 +23,8 @@ from foundation.areas.registry import AreaRegistry
 from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_
 from foundation.store import keys
+from foundation.store.scripts import script
+from foundation.store.streams import decoded, decoded_hash
 from publisher.taxonomy import GRADES
 from publisher.validation import Collector, clean_text
 
@@ -34,13 +36,7 @@ READ_ONLY = {"secret_hint", "created", "updated", "deactivated", "links"}  # ech
 SECRET_PREFIX = "whsec_"
 
 # Store a record and its secret together, only if the id is new (create) or exists (replace).
-SAVE = """
-local exists = redis.call('HEXISTS', KEYS[1], ARGV[1])
-if (ARGV[4] == 'create' and exists == 1) or (ARGV[4] ~= 'create' and exists == 0) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) end
-return 1
-"""
+SAVE = script("partner_save")
 
 
 @dataclass(frozen=True)
@@ -92,6 +88,7 @@ def parse_partner(body: Any, registry: AreaRegistry, *, partner_id: str | None =
     pid = partner_id if partner_id is not None else body.get("id")
     if not isinstance(pid, str) or not PARTNER_ID.match(pid):
         errs.add("id", "format", N_("Use 1 to 40 lower-case letters, digits and hyphens."))
+        pid = ""
     name = clean_text(errs, "name", body.get("name"), 80, required=True)
     url = _url(errs, body.get("url"))
     fmt = body.get("format", "json")
@@ -154,23 +151,22 @@ def _now() -> str:
 class PartnerRegistry:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
-        self._save = redis.register_script(SAVE)
 
     async def all(self) -> dict[str, Partner]:
-        raw = await self.redis.hgetall(keys.PARTNERS)
+        raw = decoded_hash(await self.redis.hgetall(keys.PARTNERS))
         return {pid: _from_json(value) for pid, value in sorted(raw.items())}
 
     async def get(self, partner_id: str) -> Partner:
         raw = await self.redis.hget(keys.PARTNERS, partner_id) if PARTNER_ID.match(partner_id) else None
         if raw is None:
             raise NotFound(N_("No partner with this id."))
-        return _from_json(raw)
+        return _from_json(decoded(raw))
 
     async def many(self, partner_ids: list[str]) -> list[Partner | None]:
         if not partner_ids:
             return []
         raw = await self.redis.hmget(keys.PARTNERS, partner_ids)
-        return [_from_json(value) if value else None for value in raw]
+        return [_from_json(decoded(value)) if value else None for value in raw]
 
     async def with_secret(self, partner_id: str) -> tuple[Partner | None, str | None]:
         """A partner and its signing secret, read together (a rotation changes both at once)."""
@@ -236,7 +232,7 @@ class PartnerRegistry:
     async def _write(self, partner: Partner, secret: str, mode: str) -> bool:
         payload = json.dumps(partner.as_json(), ensure_ascii=False)
         return bool(
-            await self._save(keys=[keys.PARTNERS, keys.PARTNER_SECRETS], args=[partner.id, payload, secret, mode])
+            await SAVE(self.redis, keys=[keys.PARTNERS, keys.PARTNER_SECRETS], args=[partner.id, payload, secret, mode])
         )
 
 

@@ -22,6 +22,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, SUPPORTED
 from foundation.store import keys
+from foundation.store.streams import decoded_hash
 from publisher.validation import Collector, clean_text
 
 SCREEN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -61,11 +62,13 @@ def parse_screen(body: Any, registry: AreaRegistry, *, screen_id: str | None = N
     sid = screen_id if screen_id is not None else body.get("id")
     if not isinstance(sid, str) or not SCREEN_ID.match(sid):
         errs.add("id", "format", N_("Use 1 to 40 lower-case letters, digits and hyphens."))
+        sid = ""
     name = clean_text(errs, "name", body.get("name"), 80, required=True)
     location = clean_text(errs, "location", body.get("location", ""), 160, required=False)
     area = body.get("area")
     if not isinstance(area, str) or registry.get(area) is None:
         errs.add("area", "unknown", N_("Choose an area from the registry."))
+        area = ""
     languages = body.get("languages", list(LANGUAGES))
     if (
         not isinstance(languages, list)
@@ -113,7 +116,7 @@ class ScreenRegistry:
             asked = time.monotonic()
             async with self._lock:  # a thousand screens reconnecting at once make one read
                 if self._loaded < asked if fresh else time.monotonic() - self._loaded > CACHE_SECONDS:
-                    raw = await self.redis.hgetall(keys.SCREENS)
+                    raw = decoded_hash(await self.redis.hgetall(keys.SCREENS))
                     self._cache = {sid: _from_json(value) for sid, value in raw.items()}
                     self._loaded = time.monotonic()
         return self._cache
@@ -152,7 +155,7 @@ class ScreenRegistry:
         await self.redis.hset(keys.SCREENS_SEEN, screen_id, json.dumps({"at": now, "via": via}))
 
     async def last_seen(self) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(keys.SCREENS_SEEN)
+        raw = decoded_hash(await self.redis.hgetall(keys.SCREENS_SEEN))
         return {sid: json.loads(value) for sid, value in raw.items()}
 
 

@@ -17,7 +17,7 @@ from channels.screens.registry import Screen
 from foundation.areas.registry import AreaRegistry
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
-from publisher.coverage import concerns_area, related_codes
+from publisher.coverage import concerns_area
 from publisher.model import Message
 from publisher.taxonomy import GRADE_COLOUR, GRADE_LEVEL, GRADE_TEXT_COLOUR
 from publisher.wording import word
@@ -33,8 +33,7 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u20
 
 
 def screen_warnings(active: list[Message], screen: Screen, registry: AreaRegistry) -> list[Message]:
-    related = related_codes(registry, screen.area)
-    return [m for m in active if concerns_area(m.content, registry, screen.area, related)]
+    return [m for m in active if concerns_area(m.content, registry, screen.area)]
 
 
 def screen_state(
@@ -46,12 +45,12 @@ def screen_state(
         content = message.content
         texts = {}
         for tag in screen.languages:
-            w = word(message, tag, registry=registry, catalogs=catalogs, tz=settings.tz)
+            w = word(message, tag, registry=registry, catalogs=catalogs, settings=settings)
             texts[tag] = {
                 "headline": w.headline,
                 "instruction": w.instruction,
                 "event": w.event,
-                "grade": w.grade,
+                "grade": w.grade_warning,
                 "areas": w.areas,
                 "until": w.until,
                 "drill": w.drill,

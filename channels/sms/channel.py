@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from urllib.parse import urlencode
 
 import aiohttp
@@ -23,8 +22,8 @@ from publisher.dispatch.channel import (
     Transport,
 )
 from publisher.model import Message
-from publisher.rendering import build_view
 from publisher.subscribers import Subscriber
+from publisher.wording import template_context, word
 
 # Twilio error codes that mean this number will never take the message.
 PERMANENT_CODES = {21211, 21214, 21217, 21408, 21612, 21614, 21635, 30003, 30005, 30006}
@@ -90,7 +89,7 @@ def classify(exc: TwilioRestException) -> ChannelError:
 class SmsChannel:
     name = "sms"
     subscriber_channel = True
-    per_address_interval_ms = None
+    per_address_interval_ms: int | None = None
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
@@ -101,17 +100,14 @@ class SmsChannel:
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         ctx = self.ctx
-        view = build_view(
-            message, locale, kind=kind, registry=ctx.registry, settings=ctx.settings, catalogs=ctx.catalogs
-        )
+        view = word(message, locale, kind=kind, registry=ctx.registry, catalogs=ctx.catalogs, settings=ctx.settings)
         template = ctx.env.get_template("messages/sms.txt")
-        module = await template.make_module_async(
-            {"view": view, "translations": ctx.catalogs.get(locale), "locale": locale, "tz": ctx.settings.tz}
-        )
-        body, tail = " ".join(str(module.body).split()), " ".join(str(module.tail).split())
+        module = await template.make_module_async(template_context(view, ctx.catalogs, ctx.settings))
+        # The template's {% set body %} and {% set tail %} blocks, exported as module attributes.
+        body, tail = (" ".join(str(getattr(module, part)).split()) for part in ("body", "tail"))
         text = fit(body, ctx.settings.sms_max_segments, keep_tail=" " + tail if tail else "")
         counted = count_segments(text)
-        remaining = int((message.content.expires - datetime.now(ctx.settings.tz)).total_seconds())
+        remaining = int((message.content.expires - ctx.now()).total_seconds())
         return Rendition(
             text=text, units=max(1, counted.segments), encoding=counted.encoding, ttl=min(36_000, max(60, remaining))
         )

@@ -9,6 +9,7 @@ Anything else gets the help text.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from channels.context import ChannelContext
@@ -160,7 +161,7 @@ async def _report(ctx: ChannelContext, phone: str, body: str, message_sid: str, 
     return Reply(note["text"], "report_replayed" if submitted.replayed else "report")
 
 
-def _sayer(catalogs: Catalogs, locale: str):  # type: ignore[no-untyped-def]
+def _sayer(catalogs: Catalogs, locale: str) -> Callable[..., str]:
     def say(message: str, **params: object) -> str:
         return catalogs.text(locale, message, **params)
 

@@ -51,7 +51,7 @@ def _basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-class TwilioHttp(AsyncHttpClient):  # type: ignore[misc]
+class TwilioHttp(AsyncHttpClient):
     def __init__(self, session: aiohttp.ClientSession, api_base: str, timeout: float = 10.0) -> None:
         super().__init__(log, True, timeout)
         self.session = session

@@ -14,8 +14,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from channels.sms.channel import SmsChannel
 from channels.sms.keywords import handle_keyword
+from foundation.phones import PhoneError, normalize_phone
 from publisher.dispatch.receipts import record_receipt
-from publisher.subscribers import SubscriberError, normalize_phone
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -46,7 +46,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
     channel = request.app[SMS_CHANNEL]
     try:
         phone = normalize_phone(form.get("From", ""))
-    except SubscriberError:
+    except PhoneError:
         return web.json_response(
             {"error": {"code": "bad_request", "message": "From is not a phone number."}}, status=400
         )

@@ -27,6 +27,7 @@ async def build_bot_application(ctx: ChannelContext, bot: Bot | None) -> Applica
     """The PTB Application that runs the subscription bot and the report conversation, initialized
     and started; `bot`: the channel's Bot, to share its connection pool."""
     builder = ApplicationBuilder().updater(None).job_queue(None)
+    app: Application[Any, Any, Any, Any, Any, Any]  # a Bot given, or an ExtBot built from the token
     if bot is not None:
         app = builder.bot(bot).build()
     else:

@@ -34,7 +34,7 @@ from telegram.ext import (
 from channels.context import ChannelContext
 from channels.telegram.errors import classify
 from foundation.areas.registry import Area
-from foundation.i18n import N_, tag_for
+from foundation.i18n import N_, join_list, tag_for
 from publisher.dispatch.channel import PermanentError
 from publisher.subscribers import LANGS, Subscriber, find_area
 from publisher.taxonomy import GRADE_NAMES, GRADES
@@ -234,7 +234,7 @@ class SubscriptionBot:
             await query.answer()
             await query.edit_message_text(text, reply_markup=markup)
         elif kind == "sub":
-            text = await self._subscribe(update, registry.get(value), locale)  # type: ignore[arg-type]
+            text = await self._subscribe(update, registry.get(value), locale)  # type: ignore[arg-type]  # the callback data was checked against the registry above
             await query.answer(text)
             await query.edit_message_text(text)
         elif kind == "lang":
@@ -262,7 +262,7 @@ class SubscriptionBot:
         else:
             area = registry.get(code)
             assert area is not None
-            children = [registry.get(c) for c in registry.children.get(code, [])]  # type: ignore[misc]
+            children = [registry.get(c) for c in registry.children.get(code, [])]  # type: ignore[misc]  # children of a known area are known areas
             text = self._t(locale, PICK_IN, area=self._name(area, locale))
             rows.append(
                 [
@@ -294,8 +294,7 @@ class SubscriptionBot:
 
     def _status(self, sub: Subscriber, locale: str) -> str:
         names = [self._name(a, locale) for c in sub.areas if (a := self.ctx.registry.get(c)) is not None]
-        separator = "、" if locale.startswith("zh") else ", "
-        return self._t(locale, STATUS, areas=separator.join(names), grade=self._grade(sub.min_grade, locale))
+        return self._t(locale, STATUS, areas=join_list(names, locale), grade=self._grade(sub.min_grade, locale))
 
     async def _reply(self, update: Update, text: str, markup: InlineKeyboardMarkup | None = None) -> None:
         assert update.effective_message is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from telegram import Bot
@@ -21,15 +20,15 @@ from publisher.dispatch.channel import (
     TemporaryError,
 )
 from publisher.model import Message
-from publisher.rendering import build_view, render_template
 from publisher.subscribers import Subscriber
+from publisher.wording import render_template, word
 
 
 class TelegramChannel:
     name = "telegram"
     subscriber_channel = True
     max_units = 1
-    per_address_interval_ms = 1000  # Telegram allows about one message a second into one chat
+    per_address_interval_ms: int | None = 1000  # Telegram allows about one message a second into one chat
 
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
@@ -57,11 +56,9 @@ class TelegramChannel:
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         ctx = self.ctx
-        view = build_view(
-            message, locale, kind=kind, registry=ctx.registry, settings=ctx.settings, catalogs=ctx.catalogs
-        )
-        text = await render_template(ctx.env, "messages/telegram.html", view, locale, ctx.catalogs, ctx.settings)
-        remaining = int((message.content.expires - datetime.now(ctx.settings.tz)).total_seconds())
+        view = word(message, locale, kind=kind, registry=ctx.registry, catalogs=ctx.catalogs, settings=ctx.settings)
+        text = await render_template(ctx.env, "messages/telegram.html", view, ctx.catalogs, ctx.settings)
+        remaining = int((message.content.expires - ctx.now()).total_seconds())
         return Rendition(text=text, units=1, parse_mode=ParseMode.HTML, ttl=max(60, remaining))
 
     def render_text(self, text: str) -> Rendition:

@@ -85,11 +85,11 @@ class ReportConversation:
         if message.location is not None:
             prompt = flow.location(message.location.latitude, message.location.longitude)
         elif message.photo and flow.state == PHOTO:
-            data = await self._download_photo(message, context)
-            if data is None:
+            photo = await self._download_photo(message, context)
+            if photo is None:
                 prompt = Prompt(flow._(PHOTO_FAILED), [("skip", flow._("Skip"))])
             else:
-                prompt = flow.photo(data)
+                prompt = flow.photo(photo)
         elif message.text:
             prompt = flow.text(message.text)
         else:

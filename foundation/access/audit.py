@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from foundation.store import keys
+from foundation.store.streams import decoded_hash
 
 GENESIS = "0" * 64
 
@@ -40,7 +41,7 @@ class AuditLog:
                 try:
                     await pipe.watch(keys.AUDIT_HEAD)
                     head = await pipe.hgetall(keys.AUDIT_HEAD)
-                    entry = {
+                    entry: dict[str, Any] = {
                         "seq": int(head.get("seq", 0)) + 1,
                         "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
                         "actor": actor,
@@ -84,7 +85,7 @@ class AuditLog:
                 if not hmac.compare_digest(str(entry.get("hash", "")), _digest(self.secret, entry)):
                     problems.append(f"entry {seq}: contents do not match its hash (edited?)")
                 prev, expected_seq = str(entry.get("hash")), seq + 1
-        head = await self.redis.hgetall(keys.AUDIT_HEAD)
+        head = decoded_hash(await self.redis.hgetall(keys.AUDIT_HEAD))
         if head and (head.get("hash") != prev or int(head.get("seq", 0)) != expected_seq - 1):
             problems.append(
                 f"the log ends at entry {expected_seq - 1} but the head records entry "

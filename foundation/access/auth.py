@@ -22,6 +22,7 @@ from foundation.access.roles import ROLES
 from foundation.errors import TooManyRequests
 from foundation.i18n import N_
 from foundation.store import keys
+from foundation.store.streams import as_fields, decoded_hash, decoded_list
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,31}$")
 MIN_PASSWORD = 10
@@ -62,7 +63,7 @@ class Accounts:
             "disabled": "0",
         }
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(keys.user(name), mapping=record)
+            pipe.hset(keys.user(name), mapping=as_fields(record))
             pipe.sadd(keys.USERS, name)
             await pipe.execute()
 
@@ -70,16 +71,16 @@ class Accounts:
         return bool(await self.redis.exists(keys.user(name)))
 
     async def get_actor(self, name: str) -> Actor | None:
-        record = await self.redis.hgetall(keys.user(name))
+        record = decoded_hash(await self.redis.hgetall(keys.user(name)))
         if not record or record.get("disabled") == "1":
             return None
         return Actor(name, frozenset(json.loads(record["roles"])))
 
     async def list_users(self) -> list[dict[str, object]]:
-        names = sorted(await self.redis.smembers(keys.USERS))
+        names = decoded_list(sorted(await self.redis.smembers(keys.USERS)))
         out = []
         for name in names:
-            record = await self.redis.hgetall(keys.user(name))
+            record = decoded_hash(await self.redis.hgetall(keys.user(name)))
             if record:
                 out.append(
                     {
@@ -96,7 +97,7 @@ class Accounts:
         throttle = keys.login_failures(f"{_sha256(name.lower())[:16]}:{client}")
         if int(await self.redis.get(throttle) or 0) >= MAX_LOGIN_FAILURES:
             raise TooManyRequests(N_("Too many failed logins. Try again in a few minutes."))
-        record = await self.redis.hgetall(keys.user(name)) if NAME_PATTERN.match(name) else {}
+        record = decoded_hash(await self.redis.hgetall(keys.user(name))) if NAME_PATTERN.match(name) else {}
         ok = False
         if record and record.get("disabled") != "1":
             try:
@@ -135,7 +136,7 @@ class Accounts:
     async def token_actor(self, token: str) -> Actor | None:
         if not token.startswith("wct_") or len(token) > 100:
             return None
-        record = await self.redis.hgetall(keys.token(_sha256(token)))
+        record = decoded_hash(await self.redis.hgetall(keys.token(_sha256(token))))
         if not record:
             return None
         return Actor(record["name"], frozenset(json.loads(record["roles"])), "token")
@@ -155,7 +156,7 @@ class Accounts:
     async def session(self, session_id: str) -> tuple[Actor, str] | None:
         if not session_id or len(session_id) > 100:
             return None
-        record = await self.redis.hgetall(keys.session(_sha256(session_id)))
+        record = decoded_hash(await self.redis.hgetall(keys.session(_sha256(session_id))))
         if not record:
             return None
         actor = await self.get_actor(record["user"])

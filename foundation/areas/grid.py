@@ -44,8 +44,8 @@ class AreaGrid:
         # Each cell is widened by far more than the rounding of the arithmetic that picks a point's
         # cell, so a point near a cell's edge is still judged by a box that holds it.
         margin = max(width, height) / cells * 1e-6
-        cols, rows = numpy.meshgrid(numpy.arange(cells), numpy.arange(cells))
-        cols, rows = cols.ravel(), rows.ravel()
+        col_grid, row_grid = numpy.meshgrid(numpy.arange(cells), numpy.arange(cells))
+        cols, rows = col_grid.ravel(), row_grid.ravel()
         boxes = shapely.box(
             self.min_x + cols * width / cells - margin,
             self.min_y + rows * height / cells - margin,

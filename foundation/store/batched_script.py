@@ -4,12 +4,15 @@ Calls made while a batch is on its way go together in the next write (group comm
 burst of citizen reports one write and one read carry dozens of intake scripts instead of one
 each, and a lone call still goes at once. Every call gets its own reply or error, and only after
 Redis has run it, so an acknowledgement means exactly what it meant for a single call.
+
+    INTAKE = script("report_intake")  # foundation/store/scripts.py
+    batched = BatchedScript(redis, INTAKE)
+    reply = await batched(keys=[...], args=[...])
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,16 +20,19 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from foundation.store.raw_pipeline import OwnConnection
+from foundation.store.scripts import Script
 
 Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
 
 
 class BatchedScript:
-    def __init__(self, redis: aioredis.Redis, source: str) -> None:
+    def __init__(self, redis: aioredis.Redis, script: Script | str) -> None:
         self.redis = redis
         self.connection = OwnConnection(redis)  # one batch at a time, so one connection
-        self.source = source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()
+        # A script of foundation/store/lua (or, in tests, the source of one): sent as its raw EVALSHA.
+        self.script = script if isinstance(script, Script) else Script("inline", script)
+        self.source = self.script.source
+        self.sha = self.script.sha
         self._waiting: list[Call] = []
         self._sender: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # a script serves the loop it was first called on

@@ -67,7 +67,8 @@ class OwnConnection:
 async def _round_trip(
     connection: aioredis.connection.AbstractConnection, commands: Sequence[Command], seconds: float | None
 ) -> list[Any]:
-    packed = b"".join(map(hiredis.pack_command, commands))
+    # hiredis' stub types pack_command's argument as a 1-tuple; it takes a command of any length.
+    packed = b"".join(map(hiredis.pack_command, commands))  # type: ignore[arg-type]
     try:
         # One deadline for the whole batch instead of one per reply.
         async with asyncio.timeout(seconds):

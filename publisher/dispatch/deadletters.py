@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from foundation.store import keys
+from foundation.store.streams import as_fields, decoded
 from publisher.dispatch import notifications
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import shard_of
@@ -24,7 +25,7 @@ async def replay(ctx: DispatchContext, limit: int = 10_000) -> int:
         raw = await ctx.redis.rpop(keys.DISPATCH_DEAD)
         if raw is None:
             break
-        job = json.loads(raw)
+        job = json.loads(decoded(raw))
         replayed += 1
         if await notifications.requeue(ctx, job):
             continue  # a status message to a citizen reporter, back on its own stream
@@ -33,7 +34,8 @@ async def replay(ctx: DispatchContext, limit: int = 10_000) -> int:
             pipe.hdel(keys.delivery_state(job["msg"], job["ch"], shard_of(address)), address)
             pipe.hincrby(keys.delivery_stats(job["msg"]), f"{job['ch']}.dead", -1)
             pipe.xadd(
-                keys.DISPATCH_QUEUE, {k: job[k] for k in ("msg", "ch", "kind", "to", "earlier")} | {"attempt": "0"}
+                keys.DISPATCH_QUEUE,
+                as_fields({k: job[k] for k in ("msg", "ch", "kind", "to", "earlier")} | {"attempt": "0"}),
             )
             await pipe.execute()
     return replayed

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 import uuid
 from typing import Any
 
+from foundation.retry import RetryPolicy
 from foundation.store import keys
-from foundation.store.streams import ensure_group, next_entries
+from foundation.store.streams import Entry, decoded, decoded_list, ensure_group, entries, next_entries
 from publisher.dispatch.channel import AuthError, PermanentError, TemporaryError
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.ratelimit import RateLimiter
@@ -42,6 +42,9 @@ class Notifier:
         self.redis = ctx.redis
         self.settings = ctx.settings
         self.id = consumer or f"n-{uuid.uuid4().hex[:10]}"
+        # The dispatch workers' policy, but never later than the takeover of a dead consumer's
+        # entries (XAUTOCLAIM after `dispatch_reclaim_after`): that would retry it anyway.
+        self.retry = RetryPolicy.from_settings(self.settings, cap=self.settings.dispatch_reclaim_after)
         # The same buckets as the dispatch workers': notices and warnings share a provider's rate.
         self.limiters = {name: RateLimiter(self.redis, name, ch.rate) for name, ch in ctx.channels.items()}
         # Reporters hear back on the resident channels they wrote from (not on partner systems).
@@ -75,15 +78,17 @@ class Notifier:
         return len(entries)
 
     async def _due_retries(self, count: int) -> list[tuple[str, dict[str, str]]]:
-        due = await self.redis.zrangebyscore(keys.REPORT_NOTIFY_RETRY, "-inf", time.time(), start=0, num=count)
-        entries = []
+        due = decoded_list(
+            await self.redis.zrangebyscore(keys.REPORT_NOTIFY_RETRY, "-inf", time.time(), start=0, num=count)
+        )
+        found: list[Entry] = []
         for entry_id in due:
             if await self.redis.zrem(keys.REPORT_NOTIFY_RETRY, entry_id):  # ZREM decides who retries it
                 # XCLAIM counts the delivery, which is what bounds the attempts.
-                entries += await self.redis.xclaim(
-                    keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id, 0, [entry_id]
+                found += entries(
+                    await self.redis.xclaim(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, self.id, 0, [entry_id])
                 )
-        return entries
+        return found
 
     async def handle(self, entry_id: str, fields: dict[str, str] | None) -> None:
         if not fields or await self.redis.sismember(keys.REPORT_NOTIFY_SENT, entry_id):
@@ -127,8 +132,8 @@ class Notifier:
         if fields.get("status") != "received":
             return False
         report_id = await self.redis.hget(keys.REPORTS_BY_TRACKING, fields.get("tracking_code", ""))
-        raw = await self.redis.get(keys.report(report_id)) if report_id else None
-        return bool(raw) and json.loads(raw).get("channel") == fields.get("channel")
+        raw = await self.redis.get(keys.report(decoded(report_id))) if report_id else None
+        return raw is not None and json.loads(raw).get("channel") == fields.get("channel")
 
     async def _attempts(self, entry_id: str) -> int:
         pending = await self.redis.xpending_range(
@@ -137,13 +142,11 @@ class Notifier:
         return int(pending[0]["times_delivered"]) if pending else 1
 
     async def _retry_or_dead(self, entry_id: str, fields: dict[str, str], code: str, retry_after: float | None) -> None:
-        attempts = await self._attempts(entry_id)
-        if attempts >= self.settings.dispatch_max_attempts:
+        attempts = await self._attempts(entry_id)  # XPENDING's delivery count
+        if self.retry.exhausted(attempts):
             await self._dead(entry_id, fields, code, attempts)
             return
-        backoff = self.settings.dispatch_backoff * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
-        # Never later than the takeover of a dead consumer's entries: that would retry it anyway.
-        delay = min(max(backoff, retry_after or 0.0), self.settings.dispatch_reclaim_after)
+        delay = self.retry.delay(attempts, retry_after)
         await self.redis.zadd(keys.REPORT_NOTIFY_RETRY, {entry_id: time.time() + delay})
 
     async def _dead(self, entry_id: str, fields: dict[str, str], code: str, attempts: int) -> None:

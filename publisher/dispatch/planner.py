@@ -14,14 +14,14 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from typing import TypeVar
 
-from shapely.geometry import Point, Polygon
-
 from foundation.store import keys
-from foundation.store.streams import ensure_group, next_entries
+from foundation.store.scripts import script
+from foundation.store.streams import as_fields, ensure_group, next_entries
+from publisher import coverage
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, SHARDS, Segment, chunks
-from publisher.model import Message
+from publisher.model import Message, message_kind
 from publisher.policy import PUSH_CHANNELS, grades_for
 
 log = logging.getLogger(__name__)
@@ -29,31 +29,13 @@ T = TypeVar("T")
 
 # The union of a few index sets in one hash slot, or their total size when that is over ARGV[1]
 # (the caller then scans them: no single reply holds a huge set).
-UNION = """
-local total = 0
-for i = 1, #KEYS do total = total + redis.call('SCARD', KEYS[i]) end
-if total > tonumber(ARGV[1]) then return total end
-return redis.call('SUNION', unpack(KEYS))
-"""
+UNION = script("planner_union")
 UNION_LIMIT = 200_000
 
 
 def affected_areas(ctx: DispatchContext, message: Message) -> set[str]:
-    """Areas whose subscribers a message concerns: the targets, everything under them and above
-    them (a city-wide subscriber hears of a district warning), and areas a drawn shape touches."""
-    registry = ctx.registry
-    codes: set[str] = set()
-    for code in message.content.areas:
-        codes.add(code)
-        codes.update(registry.descendants(code))
-        codes.update(registry.ancestors(code))
-    shapes = [Polygon([(lon, lat) for lat, lon in poly]) for poly in message.content.polygons]
-    shapes += [Point(c.lon, c.lat).buffer(c.radius_km / 111.0) for c in message.content.circles]
-    for shape in shapes:
-        for area in registry.areas:
-            if area.geometry.intersects(shape):
-                codes.add(area.code)
-    return codes
+    """Areas whose subscribers a message concerns (see `publisher.coverage.affected_areas`)."""
+    return coverage.affected_areas(message.content, ctx.registry)
 
 
 def _growing_batches(items: list[T], largest: int = 32) -> Iterator[list[T]]:
@@ -71,7 +53,6 @@ class Planner:
         self.redis = ctx.redis
         self.consumer = consumer
         self.union_limit = union_limit
-        self._union_script = self.redis.register_script(UNION)
 
     async def run(self) -> None:
         await ensure_group(self.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
@@ -102,8 +83,7 @@ class Planner:
         """`published_ms`: when the event was written (its stream id), the start of every timing."""
         message = await self.ctx.warnings.get(event["id"])
         if event["type"] == "published":
-            kind = {"Alert": "alert", "Update": "update", "Cancel": "cancel"}[message.msg_type]
-            await self.plan(message, kind=kind, published_ms=published_ms)
+            await self.plan(message, kind=message_kind(message.msg_type), published_ms=published_ms)
         elif event["type"] == "expired" and message.content.grade in ("orange", "red"):
             await self.plan(message, kind="expired", published_ms=published_ms)
 
@@ -129,12 +109,13 @@ class Planner:
         if kind != "expired":  # systems (partners) get alerts, updates and cancels; the CAP says when it ends
             for own in (ch for ch in self.ctx.channels.values() if not ch.subscriber_channel):
                 counts[own.name] = await self._plan_own_recipients(own, message, kind, plan_id)
-        stats = {f"{ch}.planned": n for ch, n in counts.items()}
+        stats = {f"{ch}.planned": str(n) for ch, n in counts.items()}
         await self.redis.hset(
-            keys.delivery_stats(plan_id), mapping={**stats, "published_at": published_ms, "kind": kind}
+            keys.delivery_stats(plan_id), mapping=as_fields({**stats, "published_at": str(published_ms), "kind": kind})
         )
         await self.redis.hset(
-            keys.plan(plan_id), mapping={"done": "1", **stats, "seconds": f"{time.perf_counter() - started:.3f}"}
+            keys.plan(plan_id),
+            mapping=as_fields({"done": "1", **stats, "seconds": f"{time.perf_counter() - started:.3f}"}),
         )
         log.info("planned %s (%s): %s in %.2fs", message.id, kind, counts, time.perf_counter() - started)
         return counts
@@ -180,7 +161,7 @@ class Planner:
         for batch in _growing_batches(groups):
             async with self.redis.pipeline(transaction=False) as pipe:
                 for group in batch:
-                    await self._union_script(keys=group, args=[self.union_limit], client=pipe)
+                    await UNION(pipe, keys=group, args=[self.union_limit])
                 replies = await pipe.execute()
             members: set[str] = set()
             for group, reply in zip(batch, replies, strict=True):
@@ -224,7 +205,8 @@ class Planner:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for part in segments[start : start + 200]:
                     pipe.xadd(
-                        keys.DISPATCH_QUEUE, Segment(plan_id, channel, kind, tuple(part), earlier=earlier).to_fields()
+                        keys.DISPATCH_QUEUE,
+                        as_fields(Segment(plan_id, channel, kind, tuple(part), earlier=earlier).to_fields()),
                     )
                 await pipe.execute()
             await asyncio.sleep(0)

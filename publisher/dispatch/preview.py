@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from foundation.i18n import SUPPORTED
+from publisher.coverage import affected_areas
 from publisher.dispatch.context import DispatchContext
-from publisher.dispatch.planner import affected_areas
 from publisher.model import Message
 from publisher.policy import PUSH_CHANNELS, grades_for
 
@@ -14,7 +14,7 @@ from publisher.policy import PUSH_CHANNELS, grades_for
 async def preview(ctx: DispatchContext, message: Message) -> dict[str, Any]:
     policy = await ctx.policy.get()
     grade = message.content.grade
-    areas = affected_areas(ctx, message)
+    areas = affected_areas(message.content, ctx.registry)
     channels: dict[str, Any] = {}
     for name in PUSH_CHANNELS:
         channel = ctx.channels.get(name)

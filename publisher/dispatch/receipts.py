@@ -7,18 +7,14 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 
 from foundation.store import keys
+from foundation.store.scripts import script
 from publisher.dispatch.jobs import shard_of
 from publisher.subscribers import Subscribers
 
 FINAL = {"delivered": "delivered", "undelivered": "failed", "failed": "failed"}
 
 # Change the state only from `sent|…`, so a repeated or late callback does nothing.
-FORWARD = """
-local current = redis.call('HGET', KEYS[1], ARGV[1])
-if not current or string.sub(current, 1, 5) ~= 'sent|' then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"""
+FORWARD = script("receipt_forward")
 
 
 async def record_receipt(
@@ -36,7 +32,7 @@ async def record_receipt(
         return False
     state_key = keys.delivery_state(plan_id[:80], channel, shard_of(address))
     value = f"delivered|{status}" if outcome == "delivered" else f"failed|{error_code or status}"
-    moved = await redis.eval(FORWARD, 1, state_key, address, value)
+    moved = await FORWARD(redis, keys=[state_key], args=[address, value])
     if moved:
         await redis.hincrby(keys.delivery_stats(plan_id), f"{channel}.{outcome}", 1)
         await redis.hincrby(keys.DELIVERY_TOTALS, f"{channel}.{outcome}", 1)

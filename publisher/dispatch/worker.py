@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import time
 import uuid
 from collections import defaultdict
@@ -21,8 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from foundation.retry import RetryPolicy
 from foundation.store import keys
-from foundation.store.streams import ensure_group, next_entries
+from foundation.store.scripts import script
+from foundation.store.streams import as_fields, decoded_list, ensure_group, next_entries
 from publisher.dispatch.channel import AuthError, Channel, PermanentError, Rendition, TemporaryError
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, Segment, shard_of
@@ -40,21 +41,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 # HSETNX for many recipients of one state shard at once: 1 where the claim is ours.
-CLAIM = """
-local out = {}
-for i = 2, #ARGV do out[i - 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[1]) end
-return out
-"""
-
-
+CLAIM = script("delivery_claim")
 # Give back claims still held under this mark (sends that never completed): HDEL where unchanged.
-RELEASE = """
-local n = 0
-for i = 2, #ARGV do
-  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[1] then n = n + redis.call('HDEL', KEYS[1], ARGV[i]) end
-end
-return n
-"""
+RELEASE = script("delivery_release")
 
 
 def now_ms() -> int:
@@ -102,6 +91,8 @@ class Worker:
         self.redis = ctx.redis
         self.settings = ctx.settings
         self.id = worker_id or f"w-{uuid.uuid4().hex[:10]}"
+        self.retry = RetryPolicy.from_settings(self.settings)  # failed sends: back-off, then dead letter
+        self._running = False  # `run` is going: only then does `heartbeat` say this worker is alive
         # Each channel's own limits, shared through Redis by every worker of the deployment.
         self.limiters = {name: RateLimiter(self.redis, name, ch.rate) for name, ch in ctx.channels.items()}
         self.per_address = {
@@ -109,8 +100,6 @@ class Worker:
             for name, ch in ctx.channels.items()
             if ch.per_address_interval_ms
         }
-        self._claim_script = self.redis.register_script(CLAIM)
-        self._release_script = self.redis.register_script(RELEASE)
         self._active_marks: set[str] = set()  # claims of segments this worker is sending right now
         # A segment may wait long for its share of a slow rate; beyond this it is surely stuck.
         slowest = min((ch.rate / ch.max_units for ch in ctx.channels.values()), default=1.0)
@@ -122,20 +111,20 @@ class Worker:
     # loops
 
     async def run(self) -> None:
+        """The dispatch loop (the supervisor restarts it when it fails; `heartbeat` runs beside it)."""
         await ensure_group(self.redis, keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
-        heartbeat = asyncio.create_task(self._heartbeat())
+        self._running = True
         try:
             while True:
                 await self.run_once(block_ms=1000)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            self._running = False
 
-    async def _heartbeat(self) -> None:
-        while True:
+    async def heartbeat(self) -> None:
+        """One beat, repeated every second by the supervisor: this worker is alive while `run` is
+        going. Between a failed `run` and its restart it is not, so its claims can be taken over."""
+        if self._running:
             await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
-            await asyncio.sleep(1)
 
     async def run_once(self, block_ms: int | None = None, count: int = 4) -> int:
         """Handle a few segments: reclaimed ones from dead workers first, then new ones."""
@@ -247,7 +236,7 @@ class Worker:
             async with asyncio.timeout(5):
                 await self._record(segment, message, outcome, final=False)
                 for key, addresses in by_key.items():
-                    await self._release_script(keys=[key], args=[mark, *addresses])
+                    await RELEASE(self.redis, keys=[key], args=[mark, *addresses])
         except Exception:  # Redis is gone too: our stale marks are taken over when the segment returns
             log.exception("could not give back the claims of an interrupted segment")
 
@@ -270,7 +259,7 @@ class Worker:
             by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
         async with self.redis.pipeline(transaction=False) as pipe:
             for key, group in by_key.items():  # one script call per shard, not one HSETNX per recipient
-                await self._claim_script(keys=[key], args=[mark, *group], client=pipe)
+                await CLAIM(pipe, keys=[key], args=[mark, *group])
             results = await pipe.execute()
         claimed, taken = [], []
         for (key, group), flags in zip(by_key.items(), results, strict=True):
@@ -387,15 +376,13 @@ class Worker:
                 "error": code,
             }
         )
-        if attempt >= self.settings.dispatch_max_attempts:
+        if self.retry.exhausted(attempt):
             out.states[state_key][address] = f"dead|{code}"
             out.dead.append(job)
             out.stats[f"{ch}.dead"] += 1
             return
-        backoff = self.settings.dispatch_backoff * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)
-        delay = max(backoff, retry_after or 0.0)
         out.states[state_key][address] = f"retry|{attempt}"
-        out.retries.append((job, time.time() + min(delay, 3600)))
+        out.retries.append((job, time.time() + self.retry.delay(attempt, retry_after)))
         out.stats[f"{ch}.retrying"] += 1
 
     async def _record(self, segment: Segment, message: Message, out: Outcome, *, final: bool = True) -> None:
@@ -404,7 +391,7 @@ class Worker:
         stats_key = keys.delivery_stats(segment.message_id)
         async with self.redis.pipeline(transaction=False) as pipe:
             for state_key, states in out.states.items():
-                pipe.hset(state_key, mapping=states)
+                pipe.hset(state_key, mapping=as_fields(states))
                 pipe.expire(state_key, 30 * 86400)
             if final and segment.attempt > 0 and not segment.recheck:
                 out.stats[f"{ch}.retrying"] -= 1  # this recipient was counted as retrying
@@ -431,7 +418,7 @@ class Worker:
 
     async def promote_due_retries(self) -> int:
         """Move retries whose time has come back onto the queue (ZREM decides who moves each)."""
-        due = await self.redis.zrangebyscore(keys.DISPATCH_RETRY, "-inf", time.time(), start=0, num=500)
+        due = decoded_list(await self.redis.zrangebyscore(keys.DISPATCH_RETRY, "-inf", time.time(), start=0, num=500))
         moved = 0
         for job in due:
             if await self.redis.zrem(keys.DISPATCH_RETRY, job):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -17,9 +16,11 @@ from citizen_report.queue import consume
 from foundation.clock import Clock
 from foundation.settings import Settings
 from foundation.store.connection import open_redis
-from publisher.dispatch.runner import start_dispatch
+from foundation.supervisor import Loop, Supervisor
+from publisher.dispatch.runner import dispatch_loops
+from publisher.scheduler import scheduler_loop
 from warncast import app_keys
-from warncast.app_keys import BACKGROUND, DISPATCH, REPORTS, SERVICES, SETTINGS
+from warncast.app_keys import DISPATCH, REPORTS, SERVICES, SETTINGS, SUPERVISOR
 from warncast.channel_registry import add_webhook_routes, bind_webhooks
 from warncast.services import Services
 from warncast.web import (
@@ -47,6 +48,7 @@ MAX_BODY = 1024 * 1024  # warnings are text; nothing legitimate is larger
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=MIDDLEWARES, client_max_size=MAX_BODY)
     app[SETTINGS] = settings
+    app[SUPERVISOR] = Supervisor()  # the app's background loops; /readyz reads their health
     install_limits(app, settings, clock)
     app.add_routes(public.routes)
     app.add_routes(api.routes)
@@ -62,7 +64,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     return app
 
 
-def _services_ctx(clock: Clock | None):  # type: ignore[no-untyped-def]
+def _services_ctx(clock: Clock | None):
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with open_redis(app[SETTINGS]) as redis:
             services = await Services.build(app[SETTINGS], redis, clock)
@@ -78,45 +80,22 @@ def _services_ctx(clock: Clock | None):  # type: ignore[no-untyped-def]
 
 
 async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
-    tasks: list[asyncio.Task[None]] = []
-    if app[SETTINGS].run_scheduler:
-        tasks.append(asyncio.create_task(run_scheduler(app[SERVICES]), name="scheduler"))
-        tasks.append(asyncio.create_task(run_monitoring(app[REPORTS]), name="monitoring"))
-    if app[SETTINGS].run_workers:
-        tasks.extend(start_dispatch(app[DISPATCH]))
-    app[BACKGROUND] = tasks
-    yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    """Start the app's background loops under its supervisor (more join it, see `live`); on
+    shutdown every one of them is cancelled and awaited."""
+    settings, services, supervisor = app[SETTINGS], app[SERVICES], app[SUPERVISOR]
+    if settings.run_scheduler:
+        supervisor.add(scheduler_loop(services.registry, services.redis, services.warnings))
+        supervisor.add(monitoring_loop(app[REPORTS]))
+    if settings.run_workers:
+        supervisor.add(*dispatch_loops(app[DISPATCH]))
+    supervisor.start()
+    try:
+        yield
+    finally:
+        await supervisor.stop()
 
 
-async def run_scheduler(services: Services, interval: float = 1.0) -> None:
-    """Publish scheduled warnings and expire lapsed ones, once a second, in every process.
-
-    Every step is a guarded transaction, so several processes running this loop do no harm.
-    """
-    while True:
-        try:
-            await services.registry.refresh(services.redis)
-            await services.warnings.run_due()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("scheduler round failed; retrying")
-        await asyncio.sleep(interval)
-
-
-async def run_monitoring(desk: ReportDesk) -> None:
+def monitoring_loop(desk: ReportDesk) -> Loop:
     """Consume the monitoring queue into triage-board incidents; every process may run one."""
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    while True:
-        try:
-            await consume(desk, consumer, block_ms=1000)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("monitoring consumer round failed; retrying")
-            await asyncio.sleep(1)
+    return Loop("monitoring", partial(consume, desk, consumer, block_ms=1000))

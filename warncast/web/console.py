@@ -75,7 +75,7 @@ async def login(request: web.Request) -> web.Response:
 
 def _form_expired() -> WarncastError:
     error = WarncastError(N_("The form has expired or did not come from this site. Reload the page and try again."))
-    error.status, error.code = 403, "csrf"  # type: ignore[misc]
+    error.status, error.code = 403, "csrf"
     return error
 
 
@@ -203,7 +203,7 @@ async def compose(request: web.Request) -> web.Response:
 
 
 def _form_values(form: MultiDictProxy[Any]) -> dict[str, Any]:
-    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    values: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     values["areas"] = form.getall("areas", [])
     return values
 

@@ -13,6 +13,7 @@ from channels.outbox import read_outbox
 from foundation.errors import NotFound
 from foundation.i18n import N_
 from foundation.store import keys
+from foundation.store.streams import decoded_hash
 from publisher.dispatch.deadletters import list_dead, replay
 from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
@@ -125,14 +126,14 @@ async def put_policy(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus: delivery counters summed over every worker (kept in Redis), queue gauges."""
-    totals = await request.app[REDIS].hgetall(keys.DELIVERY_TOTALS)
+    totals = decoded_hash(await request.app[REDIS].hgetall(keys.DELIVERY_TOTALS))
     registry = CollectorRegistry()
     counter = Counter(
         "warncast_deliveries", "Deliveries by channel and outcome", ["channel", "outcome"], registry=registry
     )
-    for name, value in totals.items():
+    for name, total in totals.items():
         channel, _, outcome = name.partition(".")
-        counter.labels(channel, outcome).inc(int(value))
+        counter.labels(channel, outcome).inc(int(total))
     gauges = {
         "warncast_dispatch_queue_length": (
             "Segments waiting on the dispatch queue",

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from warncast.app_keys import BACKGROUND, SERVICES
+from foundation.supervisor import Loop
+from warncast.app_keys import SERVICES, SUPERVISOR
 from warncast.outlets import Outlets
 
 OUTLETS = web.AppKey("outlets", Outlets)
@@ -18,11 +18,10 @@ def outlets(request: web.Request) -> Outlets:
 
 
 async def outlets_ctx(app: web.Application) -> AsyncIterator[None]:
-    """One stream reader and one screen re-check loop per process; they join the app's background
-    tasks, which are cancelled and awaited on shutdown."""
+    """One stream reader and one screen re-check loop per process; they join the app's supervised
+    background loops, which are cancelled and awaited on shutdown."""
     found = app[OUTLETS] = Outlets.build(app[SERVICES].channel_context)
-    app[BACKGROUND].append(asyncio.create_task(found.follower.run(), name="warnings-follower"))
-    app[BACKGROUND].append(asyncio.create_task(found.hub.tick(), name="screens-tick"))
+    app[SUPERVISOR].add(Loop("warnings-follower", found.follower.run), Loop("screens-tick", found.hub.tick))
     yield
 
 

@@ -7,6 +7,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
+from typing import NotRequired, TypedDict
 
 from aiohttp import web
 
@@ -32,6 +33,20 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+
+
+class FieldProblem(TypedDict):
+    field: str
+    code: str
+    message: str
+
+
+class ErrorDetail(TypedDict):
+    """The `error` member of an error response."""
+
+    code: str
+    message: str
+    fields: NotRequired[list[FieldProblem]]  # a ValidationFailed's, one per invalid field
 
 
 def wants_json(request: web.Request) -> bool:
@@ -88,9 +103,9 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
 
 async def _check_csrf(request: web.Request) -> None:
     """A write made with a console session must carry the session's CSRF token."""
-    given = request.headers.get("X-CSRF-Token")
+    given: object = request.headers.get("X-CSRF-Token")  # a form field may be a file: checked below
     if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        given = (await request.post()).get("csrf_token")  # type: ignore[assignment]
+        given = (await request.post()).get("csrf_token")
     if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
         raise _http_error(
             request,
@@ -102,12 +117,12 @@ async def _check_csrf(request: web.Request) -> None:
 
 def _http_error(request: web.Request, status: int, code: str, message: str) -> WarncastError:
     error = WarncastError(message)
-    error.status, error.code = status, code  # type: ignore[misc]
+    error.status, error.code = status, code
     return error
 
 
-def error_body(request: web.Request, error: WarncastError) -> dict[str, object]:
-    body: dict[str, object] = {"code": error.code, "message": t(request, error.message, **error.params)}
+def error_body(request: web.Request, error: WarncastError) -> dict[str, ErrorDetail]:
+    body: ErrorDetail = {"code": error.code, "message": t(request, error.message, **error.params)}
     if isinstance(error, ValidationFailed):
         body["fields"] = [
             {"field": e.field, "code": e.code, "message": t(request, e.message, **e.params)} for e in error.errors
@@ -116,7 +131,7 @@ def error_body(request: web.Request, error: WarncastError) -> dict[str, object]:
 
 
 async def error_page(
-    request: web.Request, status: int, body: dict[str, object], retry_after: int | None = None
+    request: web.Request, status: int, body: Mapping[str, object], retry_after: int | None = None
 ) -> web.Response:
     return await page(
         request, "error.html", status=status, status_code=status, error=body["error"], retry_after=retry_after

@@ -17,6 +17,7 @@ from citizen_report.routing import load_routing
 from foundation.errors import FieldError, NotFound, TooManyRequests, ValidationFailed, WarncastError
 from foundation.i18n import N_
 from foundation.store import keys
+from foundation.store.streams import decoded_list
 from warncast.app_keys import ACCOUNTS, AREAS, CATALOGS, REDIS, REPORTS, SETTINGS
 from warncast.web.requests import client_ip, locale, t
 
@@ -155,8 +156,10 @@ async def list_requests(request: web.Request) -> web.Response:
         page_size = max(1, min(MAX_ROWS, int(query.get("page_size") or MAX_ROWS)))
     except ValueError:
         raise ValidationFailed([FieldError("page", "type", N_("Must be a whole number."))]) from None
-    ids = await request.app[REDIS].zrevrangebyscore(keys.REPORTS_INDEX, end.timestamp(), start.timestamp())
-    reports = [r for r in await _reports(request, ids) if not codes or r.category in codes]
+    newest = decoded_list(
+        await request.app[REDIS].zrevrangebyscore(keys.REPORTS_INDEX, end.timestamp(), start.timestamp())
+    )
+    reports = [r for r in await _reports(request, newest) if not codes or r.category in codes]
     if statuses:
         reports = [r for r in reports if ("closed" if r.status in ("resolved", "rejected") else "open") in statuses]
     return await _rows(request, reports[(page - 1) * page_size : page * page_size])

@@ -8,13 +8,14 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from channels.cache import Rendering
+from foundation.areas.registry import AreaRegistry
 from foundation.areas.svg_map import render_svg
 from foundation.errors import NotFound
 from foundation.i18n import LANG_COOKIE, N_, normalize_locale, tag_for
 from publisher.cap_xml import render_cap
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import EVENTS, GRADE_COLOUR, GRADES
-from warncast.app_keys import AREAS, CATALOGS, REDIS, SETTINGS, WARNINGS
+from warncast.app_keys import AREAS, CATALOGS, REDIS, SETTINGS, SUPERVISOR, WARNINGS
 from warncast.web.conditional import respond
 from warncast.web.live import outlets
 from warncast.web.pages import page
@@ -23,7 +24,7 @@ from warncast.web.requests import locale
 routes = web.RouteTableDef()
 
 
-def grade_fills(messages: list[Message], registry) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def grade_fills(messages: list[Message], registry: AreaRegistry) -> dict[str, str]:
     """Community code -> colour of the highest grade in force there."""
     rank = {g: i for i, g in enumerate(GRADES)}
     best: dict[str, str] = {}
@@ -117,8 +118,20 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """Ready: Redis answers and no background loop has been failing for more than a few seconds
+    (the supervisor's grace); otherwise 503, naming what is wrong."""
+    body: dict[str, object] = {"status": "ok", "redis": "ok"}
+    ready = True
     try:
         await request.app[REDIS].ping()
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        return web.json_response({"status": "unavailable", "redis": str(exc)[:200]}, status=503)
-    return web.json_response({"status": "ok", "redis": "ok"})
+        body["redis"], ready = str(exc)[:200], False
+    supervisor = request.app[SUPERVISOR]
+    body["loops"] = {name: health.state for name, health in supervisor.health().items()}
+    if failing := supervisor.failing():
+        body["failing"] = {health.name: health.as_dict() for health in failing}
+        ready = False
+    if not ready:
+        body["status"] = "unavailable"
+        return web.json_response(body, status=503)
+    return web.json_response(body)

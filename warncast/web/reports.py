@@ -15,6 +15,7 @@ from citizen_report.open311 import PEOPLE_AT_RISK
 from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store.keys import REPORTS_BY_TRACKING
+from foundation.store.streams import decoded
 from warncast.app_keys import AREAS, REDIS, REPORTS, SETTINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
@@ -50,8 +51,8 @@ async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Pho
         for name, value in (await request.post()).items():
             if isinstance(value, str):
                 fields[name] = value
-            elif data := value.file.read():
-                photos.append(Photo(data, value.filename))
+            elif isinstance(value, web.FileField) and (upload := value.file.read()):
+                photos.append(Photo(upload, value.filename))
         return fields, photos
     reader = await request.multipart()
     for _ in range(MAX_PARTS):
@@ -88,7 +89,9 @@ async def _read_capped(part: BodyPartReader, limit: int) -> bytes | None:
 
 
 def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list[Photo], channel: str) -> ReportInput:
-    contact = fields.get("contact") if isinstance(fields.get("contact"), dict) else {}
+    contact = fields.get("contact")
+    if not isinstance(contact, dict):
+        contact = {}
     return ReportInput(
         category=fields.get("category"),
         description=fields.get("description", ""),
@@ -122,8 +125,10 @@ def report_json(request: web.Request, report: Report) -> dict[str, Any]:
 @routes.post("/api/v1/reports")
 async def create_report(request: web.Request) -> web.Response:
     """JSON, or multipart/form-data with photos; answers 201 with the tracking code (200 on a replay)."""
+    fields: dict[str, Any]  # form fields are strings, JSON ones any JSON value
     if request.content_type == "multipart/form-data":
-        fields, photos = await read_multipart(request)
+        form, photos = await read_multipart(request)
+        fields = dict(form)  # to take "contact" as an object, like the JSON body's
         if "contact.phone" in fields or "contact.email" in fields:
             fields["contact"] = {"phone": fields.pop("contact.phone", ""), "email": fields.pop("contact.email", "")}
     else:
@@ -153,7 +158,7 @@ def _created(request: web.Request, submitted: Submitted) -> web.Response:
 async def _by_tracking(request: web.Request) -> Report:
     code = normalise_tracking_code(request.match_info["tracking_code"])
     report_id = await request.app[REDIS].hget(REPORTS_BY_TRACKING, code) if code else None
-    report = await load_report(request.app[REPORTS], report_id) if report_id else None
+    report = await load_report(request.app[REPORTS], decoded(report_id)) if report_id else None
     if report is None:
         raise NotFound(N_("No report with this tracking code."))
     return report

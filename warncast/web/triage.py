@@ -20,6 +20,7 @@ from foundation.areas.svg_map import render_svg
 from foundation.errors import NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store import keys
+from foundation.store.streams import read_entries
 from publisher.taxonomy import GRADE_COLOUR
 from warncast.app_keys import AREAS, AUDIT, CATALOGS, REDIS, REPORTS
 from warncast.web.middleware import error_body
@@ -135,11 +136,10 @@ async def triage_events(request: web.Request) -> web.StreamResponse:
             if not found:
                 await response.write(b": keep-alive\n\n")
                 continue
-            for _stream, entries in found:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    data = json.dumps(fields, ensure_ascii=False)
-                    await response.write(f"event: board\nid: {entry_id}\ndata: {data}\n\n".encode())
+            for entry_id, fields in read_entries(found):
+                last = entry_id
+                data = json.dumps(fields, ensure_ascii=False)
+                await response.write(f"event: board\nid: {entry_id}\ndata: {data}\n\n".encode())
     return response
 
 

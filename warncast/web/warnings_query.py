@@ -20,7 +20,7 @@ from channels.cache import Rendering, version_time
 from foundation.areas.registry import AreaRegistry
 from foundation.errors import ValidationFailed
 from foundation.i18n import N_
-from publisher.coverage import as_multipolygon, concerns_area, concerns_point, footprint, related_codes
+from publisher.coverage import as_multipolygon, concerns_area, concerns_point, footprint
 from publisher.model import Message
 from publisher.taxonomy import EVENTS, GRADES, STATUSES
 from publisher.validation import Collector
@@ -50,8 +50,7 @@ class WarningFilter:
         if self.msg_type:
             out = [m for m in out if m.msg_type == self.msg_type]
         if self.area:
-            related = related_codes(registry, self.area)
-            out = [m for m in out if concerns_area(m.content, registry, self.area, related)]
+            out = [m for m in out if concerns_area(m.content, registry, self.area)]
         if self.point:
             lat, lon = self.point
             out = [m for m in out if concerns_point(m.content, registry, lat, lon)]
