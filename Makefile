@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fanout.py
 	$(BIN)/python benchmarks/feeds.py
 	$(BIN)/python benchmarks/intake.py
+	$(BIN)/python benchmarks/faults.py
 
 clean:
 	rm -rf $(VENV) var

@@ -1,7 +1,7 @@
 """Citizen-report intake: throughput and latency against a bare aiohttp endpoint, and durability
 when Redis is killed with SIGKILL mid-load.
 
-    .venv/bin/python benchmarks/intake.py [--requests 10000] [--concurrency 16] [--rounds 7]
+    .venv/bin/python benchmarks/intake.py [--requests 10000] [--rounds 7] [--fsync always|everysec|both]
 
 1. Throughput: the same load generator (this process, `--concurrency` connections, a fresh
    Idempotency-Key per post) posts the same JSON report to (a) a bare aiohttp app that reads the
@@ -194,12 +194,13 @@ def stop(process: multiprocessing.Process) -> None:
         process.kill()
 
 
-async def throughput(requests: int, concurrency: int, rounds: int, workdir: Path) -> None:
-    redis = EmbeddedRedis(workdir / "redis-throughput")
+async def throughput(requests: int, concurrency: int, rounds: int, workdir: Path, fsync: str) -> float:
+    """The rounds against an embedded server with `appendfsync <fsync>`; returns warncast's median req/s."""
+    redis = EmbeddedRedis(workdir / f"redis-throughput-{fsync}", fsync=fsync)
     redis.start()
     bare_port, app_port = free_port(), free_port()
     bare = start(serve_bare, bare_port)
-    app = start(serve_warncast, app_port, redis.url, str(workdir / "data-throughput"))
+    app = start(serve_warncast, app_port, redis.url, str(workdir / f"data-throughput-{fsync}"))
     urls = {"bare aiohttp": bare_port, "warncast": app_port}
     try:
         for port in urls.values():
@@ -207,7 +208,10 @@ async def throughput(requests: int, concurrency: int, rounds: int, workdir: Path
             await load(f"http://127.0.0.1:{port}/api/v1/reports", min(500, requests), concurrency)  # warm up
         runs: dict[str, list[Run]] = {name: [] for name in urls}
         ratios: list[float] = []
-        print(f"throughput: {requests} JSON reports per round, {concurrency} concurrent clients, {rounds} rounds")
+        print(
+            f"throughput, appendfsync {fsync}: {requests} JSON reports per round, {concurrency} concurrent clients, "
+            f"{rounds} rounds"
+        )
         for round_number in range(1, rounds + 1):
             # The two alternate, and each round's ratio compares runs made moments apart: this
             # machine is shared and its load varies from one second to the next.
@@ -232,6 +236,7 @@ async def throughput(requests: int, concurrency: int, rounds: int, workdir: Path
             f"  ratio warncast / bare: median of rounds {statistics.median(ratios):.0%} (target >= 50%), "
             f"best against best {best:.0%}; warncast p99 {p99:.1f} ms over all rounds (target < 100 ms)"
         )
+        return statistics.median(run.rps for run in runs["warncast"])
     finally:
         stop(bare)
         stop(app)
@@ -286,9 +291,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=10000, help="per round and server")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=7, help="alternating throughput rounds")
+    parser.add_argument(
+        "--fsync", choices=["always", "everysec", "both"], default="both", help="the embedded server's appendfsync"
+    )
     args = parser.parse_args()
+    modes = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
     with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
-        loops.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp)))
+        medians = {
+            mode: loops.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp), mode)) for mode in modes
+        }
+        if len(medians) == 2:  # the default (fsync before "yes") against the faster, less durable one
+            print(f"fsync cost: always / everysec = {medians['always'] / medians['everysec']:.0%} of the req/s")
         loops.run(durability(args.requests, args.concurrency, Path(tmp)))
 
 

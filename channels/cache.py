@@ -5,17 +5,57 @@ version it was made from (the warnings stream's last id, the area registry's ver
 with the same key and version gets the stored bytes; concurrent readers of a stale key wait for
 one shared rendering instead of each making their own. Renderings that depend on the clock (what is
 in force now) carry `valid_until`, the first moment their content would change by itself.
+
+While Redis is away (refused, hung, loading, read-only during a failover) a reader gets the last
+rendering of its key, marked `stale`, instead of an error: a public page, feed or screen keeps
+showing the last known warnings. Only a key never rendered before has nothing to give (503).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import math
+import re
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from redis.exceptions import BusyLoadingError, MasterDownError, ReadOnlyError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from foundation.errors import Unavailable
+
+# What "Redis is away" looks like: refused or dropped (BusyLoadingError: still loading its data),
+# no answer within the socket timeout (redis-py's TimeoutError, asyncio's from a deadline around a
+# hung call), a failover under way (ReadOnlyError: a primary demoted to replica; MasterDownError: a
+# replica that lost its primary), or our own Unavailable.
+REDIS_AWAY: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    BusyLoadingError,
+    RedisTimeoutError,
+    ReadOnlyError,
+    MasterDownError,
+    TimeoutError,  # asyncio.TimeoutError is this class since Python 3.11
+    Unavailable,
+)
+# The same replies inside another error: a Lua script's write refused ("Error running script ...:
+# -READONLY You can't write against a read only replica."), or a blocked read released because the
+# server became a replica ("UNBLOCKED force unblock ...").
+_AWAY_REPLY = re.compile(r"(?:^|-)(?:READONLY|LOADING|MASTERDOWN|UNBLOCKED) ")
+AWAY_SECONDS = 1.0  # after a failure, stale answers come at once for this long instead of waiting again
+
+
+def redis_away(error: BaseException) -> bool:
+    """True when `error` (or what it was raised from) means Redis cannot be had right now."""
+    return any(
+        isinstance(e, REDIS_AWAY) or (isinstance(e, ResponseError) and _AWAY_REPLY.search(str(e)) is not None)
+        for e in (error, error.__cause__)
+    )
 
 
 @dataclass(frozen=True)
@@ -24,6 +64,7 @@ class Rendering:
     content_type: str  # with charset where it applies
     last_modified: datetime | None = None
     valid_until: float = math.inf  # epoch seconds of the application clock
+    stale: bool = False  # the last rendering, served while Redis is away
     etag: str = field(init=False)  # strong: the same bytes give the same tag in every process
 
     def __post_init__(self) -> None:
@@ -47,6 +88,52 @@ class RenderCache:
         self.renders = 0  # how many renderings were made (tests and benchmarks read it)
         self._entries: OrderedDict[Hashable, tuple[Hashable, Rendering]] = OrderedDict()
         self._pending: dict[tuple[Hashable, Hashable], asyncio.Future[Rendering]] = {}
+        self._away_until = 0.0  # monotonic: Redis failed a moment ago, do not wait for it again yet
+
+    @property
+    def away(self) -> bool:
+        """Redis failed within the last AWAY_SECONDS (a reader with a last rendering gets it at once)."""
+        return time.monotonic() < self._away_until
+
+    def note_away(self) -> None:
+        self._away_until = time.monotonic() + AWAY_SECONDS
+
+    def note_back(self) -> None:
+        self._away_until = 0.0
+
+    def last(self, key: Hashable) -> Rendering | None:
+        """The last rendering of `key`, whatever it was made from, marked stale; None if never made."""
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        return found[1] if found[1].stale else dataclasses.replace(found[1], stale=True)
+
+    def keep(self, key: Hashable, rendering: Rendering) -> None:
+        """Remember a rendering made outside `get` (a page), as the last one of `key`."""
+        self._store(key, None, rendering)
+
+    async def fresh_or_stale(self, key: Hashable, make: Callable[[], Awaitable[Rendering]]) -> Rendering:
+        """`make()` (the fresh rendering of `key`); while Redis is away, the last rendering of `key`,
+        marked stale. Without one, the failure is raised (the web layer answers 503)."""
+        last = self.last(key) if self.away else None
+        if last is not None:
+            return last
+        try:
+            return await make()
+        except Exception as exc:
+            if not redis_away(exc):
+                raise
+            self.note_away()
+            last = self.last(key)
+            if last is None:
+                raise
+            return last
+
+    def _store(self, key: Hashable, version: Hashable, rendering: Rendering) -> None:
+        self._entries[key] = (version, rendering)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
 
     async def get(
         self, key: Hashable, version: Hashable, now: float, render: Callable[[], Awaitable[Rendering]]
@@ -63,10 +150,7 @@ class RenderCache:
         try:
             rendering = await render()
             self.renders += 1
-            self._entries[key] = (version, rendering)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            self._store(key, version, rendering)
             future.set_result(rendering)
             return rendering
         except asyncio.CancelledError:

@@ -40,6 +40,7 @@ from foundation.i18n import N_, normalize_locale
 from foundation.phones import PhoneError, normalize_phone
 from foundation.store import keys
 from foundation.store.batched_script import BatchedScript
+from foundation.store.durable import durable
 from foundation.store.scripts import script
 from foundation.store.streams import decoded
 
@@ -134,6 +135,7 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
     if outcome < 0:
         too_many(limits[-outcome - 1])
     report.id = str(outcome)
+    await durable(redis, desk.settings.redis_min_replicas)  # 201 only once the replicas have it
     return Submitted(report, replayed=False)
 
 
@@ -149,6 +151,7 @@ async def _replay(desk: ReportDesk, stored: str, fingerprint: str) -> Submitted:
     report = await load_report(desk, report_id)
     if report is None:  # pragma: no cover - the key and the report are written in one script
         raise Conflict(N_("This idempotency key was already used for a different report."))
+    await durable(desk.redis, desk.settings.redis_min_replicas)  # the first try may have answered 503
     return Submitted(report, replayed=True)
 
 

@@ -65,3 +65,22 @@ class TooManyRequests(WarncastError):
     def __init__(self, message: str, *, retry_after: int | None = None, **params: object) -> None:
         super().__init__(message, **params)
         self.retry_after = retry_after  # seconds, sent as the Retry-After header
+
+
+class Unavailable(WarncastError):
+    """Something the request needs (Redis) cannot be reached right now: 503 with Retry-After."""
+
+    status = 503
+    code = "unavailable"
+    retry_after: int = 5  # seconds, sent as the Retry-After header
+
+    def __init__(
+        self,
+        message: str = N_("The service is briefly unavailable. Please try again in a moment."),
+        *,
+        retry_after: int | None = None,
+        **params: object,
+    ) -> None:
+        super().__init__(message, **params)
+        if retry_after is not None:
+            self.retry_after = retry_after

@@ -19,7 +19,13 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str | None = None  # None: start the embedded redis-server
+    redis_url: str | None = None  # None (and no sentinels): start the embedded redis-server
+    redis_mode: str = "auto"  # auto | standalone | cluster (REDIS_URL's kind; auto asks INFO cluster)
+    redis_sentinels: tuple[tuple[str, int], ...] = ()  # (host, port) of each Sentinel
+    redis_sentinel_master: str = ""  # the Sentinel service name of the primary
+    redis_min_replicas: int | None = None  # replicas a durable write waits for; None: decided at start
+    redis_fsync: str = "always"  # the embedded server's appendfsync: always | everysec
+    redis_timeout: float = 2.0  # seconds: socket and connect timeout of every Redis call
     data_dir: Path = Path("var")
     host: str = "127.0.0.1"
     port: int = 8080
@@ -93,8 +99,20 @@ class Settings:
         sender = env.get("WARNCAST_SENDER", "warncast@lanjiang.example")
         if any(c in sender for c in " ,<&"):
             raise SettingsError("WARNCAST_SENDER must not contain spaces, commas, '<' or '&' (CAP 1.2)")
+        redis_url, sentinels, sentinel_master = _redis_location(env)
+        min_replicas = _optional_int(env, "WARNCAST_REDIS_MIN_REPLICAS", 0, 16)
+        if min_replicas and redis_url is None and not sentinels:
+            raise SettingsError(
+                "WARNCAST_REDIS_MIN_REPLICAS needs REDIS_URL or Sentinels: the embedded Redis has no replicas"
+            )
         return cls(
-            redis_url=env.get("REDIS_URL") or None,
+            redis_url=redis_url,
+            redis_mode=_choice(env, "WARNCAST_REDIS_MODE", ("auto", "standalone", "cluster")),
+            redis_sentinels=sentinels,
+            redis_sentinel_master=sentinel_master,
+            redis_min_replicas=min_replicas,
+            redis_fsync=_choice(env, "WARNCAST_REDIS_FSYNC", ("always", "everysec")),
+            redis_timeout=_float(env, "WARNCAST_REDIS_TIMEOUT", 2.0, low=1.5, high=60.0),
             data_dir=data_dir,
             host=host,
             port=port,
@@ -131,6 +149,11 @@ class Settings:
         )
 
     @property
+    def embedded_redis(self) -> bool:
+        """True when this process runs (or shares) the bundled redis-server in the data dir."""
+        return self.redis_url is None and not self.redis_sentinels
+
+    @property
     def twilio_configured(self) -> bool:
         return bool(
             self.twilio_account_sid
@@ -156,7 +179,14 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _optional_int(env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    """An integer, or None when the variable is unset or empty (the value is decided later)."""
+    return _int(env, name, 0, low, high) if env.get(name) else None
+
+
+def _float(
+    env: Mapping[str, str], name: str, default: float, *, low: float | None = None, high: float = 1_000_000
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -164,9 +194,47 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
-    if not 0 < value <= 1_000_000:
+    if low is not None and not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g} seconds, got {value:g}")
+    if not 0 < value <= high:
         raise SettingsError(f"{name} must be a positive number, got {value}")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices`, the first being the default."""
+    value = env.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _redis_location(env: Mapping[str, str]) -> tuple[str | None, tuple[tuple[str, int], ...], str]:
+    """REDIS_URL, or the Sentinels and the primary's service name; neither: the embedded server."""
+    url = env.get("REDIS_URL", "").strip() or None
+    if url is not None and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {url!r}")
+    sentinels = []
+    for item in env.get("WARNCAST_REDIS_SENTINELS", "").split(","):
+        if not (item := item.strip()):
+            continue
+        host, _, port = item.rpartition(":")
+        host = host.removeprefix("[").removesuffix("]")  # [::1]:26379
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"WARNCAST_REDIS_SENTINELS: {item!r} is not host:port (e.g. 10.0.0.5:26379)")
+        sentinels.append((host, int(port)))
+    master = env.get("WARNCAST_REDIS_SENTINEL_MASTER", "").strip()
+    if sentinels and url is not None:
+        raise SettingsError("set either REDIS_URL or WARNCAST_REDIS_SENTINELS, not both")
+    if sentinels and not master:
+        raise SettingsError(
+            "WARNCAST_REDIS_SENTINEL_MASTER (the primary's service name) is required with WARNCAST_REDIS_SENTINELS"
+        )
+    if master and not sentinels:
+        raise SettingsError("WARNCAST_REDIS_SENTINEL_MASTER needs WARNCAST_REDIS_SENTINELS (host:port,...)")
+    if sentinels and env.get("WARNCAST_REDIS_MODE", "").strip().lower() == "cluster":
+        raise SettingsError("WARNCAST_REDIS_MODE=cluster does not go with WARNCAST_REDIS_SENTINELS")
+    return url, tuple(sentinels), master
 
 
 def _networks(env: Mapping[str, str], name: str) -> tuple[IPv4Network | IPv6Network, ...]:

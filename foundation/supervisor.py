@@ -9,6 +9,11 @@ recovered once it has run for `settle` seconds without raising.
 Each loop keeps its health (state, restarts, last error, last success) for readiness checks:
 `failing()` names the loops that have been failing for longer than `grace` seconds.
 
+Running is not working: a loop must also *report in* at least every `Loop.within` seconds, or
+`silent()` names it. A round that returns reports in by itself; a loop that runs for good (or a
+long round) calls `beat()` each time it completes a unit of work or an idle wait, from any task it
+started (the loop is found through a context variable, so the code that beats needs no handle).
+
 `stop()` (or leaving `async with`) cancels every task and waits for each to end, so a process
 shutting down never waits on a background loop that goes on by itself.
 """
@@ -16,10 +21,11 @@ shutting down never waits on a background loop that goes on by itself.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -28,15 +34,22 @@ from foundation.retry import RetryPolicy
 log = logging.getLogger(__name__)
 RESTARTS = RetryPolicy(base=0.5, cap=30.0)  # 0.5 s, 1 s, 2 s ... at most 30 s between restarts
 RUNNING, RESTARTING, STOPPED, DEAD = "running", "restarting", "stopped", "dead"
+WITHIN = 30.0  # default: a loop silent for longer than this is stuck
+RECANCEL = 0.5  # seconds between cancellations of a loop that does not end on `stop()`
 
 
 @dataclass(frozen=True)
 class Loop:
-    """`run()` makes one run of the loop: one round that returns, or a coroutine that never does."""
+    """`run()` makes one run of the loop: one round that returns, or a coroutine that never does.
+
+    `within`: the longest silence allowed (a few times the loop's natural period): a returning
+    round and each `beat()` report in. `restart`: this loop's back-off, instead of the supervisor's."""
 
     name: str
     run: Callable[[], Awaitable[Any]]
     every: float = 0.0  # seconds between the end of a round and the start of the next
+    within: float = WITHIN
+    restart: RetryPolicy | None = None
 
 
 @dataclass
@@ -49,6 +62,23 @@ class LoopHealth:
     last_ok: float | None = None  # the end of the last round that returned
     running_since: float | None = None  # the start of the current run
     failing_since: float | None = None  # monotonic time of the first failure not yet recovered from
+    within: float = WITHIN  # the longest silence allowed
+    reported: float = field(default_factory=time.monotonic)  # the last report (or the start)
+
+    def beat(self) -> None:
+        """Report in: a unit of work or an idle wait completed. A running loop that reports in has
+        recovered from any earlier failure."""
+        self.reported = time.monotonic()
+        if self.state == RUNNING:
+            self.failing_since = None
+
+    def silent_for(self, now: float | None = None) -> float:
+        """Seconds since this loop last reported in (or started)."""
+        return (time.monotonic() if now is None else now) - self.reported
+
+    def is_silent(self, now: float | None = None) -> bool:
+        """Running (or restarting) without having reported within `within` seconds."""
+        return self.state in (RUNNING, RESTARTING) and self.silent_for(now) > self.within
 
     def failing_for(self, now: float | None = None) -> float:
         """Seconds since this loop last worked, when it has been failing since; else 0."""
@@ -67,7 +97,21 @@ class LoopHealth:
             "last_ok": self.last_ok,
             "running_since": self.running_since,
             "failing_for": round(min(self.failing_for(), 1e9), 3),
+            "since_report": round(self.silent_for(), 3),
+            "within": self.within,
         }
+
+
+# The health of the loop whose task (or a task it started) is running: what `beat()` reports to.
+_CURRENT: contextvars.ContextVar[LoopHealth | None] = contextvars.ContextVar("supervised_loop", default=None)
+
+
+def beat() -> None:
+    """Report in for the supervised loop this code runs in (a no-op outside one, e.g. in tests that
+    call a loop's round directly)."""
+    health = _CURRENT.get()
+    if health is not None:
+        health.beat()
 
 
 def _describe(exc: BaseException) -> str:
@@ -82,12 +126,12 @@ class Supervisor:
         restart: RetryPolicy = RESTARTS,
         grace: float = 5.0,
         settle: float = 5.0,
-        stop_timeout: float = 10.0,
+        stop_timeout: float = 3.0,
     ) -> None:
         self.restart = restart  # the back-off between restarts of a failing loop
         self.grace = grace  # a loop failing for longer than this makes the process not ready
         self.settle = settle  # a run that lasts this long without raising has recovered
-        self.stop_timeout = stop_timeout
+        self.stop_timeout = stop_timeout  # `stop()` gives up on loops still running after this
         self._loops: dict[str, Loop] = {}
         self._health: dict[str, LoopHealth] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
@@ -101,7 +145,7 @@ class Supervisor:
             if loop.name in self._loops:
                 raise ValueError(f"a loop named {loop.name!r} is supervised already")
             self._loops[loop.name] = loop
-            self._health[loop.name] = LoopHealth(loop.name)
+            self._health[loop.name] = LoopHealth(loop.name, within=loop.within)
             if self._running:
                 self._spawn(loop)
 
@@ -113,7 +157,8 @@ class Supervisor:
             self._spawn(loop)
 
     async def stop(self) -> None:
-        """Cancel every loop and wait until each has ended (cancelling again one that resists)."""
+        """Cancel every loop and wait until each has ended (cancelling again, every RECANCEL seconds,
+        one whose cleanup awaits something stuck), for at most `stop_timeout` seconds."""
         self._running = False
         tasks = list(self._tasks.values())
         self._tasks.clear()
@@ -122,7 +167,7 @@ class Supervisor:
         while pending:
             for task in pending:
                 task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            _, pending = await asyncio.wait(pending, timeout=min(RECANCEL, max(0.0, deadline - time.monotonic())))
             if pending and time.monotonic() >= deadline:
                 names = ", ".join(sorted(task.get_name() for task in pending))
                 log.error("background loops did not stop within %.0f s: %s", self.stop_timeout, names)
@@ -157,10 +202,24 @@ class Supervisor:
         now = time.monotonic()
         return [h for h in self.health().values() if h.failing_for(now) > limit]
 
+    def silent(self) -> list[LoopHealth]:
+        """The loops that run but have not reported in within their `within` seconds: stuck in a
+        call that does not return, or failing inside without letting it out."""
+        now = time.monotonic()
+        return [h for h in self.health().values() if h.is_silent(now)]
+
+    def beat(self, name: str) -> None:
+        """Report in for the loop `name` (for code that is not running inside that loop's task)."""
+        self._health[name].beat()
+
     # one loop
 
     def _spawn(self, loop: Loop) -> None:
-        self._tasks[loop.name] = asyncio.create_task(self._supervise(loop, self._health[loop.name]), name=loop.name)
+        health = self._health[loop.name]
+        health.reported = time.monotonic()  # silence counts from the start
+        context = contextvars.copy_context()
+        context.run(_CURRENT.set, health)  # what `beat()` finds in this loop's tasks
+        self._tasks[loop.name] = asyncio.create_task(self._supervise(loop, health), name=loop.name, context=context)
 
     async def _supervise(self, loop: Loop, health: LoopHealth) -> None:
         me = asyncio.current_task()
@@ -180,6 +239,7 @@ class Supervisor:
                 failure = exc
             else:
                 health.last_ok = time.time()
+                health.beat()
                 health.failing_since = None
                 attempt = 0
                 self._check_cancelled(me)
@@ -189,18 +249,19 @@ class Supervisor:
                 settled.cancel()
             self._check_cancelled(me)
             attempt = attempt + 1 if health.failing_since is not None else 1
-            delay = self.restart.delay(attempt)
+            delay = (loop.restart or self.restart).delay(attempt)
             health.state = RESTARTING
             health.last_error = _describe(failure)
             health.last_error_at = time.time()
             if health.failing_since is None:
                 health.failing_since = time.monotonic()
             log.error(
-                "background loop %s failed (%d in a row); restarting in %.1f s",
+                "background loop %s failed (%d in a row): %s; restarting in %.1f s",
                 loop.name,
                 attempt,
+                health.last_error,
                 delay,
-                exc_info=failure,
+                exc_info=failure if attempt == 1 else None,  # the traceback once, not every second of an outage
             )
             await asyncio.sleep(delay)
             health.restarts += 1

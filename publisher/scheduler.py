@@ -28,4 +28,7 @@ async def scheduler_round(registry: AreaRegistry, redis: aioredis.Redis, warning
 def scheduler_loop(
     registry: AreaRegistry, redis: aioredis.Redis, warnings: Warnings, interval: float = INTERVAL
 ) -> Loop:
-    return Loop("scheduler", partial(scheduler_round, registry, redis, warnings), every=interval)
+    # A round takes milliseconds: ten seconds without one, the scheduler is stuck.
+    return Loop(
+        "scheduler", partial(scheduler_round, registry, redis, warnings), every=interval, within=10.0 + interval
+    )

@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from foundation.areas.registry import Area, AreaRegistry
 from foundation.phones import PhoneError, normalize_phone
 from foundation.store import keys
+from foundation.store.durable import durable
 from foundation.store.raw_pipeline import execute_raw
 from foundation.store.streams import as_fields, decoded_hash
 from publisher.policy import DEFAULT_MIN_GRADE
@@ -118,8 +119,9 @@ def _fold(name: str) -> str:
 
 
 class Subscribers:
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, min_replicas: int | None = 0) -> None:
         self.redis = redis
+        self.min_replicas = min_replicas  # replicas a confirmed subscription waits for (durable)
 
     async def get(self, channel: str, address: str) -> Subscriber | None:
         data = await self.redis.hgetall(keys.subscriber(channel, address))
@@ -165,7 +167,9 @@ class Subscribers:
         if sub is None or not sub.pending_area:
             return None
         areas = sub.areas if sub.pending_area in sub.areas else [*sub.areas, sub.pending_area]
-        return await self.update(channel, address, areas=areas, pending_area="", status=ACTIVE)
+        confirmed = await self.update(channel, address, areas=areas, pending_area="", status=ACTIVE)
+        await durable(self.redis, self.min_replicas)
+        return confirmed
 
     async def subscribe(
         self, channel: str, address: str, area: str, *, lang: str | None = None, source: str = ""
@@ -177,7 +181,9 @@ class Subscribers:
         after = Subscriber(
             **{**sub.__dict__, "areas": areas, "status": ACTIVE, "lang": lang or sub.lang, "pending_area": ""}
         )
-        return await self.save(after, before=before)
+        saved = await self.save(after, before=before)
+        await durable(self.redis, self.min_replicas)
+        return saved
 
     async def stop(self, channel: str, address: str) -> Subscriber:
         return await self.update(channel, address, status=STOPPED, pending_area="")

@@ -26,6 +26,7 @@ from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
 from foundation.store import keys
+from foundation.store.durable import durable
 from foundation.store.streams import decoded_list
 from publisher.approval_rules import ApprovalRules
 from publisher.identifiers import new_identifier
@@ -373,6 +374,7 @@ class Warnings:
                 references=message.references,
             )
             log.info("published %s (%s, %s)", message.id, message.msg_type, message.content.grade)
+        await durable(self.redis, self.settings.redis_min_replicas)  # the transaction and its audit entry
         return message
 
     async def run_due(self) -> int:

@@ -10,6 +10,7 @@ import os
 import secrets
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -28,6 +29,14 @@ from warncast.services import Services
 from warncast.web.app import create_app
 
 log = logging.getLogger("warncast")
+# On SIGTERM (or SIGINT) `serve` lets requests in progress finish for SHUTDOWN_GRACE seconds (aiohttp
+# then gives a handler that still runs as long again, and drops it), then the supervisor cancels the
+# background loops (`stop_timeout` at most, see foundation.supervisor): an orderly stop takes under
+# SIGNAL_DEADLINE even with Redis hung, and a process still stopping then (something that will not
+# end) exits anyway.
+SHUTDOWN_GRACE = 2.0
+SIGNAL_DEADLINE = 9.0
+_signalled = threading.Event()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,47 +66,94 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warncast: configuration error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_json)
-    if args.command == "serve":
-        host, port = args.host or settings.host, args.port or settings.port
-        public_url = settings.public_url
-        if "WARNCAST_PUBLIC_URL" not in os.environ:
-            public_url = f"http://{host}:{port}"
-        return _serve(settings.with_(host=host, port=port, public_url=public_url))
-    if args.command == "worker":
-        return loops.run(_worker(settings))
-    return asyncio.run(_admin(settings, args))
+    try:
+        if args.command == "serve":
+            host, port = args.host or settings.host, args.port or settings.port
+            public_url = settings.public_url
+            if "WARNCAST_PUBLIC_URL" not in os.environ:
+                public_url = f"http://{host}:{port}"
+            return _serve(settings.with_(host=host, port=port, public_url=public_url))
+        if args.command == "worker":
+            return loops.run(_worker(settings))
+        return asyncio.run(_admin(settings, args))
+    except SettingsError as exc:  # found on connecting: a Redis Cluster, another deployment's secret key
+        print(f"warncast: configuration error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _serve(settings: Settings) -> int:
     print(f"warncast: serving on http://{settings.host}:{settings.port}", flush=True)
+    loop = loops.new_event_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # aiohttp's own handling, plus the deadline
+        loop.add_signal_handler(sig, _stop_serving)
     web.run_app(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         print=None,
-        shutdown_timeout=10,
+        shutdown_timeout=SHUTDOWN_GRACE,
         access_log=None,
-        loop=loops.new_event_loop(),
+        handle_signals=False,
+        loop=loop,
     )
     return 0
+
+
+def _stop_serving() -> None:
+    if _arm_deadline():  # the first signal starts the shutdown; a second one only waits for it
+        raise web.GracefulExit()
+
+
+def _arm_deadline() -> bool:
+    """Make sure the process ends within SIGNAL_DEADLINE seconds of the first stop signal (True
+    for that one)."""
+    if _signalled.is_set():
+        return False
+    _signalled.set()
+    timer = threading.Timer(SIGNAL_DEADLINE, _exit_now)
+    timer.daemon = True
+    timer.start()
+    return True
+
+
+def _exit_now() -> None:
+    log.error("still stopping %.0f s after the signal: exiting now", SIGNAL_DEADLINE)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(1)
 
 
 async def _worker(settings: Settings) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    main, connected = asyncio.current_task(), False
+
+    def on_signal() -> None:
+        _arm_deadline()
+        stop.set()
+        if not connected and main is not None:
+            main.cancel()  # still waiting for Redis: stop waiting
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with open_redis(settings) as redis:
-        services = await Services.build(settings, redis)
-        await services.start_channels()
-        try:
-            async with Supervisor() as supervisor:  # stops (cancels and awaits) every loop on the way out
-                supervisor.add(scheduler_loop(services.registry, redis, services.warnings))
-                supervisor.add(*dispatch_loops(services.dispatch))
-                log.info("worker running")
-                await stop.wait()
-        finally:
-            await services.close_channels()
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        async with open_redis(settings) as redis:
+            connected = True
+            services = await Services.build(settings, redis)
+            await services.start_channels()
+            try:
+                async with Supervisor() as supervisor:  # stops (cancels and awaits) every loop on the way out
+                    supervisor.add(scheduler_loop(services.registry, redis, services.warnings))
+                    supervisor.add(*dispatch_loops(services.dispatch))
+                    log.info("worker running")
+                    await stop.wait()
+            finally:
+                await services.close_channels()
+    except asyncio.CancelledError:
+        if connected or not stop.is_set():
+            raise
+        log.info("worker stopped before Redis answered")
+        return 0
     log.info("worker stopped")
     return 0
 

@@ -20,6 +20,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.clock import Clock
 from foundation.i18n import Catalogs
 from foundation.settings import Settings
+from foundation.store.durable import required_replicas
 from foundation.templating import build_environment
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
@@ -53,12 +54,13 @@ class Services:
 
     @classmethod
     async def build(cls, settings: Settings, redis: aioredis.Redis, clock: Clock | None = None) -> Services:
+        settings = settings.with_(redis_min_replicas=await required_replicas(redis, settings))
         catalogs = Catalogs.load()
         registry = AreaRegistry()
         await registry.refresh(redis)
-        audit = AuditLog(redis, settings.secret_key)
+        audit = AuditLog(redis, settings.secret_key, settings.redis_min_replicas)
         warnings = Warnings(redis, registry, audit, settings, catalogs, clock)
-        subscribers = Subscribers(redis)
+        subscribers = Subscribers(redis, settings.redis_min_replicas)
         policy = ChannelPolicy(redis)
         env = build_environment(names=template_names())
         reports = ReportDesk(settings, redis, registry, catalogs, audit, build_environment(enable_async=False), clock)

@@ -2,7 +2,8 @@
 
 `Feeds` ties the renderers to the cache: a rendering is keyed by the feed and its filters and
 stamped with the warnings stream's last id and the area registry's version, so it is made again
-exactly when a warning is published, updated, cancelled or expires (or the areas change).
+exactly when a warning is published, updated, cancelled or expires (or the areas change). While
+Redis is away a reader gets the feed's last rendering, marked stale.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class Feeds:
         return await self._cached(("cap-index", query), CONTENT_TYPES[ATOM], "cap", query)
 
     async def _cached(self, key: Hashable, content_type: str, kind: str, query: FeedQuery) -> Rendering:
+        return await self.cache.fresh_or_stale(key, lambda: self._fresh(key, content_type, kind, query))
+
+    async def _fresh(self, key: Hashable, content_type: str, kind: str, query: FeedQuery) -> Rendering:
         version = await self.version()
 
         async def render() -> Rendering:

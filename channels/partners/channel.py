@@ -98,7 +98,7 @@ class PartnerChannel:
     def __init__(self, ctx: ChannelContext) -> None:
         self.ctx = ctx
         self.registry = PartnerRegistry(ctx.redis)
-        self.audit = AuditLog(ctx.redis, ctx.settings.secret_key)
+        self.audit = AuditLog(ctx.redis, ctx.settings.secret_key, ctx.settings.redis_min_replicas)
         self.session: aiohttp.ClientSession | None = None
 
     def render_text(self, text: str) -> Rendition:

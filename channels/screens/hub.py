@@ -4,6 +4,10 @@ One reader per process follows the warnings stream (`EventFollower`); on each ev
 renders the state of each screen that has connections (once per screen, from the shared cache) and
 queues it to those connections whose last state differs. No connection holds Redis: two thousand
 screens cost two thousand small in-memory queues, not two thousand Redis clients.
+
+When the reader loses Redis the hub sends each live screen its last state marked stale (the kiosk
+keeps showing the last known warnings and says the connection is lost), and when it is back, the
+current state: a screen never goes blank because Redis blinked.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from channels.cache import Rendering
+from channels.cache import Rendering, redis_away
 from channels.screens import ScreenOutputs
 from channels.screens.registry import Screen
+from foundation.supervisor import beat
 
 log = logging.getLogger(__name__)
+TICK_SECONDS = 5.0  # between re-checks
 CLOSE = b""  # queued to end a stream (shutdown, screen deleted)
 
 
@@ -53,6 +59,8 @@ class ScreenHub:
         self.outputs = outputs
         self.connections: dict[str, set[Connection]] = {}
         self.delivered = 0  # events queued to connections (benchmarks read it)
+        self._away_logged = False
+        outputs.follower.watch(self.on_link)
 
     def connect(self, screen: Screen) -> Connection:
         conn = Connection(screen)
@@ -72,16 +80,37 @@ class ScreenHub:
     async def on_event(self, event_id: str, fields: dict[str, str]) -> None:
         await self.refresh(event_id)
 
+    async def on_link(self, live: bool) -> None:
+        """The warnings follower lost Redis (screens get their last state, stale) or has it back."""
+        cache = self.outputs.cache
+        if live:
+            cache.note_back()
+        else:
+            cache.note_away()
+        if not self.connections:
+            return
+        try:
+            await self.refresh()
+        except Exception as exc:
+            if not redis_away(exc):
+                raise
+
     async def refresh(self, event_id: str = "") -> None:
-        """Send each connected screen its state if it changed (also run on expiry ticks)."""
-        screens = await self.outputs.registry.all()
+        """Send each connected screen its state if it changed (also run on expiry ticks); while
+        Redis is away, its last state marked stale."""
+        screens = await self.outputs.screens()
         for screen_id, peers in list(self.connections.items()):
             current = screens.get(screen_id)
             if current is None:  # deleted: end its streams
                 for conn in peers:
                     conn.put(CLOSE)
                 continue
-            rendering = await self.outputs.state(current)
+            try:
+                rendering = await self.outputs.state(current)
+            except Exception as exc:
+                if not redis_away(exc):
+                    raise
+                continue  # never rendered before Redis went away: its connections keep what they have
             for conn in list(peers):
                 conn.screen = current  # an edited record applies to open streams too
                 self.delivered += conn.offer(rendering, event_id)
@@ -91,16 +120,28 @@ class ScreenHub:
             for conn in peers:
                 conn.put(CLOSE)
 
-    async def tick(self, interval: float = 5.0) -> None:
+    async def tick(self, interval: float = TICK_SECONDS) -> None:
         """Re-check every few seconds: a warning's expiry clears screens even before the scheduler's
-        event, and area changes from another process reach this one's renderings."""
+        event, and area changes from another process reach this one's renderings. Reports in to the
+        supervisor after each re-check; a failure is raised to it (once the screens have their last
+        state), so that it shows in the loop's health, and the supervisor runs this again."""
         ctx = self.outputs.ctx
         while True:
             await asyncio.sleep(interval)
+            away: Exception | None = None
             try:
                 await ctx.registry.refresh(ctx.redis)
-                await self.refresh()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("screen refresh failed")
+            except Exception as exc:
+                if not redis_away(exc):
+                    raise
+                self.outputs.cache.note_away()
+                if not self._away_logged:
+                    log.warning("screens show their last state while redis is away: %r", exc)
+                self._away_logged = True
+                away = exc
+            else:
+                self._away_logged = False
+            await self.refresh()
+            if away is not None:
+                raise away
+            beat()

@@ -1,17 +1,21 @@
 """Twilio webhooks: inbound SMS (keywords, answered with TwiML) and delivery receipts.
 
 Both check X-Twilio-Signature against the public URL Twilio called; an unsigned or forged request
-gets 403 and changes nothing.
+gets 403 and changes nothing. While Redis is away both answer 503 with Retry-After (nothing was
+done; Twilio's retry, or the fallback URL, takes it).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 from twilio.twiml.messaging_response import MessagingResponse
 
+from channels.cache import redis_away
 from channels.sms.channel import SmsChannel
 from channels.sms.keywords import handle_keyword
 from foundation.phones import PhoneError, normalize_phone
@@ -21,6 +25,28 @@ log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 # The app that registers this channel puts the started channel here (the handlers' one dependency).
 SMS_CHANNEL = web.AppKey("sms_channel", SmsChannel)
+RETRY_AFTER_SECONDS = 5
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def unavailable_503(handler: Handler) -> Handler:
+    """Redis away: 503 with Retry-After, in this webhook's error format, instead of a failure."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.Response:
+        try:
+            return await handler(request)
+        except Exception as exc:
+            if not redis_away(exc):
+                raise
+            log.warning("twilio webhook %s answered 503 (redis away: %r)", request.path, exc)
+            return web.json_response(
+                {"error": {"code": "unavailable", "message": "Briefly unavailable; retry later."}},
+                status=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+
+    return wrapped
 
 
 async def _verified_form(request: web.Request) -> dict[str, str] | None:
@@ -39,6 +65,7 @@ def _forbidden() -> web.Response:
 
 
 @routes.post("/webhooks/twilio/sms")
+@unavailable_503
 async def inbound_sms(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     if form is None:
@@ -60,6 +87,7 @@ async def inbound_sms(request: web.Request) -> web.Response:
 
 
 @routes.post("/webhooks/twilio/status")
+@unavailable_503
 async def status_callback(request: web.Request) -> web.Response:
     form = await _verified_form(request)
     if form is None:

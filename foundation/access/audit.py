@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from foundation.store import keys
+from foundation.store.durable import durable
 from foundation.store.streams import decoded_hash
 
 GENESIS = "0" * 64
@@ -31,9 +32,10 @@ def _digest(secret: str, entry: dict[str, Any]) -> str:
 
 
 class AuditLog:
-    def __init__(self, redis: aioredis.Redis, secret: str) -> None:
+    def __init__(self, redis: aioredis.Redis, secret: str, min_replicas: int | None = 0) -> None:
         self.redis = redis
         self.secret = secret
+        self.min_replicas = min_replicas  # replicas each entry waits for (durable)
 
     async def append(self, actor: str, action: str, target: str = "", **details: Any) -> dict[str, Any]:
         while True:
@@ -55,9 +57,11 @@ class AuditLog:
                     pipe.rpush(keys.AUDIT_LOG, json.dumps(entry, ensure_ascii=False))
                     pipe.hset(keys.AUDIT_HEAD, mapping={"seq": entry["seq"], "hash": entry["hash"]})
                     await pipe.execute()
-                    return entry
+                    break
                 except WatchError:
                     continue  # another writer appended first; chain onto its entry
+        await durable(self.redis, self.min_replicas)
+        return entry
 
     async def entries(self, start: int = 0, stop: int = -1) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.redis.lrange(keys.AUDIT_LOG, start, stop)]

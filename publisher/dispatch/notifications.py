@@ -27,6 +27,7 @@ from typing import Any
 from foundation.retry import RetryPolicy
 from foundation.store import keys
 from foundation.store.streams import Entry, decoded, decoded_list, ensure_group, entries, next_entries
+from foundation.supervisor import beat
 from publisher.dispatch.channel import AuthError, PermanentError, TemporaryError
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.ratelimit import RateLimiter
@@ -54,6 +55,7 @@ class Notifier:
         await ensure_group(self.redis, keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP)
         while True:
             await self.run_once(block_ms=1000)
+            beat()  # a round done, or an idle wait: this loop is alive (see foundation.supervisor)
 
     async def run_once(self, block_ms: int | None = None, count: int = 16) -> int:
         """Handle a few entries: due retries first, then those of dead consumers, then new ones."""
@@ -75,6 +77,7 @@ class Notifier:
         for entry_id, fields in entries:
             if entry_id not in idle:
                 await self.handle(entry_id, fields)
+                beat()
         return len(entries)
 
     async def _due_retries(self, count: int) -> list[tuple[str, dict[str, str]]]:

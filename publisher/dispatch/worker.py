@@ -5,12 +5,16 @@ A claim left `sending` by a worker whose heartbeat has expired (it crashed mid-s
 and sent again: that in-flight window is the only source of duplicates. A segment whose worker died
 is reclaimed from the consumer group after `dispatch_reclaim_after` seconds; a live worker keeps
 its segment by re-claiming it while it works.
+
+No send without a record: when Redis fails in a segment run, no lane starts another send (the rate
+limiter stops handing out tokens within one period, see `ratelimit`), the sends in the air are
+waited for, and what Redis did not take (results, claims to give back) stays in memory until it
+answers again: written back before this worker does anything else there (`write_back`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -20,10 +24,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from redis.exceptions import RedisError
+
 from foundation.retry import RetryPolicy
 from foundation.store import keys
 from foundation.store.scripts import script
 from foundation.store.streams import as_fields, decoded_list, ensure_group, next_entries
+from foundation.supervisor import beat
 from publisher.dispatch.channel import AuthError, Channel, PermanentError, Rendition, TemporaryError
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, Segment, shard_of
@@ -84,6 +91,31 @@ class Outcome:
         vars(self).update(vars(Outcome()))
         return taken
 
+    def merge(self, earlier: Outcome) -> None:
+        """Take back an earlier take that could not be written: it goes with what follows."""
+        for key, states in earlier.states.items():
+            self.states[key] = {**states, **self.states.get(key, {})}
+        for name, value in earlier.stats.items():
+            self.stats[name] += value
+        self.recipients[:0] = earlier.recipients
+        self.retries[:0] = earlier.retries
+        self.dead[:0] = earlier.dead
+        self.unsubscribe[:0] = earlier.unsubscribe
+        if earlier.first_ms:
+            self.first_ms = min(self.first_ms or earlier.first_ms, earlier.first_ms)
+        self.last_ms = max(self.last_ms, earlier.last_ms)
+
+
+@dataclass
+class Unwritten:
+    """A segment run that ended with Redis failing: its results, and its claims to give back."""
+
+    segment: Segment
+    message: Message
+    outcome: Outcome
+    mark: str
+    claimed: list[str]
+
 
 class Worker:
     def __init__(self, ctx: DispatchContext, worker_id: str | None = None) -> None:
@@ -107,6 +139,9 @@ class Worker:
         # Lanes that need the same message or text at once wait for one load, not one each.
         self._messages: dict[str, asyncio.Future[Message]] = {}
         self._renditions: dict[tuple[str, str, str, str], asyncio.Future[Rendition]] = {}
+        # What Redis did not take when it failed, oldest first: written back once it answers again.
+        self._unwritten: list[Unwritten] = []
+        self._writing_back = asyncio.Lock()
 
     # loops
 
@@ -117,17 +152,53 @@ class Worker:
         try:
             while True:
                 await self.run_once(block_ms=1000)
+                beat()  # a round done (segments sent, or an idle wait); long rounds beat as they go
         finally:
             self._running = False
+            if self._unwritten:
+                log.warning("%d interrupted segment run(s) not written back yet", len(self._unwritten))
 
     async def heartbeat(self) -> None:
         """One beat, repeated every second by the supervisor: this worker is alive while `run` is
-        going. Between a failed `run` and its restart it is not, so its claims can be taken over."""
+        going. Between a failed `run` and its restart it is not, so its claims can be taken over.
+        First of all, it writes back what Redis did not take when it failed."""
+        await self.write_back()
         if self._running:
             await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
 
+    async def write_back(self) -> int:
+        """Write the results of the segment runs that ended with Redis failing, and give back their
+        unsent claims (oldest first; each step at most once). Returns how many runs were written."""
+        if not self._unwritten:
+            return 0
+        async with self._writing_back:
+            written = 0
+            while self._unwritten:
+                try:
+                    await self._write(self._unwritten[0])
+                except RedisError:
+                    raise  # still away: the next round tries again
+                except Exception:  # not Redis: it would never be written, so it must not block the rest
+                    log.exception("could not write back an interrupted segment run; its claims are taken over")
+                self._unwritten.pop(0)
+                written += 1
+        if written:
+            log.warning("wrote back %d segment run(s) that Redis had not taken when it failed", written)
+        return written
+
+    async def _write(self, run: Unwritten) -> None:
+        await self._record(run.segment, run.message, run.outcome, final=False)
+        run.outcome = Outcome()  # written: never counted twice
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for address in run.claimed:
+            by_key[keys.delivery_state(run.segment.message_id, run.segment.channel, shard_of(address))].append(address)
+        for key, addresses in by_key.items():  # spares every claim whose state is no longer the mark
+            await RELEASE(self.redis, keys=[key], args=[run.mark, *addresses])
+        run.claimed = []
+
     async def run_once(self, block_ms: int | None = None, count: int = 4) -> int:
         """Handle a few segments: reclaimed ones from dead workers first, then new ones."""
+        await self.write_back()  # before anything else: what a failed run sent must be on record
         await self.redis.set(keys.worker_heartbeat(self.id), now_ms(), ex=HEARTBEAT_SECONDS)
         await self.promote_due_retries()
         entries = await next_entries(
@@ -141,7 +212,13 @@ class Worker:
         )
         # The segments share the worker's concurrency as lanes: sends in flight never exceed it.
         lanes = max(1, self.settings.dispatch_concurrency // max(1, len(entries)))
-        await asyncio.gather(*(self._handle_entry(entry_id, fields, lanes) for entry_id, fields in entries))
+        # Every segment ends its own way (a failed one gives back what it holds) before we go on.
+        results = await asyncio.gather(
+            *(self._handle_entry(entry_id, fields, lanes) for entry_id, fields in entries), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
         return len(entries)
 
     async def _handle_entry(self, entry_id: str, fields: dict[str, str], lanes: int) -> None:
@@ -189,14 +266,21 @@ class Worker:
             claimed = await self._claim(segment, [s.address for s in eligible], mark)
             by_address = {s.address: s for s in eligible}
             todo = iter(claimed)
+            halt = asyncio.Event()  # Redis failed: no lane starts another send
 
             async def lane() -> None:  # a few long-lived senders, not one task per recipient
                 for address in todo:
-                    await self._deliver(channel, segment, message, by_address[address], outcome)
+                    if halt.is_set():
+                        return
+                    try:
+                        await self._deliver(channel, segment, message, by_address[address], outcome, halt)
+                    except BaseException:
+                        halt.set()
+                        raise
 
             lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
-            sending = asyncio.gather(*(lane() for _ in range(lanes)))
-            await self._record_while(sending, segment, message, outcome)
+            senders = [asyncio.create_task(lane()) for _ in range(lanes)]
+            await self._record_while(senders, halt, segment, message, outcome)
             await self._record(segment, message, outcome)
         except BaseException:  # the watchdog gave up, or Redis failed: keep what was done, free the rest
             await self._give_back(segment, message, outcome, mark, claimed)
@@ -205,40 +289,68 @@ class Worker:
             self._active_marks.discard(mark)
 
     async def _record_while(
-        self, sending: asyncio.Future[list[None]], segment: Segment, message: Message, outcome: Outcome
+        self,
+        senders: list[asyncio.Task[None]],
+        halt: asyncio.Event,
+        segment: Segment,
+        message: Message,
+        outcome: Outcome,
     ) -> None:
-        """Write what is done every STATE_WRITE_SECONDS until `sending` ends: if this worker dies, the
-        worker that takes over resends at most the sends of the last interval, not the whole segment's."""
+        """Write what is done every STATE_WRITE_SECONDS until the lanes end: if this worker dies, the
+        worker that takes over resends at most the sends of the last interval, not the whole segment's.
+
+        When Redis fails (a write here, or a lane's rate limit), `halt` stops every lane before its
+        next send, and the sends in the air are waited for (a provider timeout at most), so that
+        their results are known and kept. Cancelled (the watchdog, a shutdown), the lanes stop at once."""
+        pending: set[asyncio.Task[None]] = set(senders)
         try:
-            while True:
-                done, _ = await asyncio.wait([sending], timeout=STATE_WRITE_SECONDS)
-                if done:
-                    break
-                if (so_far := outcome.take()).stats:  # every send counts in the stats
-                    await self._record(segment, message, so_far, final=False)
-        except BaseException:
-            sending.cancel()  # the lanes stop with us (the watchdog, a failed write)
-            with contextlib.suppress(BaseException):
-                await sending
-            raise
-        sending.result()
+            try:
+                while pending and not halt.is_set():
+                    _, pending = await asyncio.wait(pending, timeout=STATE_WRITE_SECONDS)
+                    if pending and not halt.is_set() and (so_far := outcome.take()).stats:  # every send counts
+                        try:
+                            await self._record(segment, message, so_far, final=False)
+                        except BaseException:
+                            outcome.merge(so_far)  # not written: it goes with the rest
+                            raise
+                        beat()  # sends are going out and on record
+            except Exception:
+                halt.set()
+                if pending:
+                    await asyncio.wait(pending, timeout=self.settings.provider_timeout + 1)
+                raise
+            if pending:  # a lane lost Redis: the others end the send they are in, then stop
+                await asyncio.wait(pending, timeout=self.settings.provider_timeout + 1)
+        finally:
+            halt.set()
+            unfinished = [task for task in senders if not task.done()]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                await asyncio.wait(unfinished)
+        errors = [error for task in senders if not task.cancelled() and (error := task.exception()) is not None]
+        if errors:
+            raise errors[0]  # Redis failed under the lanes: the run ends, what it holds is given back
 
     async def _give_back(
         self, segment: Segment, message: Message, outcome: Outcome, mark: str, claimed: list[str]
     ) -> None:
         """Record the sends that completed and release the other claims, so that whoever takes the
         segment up again sends those (an interrupted send may then go twice; none is lost). The
-        release spares every claim whose state is no longer our mark: those were recorded."""
-        by_key: dict[str, list[str]] = defaultdict(list)
-        for address in claimed:
-            by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
+        release spares every claim whose state is no longer our mark: those were recorded.
+
+        When Redis does not take it now, it is kept and written back as soon as Redis answers again
+        (`write_back`), before this worker sends anything else."""
+        self._unwritten.append(Unwritten(segment, message, outcome, mark, claimed))
         try:
             async with asyncio.timeout(5):
-                await self._record(segment, message, outcome, final=False)
-                for key, addresses in by_key.items():
-                    await RELEASE(self.redis, keys=[key], args=[mark, *addresses])
-        except Exception:  # Redis is gone too: our stale marks are taken over when the segment returns
-            log.exception("could not give back the claims of an interrupted segment")
+                await self.write_back()
+        except Exception as exc:  # Redis is gone: kept for later (a worker that dies meanwhile loses it)
+            log.warning(
+                "Redis did not take an interrupted segment's results (%r); %d run(s) kept to write back",
+                exc,
+                len(self._unwritten),
+            )
 
     def _eligible(self, sub: Subscriber, message: Message, segment: Segment, mode: str) -> bool:
         if not sub.active:
@@ -328,7 +440,13 @@ class Worker:
         return await _shared(self._renditions, key, lambda: channel.render(message, locale, kind=kind))
 
     async def _deliver(
-        self, channel: Channel, segment: Segment, message: Message, sub: Subscriber, out: Outcome
+        self,
+        channel: Channel,
+        segment: Segment,
+        message: Message,
+        sub: Subscriber,
+        out: Outcome,
+        halt: asyncio.Event | None = None,
     ) -> None:
         state_key = keys.delivery_state(segment.message_id, channel.name, shard_of(sub.address))
         ch = channel.name
@@ -337,7 +455,11 @@ class Worker:
             await self.limiters[ch].take(rendition.units)
             if per_address := self.per_address.get(ch):
                 await per_address.wait_turn(sub.address)
+            if halt is not None and halt.is_set():
+                return  # Redis failed meanwhile: this claim is given back unsent
             result = await channel.send(sub.address, rendition, reference=segment.message_id)
+        except RedisError:  # no recipient's failure (nothing goes out without the shared limits):
+            raise  # the segment run ends, and `process` gives back what it holds
         except TemporaryError as exc:
             self._retry_or_dead(segment, sub.address, state_key, out, exc.code or "temporary", exc.retry_after)
             return

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from foundation.retry import RetryPolicy
-from foundation.supervisor import DEAD, RESTARTING, RUNNING, STOPPED, Loop, Supervisor
+from foundation.supervisor import DEAD, RESTARTING, RUNNING, STOPPED, Loop, Supervisor, beat
 
 
 async def until(condition, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
@@ -48,7 +48,9 @@ async def test_a_failing_loop_restarts_with_growing_delays_and_shows_in_health(c
     assert gaps[3] >= 0.36, gaps
     assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False)), gaps
     failures = [r for r in caplog.records if "broken" in r.getMessage()]
-    assert len(failures) >= 4 and failures[0].exc_info is not None, "each failure is logged with its traceback"
+    assert len(failures) >= 4, "each failure is logged"
+    assert failures[0].exc_info is not None and failures[1].exc_info is None, "with its traceback the first time"
+    assert "ConnectionError: redis went away" in failures[1].getMessage()
     assert "restarting in 0.1 s" in failures[1].getMessage()
 
 
@@ -183,3 +185,92 @@ def test_loop_names_are_unique():
     supervisor.add(Loop("scheduler", asyncio.Event().wait))
     with pytest.raises(ValueError, match="scheduler"):
         supervisor.add(Loop("scheduler", asyncio.Event().wait))
+
+
+async def test_a_loop_that_stops_reporting_in_is_silent_until_it_reports_again():
+    working = asyncio.Event()
+    working.set()
+    beats = 0
+
+    async def follower() -> None:  # runs for good; reports in from a task of its own, like a lane
+        nonlocal beats
+
+        async def part() -> None:
+            nonlocal beats
+            while True:
+                await working.wait()  # stuck while `working` is clear
+                beat()
+                beats += 1
+                await asyncio.sleep(0.01)
+
+        await asyncio.create_task(part())
+
+    async with Supervisor() as supervisor:
+        supervisor.add(Loop("follower", follower, within=0.2))
+        await until(lambda: beats >= 3)
+        assert supervisor.silent() == [] and supervisor.health()["follower"].silent_for() < 0.2
+        working.clear()
+        await until(lambda: bool(supervisor.silent()))
+        stuck = supervisor.health()["follower"]
+        assert [h.name for h in supervisor.silent()] == ["follower"] and supervisor.failing() == []
+        assert stuck.state == RUNNING and stuck.silent_for() > 0.2 and stuck.as_dict()["since_report"] >= 0.2
+        supervisor.beat("follower")  # from outside the loop's tasks, by name
+        assert supervisor.silent() == []
+        working.set()
+        await asyncio.sleep(0.3)
+        assert supervisor.silent() == [], "reporting in again"
+
+
+async def test_a_round_that_returns_reports_in_and_a_never_ending_one_does_not():
+    async with Supervisor() as supervisor:
+        supervisor.add(Loop("rounds", lambda: asyncio.sleep(0.01), every=0.05, within=0.3))
+        supervisor.add(Loop("forever", asyncio.Event().wait, within=0.3))
+        await asyncio.sleep(0.5)
+        assert [h.name for h in supervisor.silent()] == ["forever"]
+        assert supervisor.health()["rounds"].silent_for() < 0.3
+
+
+async def test_a_restarted_loop_has_recovered_once_it_reports_in():
+    attempts = 0
+
+    async def reader() -> None:  # fails twice, then works for good, reporting in
+        nonlocal attempts
+        attempts += 1
+        if attempts <= 2:
+            raise ConnectionError("reset")
+        while True:
+            beat()
+            await asyncio.sleep(0.01)
+
+    supervisor = Supervisor(restart=RetryPolicy(base=0.01, cap=0.05, jitter=0.0), grace=0.0, settle=60)
+    supervisor.add(Loop("reader", reader))
+    async with supervisor:
+        await until(lambda: attempts == 3)
+        await until(lambda: not supervisor.failing(), within=1.0)  # long before `settle`
+        health = supervisor.health()["reader"]
+        assert health.state == RUNNING and health.restarts == 2 and health.failing_since is None
+
+
+def test_beat_outside_a_supervised_loop_does_nothing():
+    beat()
+
+
+async def test_stop_ends_a_loop_whose_cleanup_waits_on_something_stuck():
+    before = others()
+    started = asyncio.Event()
+
+    async def stuck_cleanup() -> None:  # like a segment giving back its claims to a Redis that hangs
+        try:
+            started.set()
+            await asyncio.Event().wait()
+        finally:
+            await asyncio.Event().wait()  # only a second cancellation ends this
+
+    supervisor = Supervisor(stop_timeout=3.0)
+    supervisor.add(Loop("stuck", stuck_cleanup))
+    supervisor.start()
+    await started.wait()
+    began = time.monotonic()
+    await supervisor.stop()
+    assert time.monotonic() - began < 1.5, "cancelled again at once, not after the stop timeout"
+    assert others() - before == set()

@@ -95,11 +95,15 @@ async def list_warnings(request: web.Request) -> web.Response:
     if staff:  # the workflow record changes without lifecycle events: never cached
         return respond(request, await render(""), vary="Accept")
     live = outlets(request)
-    version = await live.follower.current()
     key = ("api-warnings", filters, limit, state, geo)
-    now = request.app[WARNINGS].now().timestamp()
-    rendering = await live.cache.get(key, (version, request.app[AREAS].version), now, lambda: render(version))
-    return respond(request, rendering, vary="Accept")
+
+    async def fresh() -> Rendering:
+        version = await live.follower.current()
+        now = request.app[WARNINGS].now().timestamp()
+        return await live.cache.get(key, (version, request.app[AREAS].version), now, lambda: render(version))
+
+    # Like the feeds: while Redis is away, the last answer, marked stale (machines poll this list).
+    return respond(request, await live.cache.fresh_or_stale(key, fresh), vary="Accept")
 
 
 @routes.post("/api/v1/warnings")

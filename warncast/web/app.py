@@ -98,4 +98,4 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
 def monitoring_loop(desk: ReportDesk) -> Loop:
     """Consume the monitoring queue into triage-board incidents; every process may run one."""
     consumer = f"{socket.gethostname()}-{os.getpid()}"
-    return Loop("monitoring", partial(consume, desk, consumer, block_ms=1000))
+    return Loop("monitoring", partial(consume, desk, consumer, block_ms=1000), within=30.0)  # rounds of ≤ 1 s waits

@@ -3,6 +3,9 @@
 `Cache-Control: public, no-cache` lets browsers, proxies and feed readers keep a copy but ask
 every time; the answer to a matching If-None-Match is a bodiless 304, so revalidating is cheap
 and a new warning is visible at the very next poll.
+
+A stale rendering (the last one, served while Redis is away) says so: `Warning: 110` (RFC 7234's
+"Response is Stale") and `X-Warncast-Stale: 1`, and no cache may keep it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aiohttp import web
 from channels.cache import Rendering
 
 CACHE_CONTROL = "public, no-cache"
+STALE_HEADERS = {"Warning": '110 - "Response is Stale"', "X-Warncast-Stale": "1", "Cache-Control": "no-store"}
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -43,6 +47,8 @@ def respond(request: web.Request, rendering: Rendering, *, vary: str | None = No
         headers["Last-Modified"] = format_datetime(rendering.last_modified.astimezone(UTC), usegmt=True)
     if vary:
         headers["Vary"] = vary
+    if rendering.stale:
+        headers.update(STALE_HEADERS)
     if not_modified(request, rendering):
         return web.Response(status=304, headers=headers)
     headers["Content-Type"] = rendering.content_type

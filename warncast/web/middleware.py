@@ -1,4 +1,9 @@
-"""Middlewares: language, identity, CSRF, errors in the user's language, security headers, limits."""
+"""Middlewares: language, identity, CSRF, errors in the user's language, security headers, limits.
+
+Redis away (refused, hung past the socket timeout, loading, read-only in a failover) is not our
+bug: every such failure, and `Unavailable`, is answered 503 with Retry-After in the area's format
+(JSON for machines, a page that reloads by itself for people, Open311's error list), never 500.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import NotRequired, TypedDict
 
 from aiohttp import web
 
+from channels.cache import redis_away
 from foundation.access.auth import csrf_matches
-from foundation.errors import TooManyRequests, ValidationFailed, WarncastError
+from foundation.errors import TooManyRequests, Unavailable, ValidationFailed, WarncastError
 from foundation.i18n import LANG_COOKIE, N_, negotiate
 from warncast.app_keys import ACCOUNTS
 from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
@@ -33,6 +39,9 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 NO_COOKIES: Mapping[str, str] = MappingProxyType({})
+# Public outputs that keep their last rendering while Redis is away (see channels.cache): a visitor
+# whose session or token cannot be checked then reads them as anyone would.
+PUBLIC_READS = ("/warnings/", "/cap/", "/feeds/", "/screens/")
 
 
 class FieldProblem(TypedDict):
@@ -50,10 +59,11 @@ class ErrorDetail(TypedDict):
 
 
 def wants_json(request: web.Request) -> bool:
-    """Machines get JSON errors: the API, CAP, feeds (a reader shows no HTML) and .json outputs."""
+    """Machines get JSON errors: the API, CAP, feeds (a reader shows no HTML), provider webhooks and
+    .json outputs."""
     path = request.path
     return (
-        path.startswith(("/api/", "/cap/", "/feeds/", "/healthz", "/readyz"))
+        path.startswith(("/api/", "/cap/", "/feeds/", "/healthz", "/readyz", "/webhooks/"))
         or path.endswith(".json")
         or (
             "application/json" in request.headers.get("Accept", "")
@@ -80,6 +90,22 @@ def cookies(request: web.Request) -> Mapping[str, str]:
 @web.middleware
 async def identity_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve a bearer token or a console session; check CSRF on session-authenticated writes."""
+    try:
+        await _identify(request)
+    except Exception as exc:
+        if not (redis_away(exc) and _public_read(request)):
+            raise
+        log.warning("identity not checked (redis away: %r): %s %s read anonymously", exc, request.method, request.path)
+    return await handler(request)
+
+
+def _public_read(request: web.Request) -> bool:
+    """A read of a public output: served from its last rendering while Redis is away."""
+    path = request.path
+    return request.method in ("GET", "HEAD") and (path == "/" or path.startswith(PUBLIC_READS))
+
+
+async def _identify(request: web.Request) -> None:
     accounts = request.app[ACCOUNTS]
     authorization = request.headers.get("Authorization", "")
     if authorization.startswith("Bearer "):
@@ -98,7 +124,6 @@ async def identity_middleware(request: web.Request, handler: Handler) -> web.Str
             request[AUTH_KIND] = "session"
             if request.method in UNSAFE:
                 await _check_csrf(request)
-    return await handler(request)
 
 
 async def _check_csrf(request: web.Request) -> None:
@@ -133,9 +158,36 @@ def error_body(request: web.Request, error: WarncastError) -> dict[str, ErrorDet
 async def error_page(
     request: web.Request, status: int, body: Mapping[str, object], retry_after: int | None = None
 ) -> web.Response:
+    """The error page; with `retry_after` a GET reloads itself after that many seconds (a form's
+    POST does not: reloading would lose what was typed, the page says to send it again)."""
     return await page(
-        request, "error.html", status=status, status_code=status, error=body["error"], retry_after=retry_after
+        request,
+        "error.html",
+        status=status,
+        status_code=status,
+        error=body["error"],
+        retry_after=retry_after,
+        reload=bool(retry_after) and request.method in ("GET", "HEAD"),
     )
+
+
+def retry_after_of(error: WarncastError) -> int | None:
+    return error.retry_after if isinstance(error, (TooManyRequests, Unavailable)) else None
+
+
+async def error_response(request: web.Request, error: WarncastError) -> web.Response:
+    """`error` in the format of the request's area, with Retry-After when it has one."""
+    if isinstance(error, (TooManyRequests, Unavailable)) and request.path.startswith("/open311/"):
+        return open311_error(request, error)  # raised before the Open311 handler: still its format
+    retry_after = retry_after_of(error)
+    body = error_body(request, error)
+    if wants_json(request):
+        response = web.json_response(body, status=error.status, dumps=json_dumps)
+    else:
+        response = await error_page(request, error.status, body, retry_after)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 @web.middleware
@@ -143,17 +195,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except WarncastError as error:
-        if isinstance(error, TooManyRequests) and request.path.startswith("/open311/"):
-            return open311_error(request, error)  # limited before the Open311 handler: still its format
-        retry_after = error.retry_after if isinstance(error, TooManyRequests) else None
-        body = error_body(request, error)
-        if wants_json(request):
-            response = web.json_response(body, status=error.status, dumps=json_dumps)
-        else:
-            response = await error_page(request, error.status, body, retry_after)
-        if retry_after:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        if isinstance(error, Unavailable):
+            log.warning("unavailable on %s %s: %s", request.method, request.path, error)
+        return await error_response(request, error)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -166,7 +210,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if wants_json(request):
             return web.json_response(body, status=exc.status, dumps=json_dumps)
         return await error_page(request, exc.status, body)
-    except Exception:
+    except Exception as exc:
+        if redis_away(exc):
+            log.warning("redis away on %s %s: %r", request.method, request.path, exc)
+            return await error_response(request, Unavailable())
         reference = secrets.token_hex(6)
         log.exception("unhandled error %s on %s %s", reference, request.method, request.path)
         body = {

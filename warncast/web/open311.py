@@ -9,12 +9,13 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from channels.cache import redis_away
 from citizen_report import open311 as spec
 from citizen_report.incidents import Incident
 from citizen_report.intake import load_report, submit_report
 from citizen_report.model import CATEGORIES, Report, ReportInput
 from citizen_report.routing import load_routing
-from foundation.errors import FieldError, NotFound, TooManyRequests, ValidationFailed, WarncastError
+from foundation.errors import FieldError, NotFound, TooManyRequests, Unavailable, ValidationFailed, WarncastError
 from foundation.i18n import N_
 from foundation.store import keys
 from foundation.store.streams import decoded_list
@@ -50,20 +51,25 @@ def open311(handler: Handler) -> Handler:
             return await handler(request)
         except WarncastError as error:
             return open311_error(request, error)
+        except Exception as exc:
+            if not redis_away(exc):
+                raise
+            return open311_error(request, Unavailable())
 
     return wrapped
 
 
 def open311_error(request: web.Request, error: WarncastError) -> web.Response:
-    """The spec's list of {code, description}: 404 missing, 403 api_key, 429 too many requests (with
-    Retry-After), 400 the rest. The error middleware uses it too, for errors raised before a handler."""
+    """The spec's list of {code, description}: 404 missing, 403 api_key, 429 too many requests and 503
+    briefly unavailable (both with Retry-After), 400 the rest. The error middleware uses it too, for
+    errors raised before a handler."""
     if isinstance(error, ValidationFailed):
         errors = [(400, f"{e.field}: {t(request, e.message, **e.params)}") for e in error.errors]
     else:
-        code = error.status if error.status in (403, 404, 429) else 400
+        code = error.status if error.status in (403, 404, 429, 503) else 400
         errors = [(code, t(request, error.message, **error.params))]
     response = _respond(request, "errors", spec.errors_doc(errors), status=errors[0][0])
-    if isinstance(error, TooManyRequests) and error.retry_after:
+    if isinstance(error, (TooManyRequests, Unavailable)) and error.retry_after:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
 

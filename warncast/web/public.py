@@ -1,7 +1,16 @@
-"""What anyone can see: the active warnings with a map, a page per warning, and its CAP."""
+"""What anyone can see: the active warnings with a map, a page per warning, and its CAP.
+
+Each keeps its last rendering: while Redis is away a visitor gets the page as last shown (with a
+notice, reloading by itself) and a reader the last CAP, both marked stale, instead of an error.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import html
+import re
+import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import urlparse
 
@@ -12,16 +21,23 @@ from foundation.areas.registry import AreaRegistry
 from foundation.areas.svg_map import render_svg
 from foundation.errors import NotFound
 from foundation.i18n import LANG_COOKIE, N_, normalize_locale, tag_for
+from foundation.store import keys
 from publisher.cap_xml import render_cap
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import EVENTS, GRADE_COLOUR, GRADES
 from warncast.app_keys import AREAS, CATALOGS, REDIS, SETTINGS, SUPERVISOR, WARNINGS
-from warncast.web.conditional import respond
+from warncast.web.conditional import STALE_HEADERS, respond
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import locale
+from warncast.web.requests import ACTOR, locale, t
 
 routes = web.RouteTableDef()
+STALE_RELOAD_SECONDS = 30  # a page served stale reloads itself this often, until it is current again
+_REFRESH = re.compile(rb'<meta http-equiv="refresh" content="\d+">')
+STALE_NOTICE = N_(
+    "The warning service cannot reach its data right now: this page shows the warnings as last known. "
+    "It reloads by itself."
+)
 
 
 def grade_fills(messages: list[Message], registry: AreaRegistry) -> dict[str, str]:
@@ -36,8 +52,47 @@ def grade_fills(messages: list[Message], registry: AreaRegistry) -> dict[str, st
     return {code: GRADE_COLOUR[grade] for code, grade in best.items()}
 
 
+async def public_page(request: web.Request, make: Callable[[], Awaitable[web.Response]]) -> web.Response:
+    """The page `make` renders; for visitors without a login also remembered (per path and
+    language), so that while Redis is away the last one is served, marked stale. Staff pages carry
+    their name and session token: those are never remembered."""
+    if ACTOR in request:
+        return await make()
+    cache = outlets(request).cache
+    key = ("page", request.path, locale(request))
+    made: list[web.Response] = []
+
+    async def render() -> Rendering:
+        response = await make()
+        made.append(response)
+        assert isinstance(response.body, bytes)
+        rendering = Rendering(response.body, "text/html; charset=utf-8")
+        cache.keep(key, rendering)
+        return rendering
+
+    rendering = await cache.fresh_or_stale(key, render)
+    if made:
+        return made[0]
+    return stale_page(request, rendering)
+
+
+def stale_page(request: web.Request, rendering: Rendering) -> web.Response:
+    """A remembered page with a notice that it may be out of date, reloading itself meanwhile."""
+    notice = f'<p class="notice stale-notice" role="status">{html.escape(t(request, STALE_NOTICE))}</p>\n'
+    reload = f'<meta http-equiv="refresh" content="{STALE_RELOAD_SECONDS}">'.encode()
+    body, reloads = _REFRESH.subn(reload, rendering.body, count=1)  # the page's own, sooner
+    if not reloads:
+        body = body.replace(b"</head>", reload + b"\n</head>", 1)
+    body = body.replace(b"<main>", b"<main>\n" + notice.encode(), 1)
+    return web.Response(body=body, headers={"Content-Type": rendering.content_type, **STALE_HEADERS})
+
+
 @routes.get("/")
 async def index(request: web.Request) -> web.Response:
+    return await public_page(request, lambda: _index(request))
+
+
+async def _index(request: web.Request) -> web.Response:
     await request.app[AREAS].refresh(request.app[REDIS])
     active = await request.app[WARNINGS].active()
     tag = tag_for(locale(request))
@@ -62,6 +117,10 @@ async def _published(request: web.Request, message_id: str) -> Message:
 @routes.get("/warnings/{id}")
 async def warning_page(request: web.Request) -> web.Response:
     """The public page of one message: the verify link in every SMS and chat message."""
+    return await public_page(request, lambda: _warning_page(request))
+
+
+async def _warning_page(request: web.Request) -> web.Response:
     message = await _published(request, request.match_info["id"])
     thread = await request.app[WARNINGS].thread(message.thread)
     history = await request.app[WARNINGS].thread_messages(message.thread)
@@ -80,8 +139,15 @@ async def warning_page(request: web.Request) -> web.Response:
 
 @routes.get("/cap/{id}.xml")
 async def cap(request: web.Request) -> web.Response:
-    """A published message never changes, so its CAP is rendered once (per area registry version)."""
-    message = await _published(request, request.match_info["id"])
+    """A published message never changes, so its CAP is rendered once (per area registry version);
+    while Redis is away, the last rendering is served, marked stale."""
+    cache = outlets(request).cache
+    message_id = request.match_info["id"]
+    return respond(request, await cache.fresh_or_stale(("cap", message_id), lambda: _cap(request, message_id)))
+
+
+async def _cap(request: web.Request, message_id: str) -> Rendering:
+    message = await _published(request, message_id)
 
     async def render() -> Rendering:
         references = [await request.app[WARNINGS].get(ref) for ref in message.references]
@@ -95,8 +161,7 @@ async def cap(request: web.Request) -> web.Response:
         sent = datetime.fromisoformat(message.sent) if message.sent else None
         return Rendering(body, "application/cap+xml; charset=utf-8", last_modified=sent)
 
-    rendering = await outlets(request).cache.get(("cap", message.id), request.app[AREAS].version, 0.0, render)
-    return respond(request, rendering)
+    return await outlets(request).cache.get(("cap", message_id), request.app[AREAS].version, 0.0, render)
 
 
 @routes.get("/lang/{code}")
@@ -118,20 +183,43 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready: Redis answers and no background loop has been failing for more than a few seconds
-    (the supervisor's grace); otherwise 503, naming what is wrong."""
+    """Ready, for a load balancer: Redis takes a write (a short-lived SET: a replica, or a primary
+    short of its replicas, refuses it) within a few seconds, and every background loop runs and has
+    reported in within its `within` seconds (none stuck, none failing for longer than the
+    supervisor's grace). Otherwise 503. The body names each check: `redis` ("ok" or the error),
+    and per loop its state, seconds since it last reported and its limit; `failing` says why."""
     body: dict[str, object] = {"status": "ok", "redis": "ok"}
     ready = True
     try:
-        await request.app[REDIS].ping()
+        async with asyncio.timeout(READY_WRITE_SECONDS):
+            await request.app[REDIS].set(keys.READY_PROBE, f"{time.time():.3f}", px=READY_PROBE_MS)
+    except TimeoutError:
+        body["redis"], ready = f"no answer to a write within {READY_WRITE_SECONDS:g} s", False
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        body["redis"], ready = str(exc)[:200], False
+        body["redis"], ready = f"{exc.__class__.__name__}: {exc}"[:200], False
     supervisor = request.app[SUPERVISOR]
-    body["loops"] = {name: health.state for name, health in supervisor.health().items()}
-    if failing := supervisor.failing():
-        body["failing"] = {health.name: health.as_dict() for health in failing}
-        ready = False
+    health = supervisor.health()
+    body["loops"] = {
+        name: {
+            "state": h.state,
+            "since_report": round(h.silent_for(), 3),
+            "within": h.within,
+            "restarts": h.restarts,
+            "last_error": h.last_error,
+        }
+        for name, h in health.items()
+    }
+    failing = {h.name: {**h.as_dict(), "why": "failing"} for h in supervisor.failing()}
+    for h in supervisor.silent():
+        why = f"no report for {h.silent_for():.1f} s (at most {h.within:g} s)"
+        failing[h.name] = {**failing.get(h.name, h.as_dict()), "why": why}
+    if failing:
+        body["failing"], ready = failing, False
     if not ready:
         body["status"] = "unavailable"
         return web.json_response(body, status=503)
     return web.json_response(body)
+
+
+READY_WRITE_SECONDS = 3.0  # a Redis that takes longer to answer a write is not ready
+READY_PROBE_MS = 10_000  # the probe key lives this long

@@ -1,4 +1,8 @@
-"""Display screens: the kiosk page, its JSON, LED text and live stream; the registry API and console."""
+"""Display screens: the kiosk page, its JSON, LED text and live stream; the registry API and console.
+
+What screens fetch keeps working while Redis is away, from the screen records and states last read
+(marked stale, see channels.screens); only a screen this process never served gets 503.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +33,9 @@ RETRY_MS = 3000
 
 
 async def _screen(request: web.Request, via: str) -> Screen:
-    live = outlets(request)
-    screen = await live.screens.registry.get(request.match_info["id"])
-    await live.screens.registry.heartbeat(screen.id, via, time.time())
+    screens = outlets(request).screens
+    screen = await screens.screen(request.match_info["id"])
+    await screens.heartbeat(screen.id, via)
     return screen
 
 
@@ -87,7 +91,7 @@ async def _stream(request: web.Request) -> web.StreamResponse:
                 payload = await asyncio.wait_for(conn.queue.get(), PING_SECONDS)
             except TimeoutError:
                 payload = b": ping\n\n"
-                await live.screens.registry.heartbeat(screen.id, "events", time.time(), force=True)
+                await live.screens.heartbeat(screen.id, "events", force=True)
             if payload == CLOSE:
                 break
             await response.write(payload)

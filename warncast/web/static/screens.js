@@ -1,7 +1,9 @@
 // Kiosk screen: draws /screens/{id}.json, follows /screens/{id}/events (server-sent events), and
 // falls back to polling the JSON when the stream cannot be held. Rotates through the warnings and
 // the screen's languages; drops a warning by itself once it expires. Text goes in via textContent
-// only, so nothing a drafter typed is ever interpreted as markup.
+// only, so nothing a drafter typed is ever interpreted as markup. When the server cannot reach its
+// data it sends its last state with "stale": true; the screen keeps the last known warnings and
+// says so (labels.lost), as it does when it cannot reach the server at all (labels.stale).
 (function () {
   "use strict";
   var body = document.body;
@@ -12,6 +14,7 @@
   var source = null;
   var pollTimer = null;
   var retryTimer = null;
+  var unreachable = false; // this screen cannot reach the server
   var POLL_MS = 15000;
   var RETRY_STREAM_MS = 60000;
 
@@ -68,11 +71,24 @@
     state = next;
     if (changed) { slot = 0; }
     draw();
+    status();
+  }
+
+  function status() {
+    var labels = (state && state.labels[languages()[0]]) || {};
+    var text = "";
+    if (unreachable) {
+      text = labels.stale || "…";
+    } else if (state && state.stale) {
+      text = labels.lost || labels.stale || "…";
+    }
+    if (text) { body.setAttribute("data-stale", "1"); } else { body.removeAttribute("data-stale"); }
+    set("status", text);
   }
 
   function stale(on) {
-    var lang = languages()[0];
-    set("status", on ? ((state && state.labels[lang] && state.labels[lang].stale) || "…") : "");
+    unreachable = on;
+    status();
   }
 
   function poll() {
