@@ -31,10 +31,14 @@ MASTER = "warncast-test"
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(below: int = 65536) -> int:
+    """A free port on 127.0.0.1, under `below` (a cluster node also listens on its port + 10000)."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port < below:
+            return port
 
 
 @dataclass
@@ -251,7 +255,14 @@ async def test_how_many_replicas_a_durable_write_waits_for(servers: Servers, tmp
 
 
 async def test_a_redis_cluster_is_refused_with_a_clear_error(servers: Servers, tmp_path: Path) -> None:
-    node = servers.start("cluster", "--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf"))
+    node = servers.start(
+        "cluster",
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        str(tmp_path / "nodes.conf"),
+        port=free_port(below=65536 - 10000),
+    )
     with pytest.raises(SettingsError) as detected:
         async with open_redis(external(node.url, tmp_path)):
             pass
