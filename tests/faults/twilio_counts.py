@@ -12,16 +12,13 @@ resumed after a fault.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import bisect
-import json
 import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.standins.twilio import TwilioStandIn
+from tests.standins.twilio import TwilioStandIn, main
 
 
 @dataclass
@@ -55,20 +52,5 @@ class CountingStandIn(TwilioStandIn):
         return web.json_response({"missing": sum(1 for n in numbers if not self.counts.get(n))})
 
 
-async def _serve(port: int, account: str, token: str) -> None:
-    async with CountingStandIn(account, token, port=port, record_bodies=False) as standin:
-        print(json.dumps({"port": standin.port}), flush=True)
-        await asyncio.Event().wait()
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--account", default="ACtest")
-    parser.add_argument("--token", default="secret")
-    args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.account, args.token))
-
-
 if __name__ == "__main__":
-    main()
+    main(CountingStandIn)

@@ -147,19 +147,20 @@ class TwilioStandIn:
         await self._runner.cleanup()
 
 
-async def _serve(port: int, account: str, token: str) -> None:
-    async with TwilioStandIn(account, token, port=port, record_bodies=False) as standin:
+async def _serve(kind: type[TwilioStandIn], port: int, account: str, token: str) -> None:
+    async with kind(account, token, port=port, record_bodies=False) as standin:
         print(json.dumps({"port": standin.port}), flush=True)
         await asyncio.Event().wait()
 
 
-def main() -> None:
+def main(kind: type[TwilioStandIn] = TwilioStandIn) -> None:
+    """Serve a stand-in in its own process (benchmarks, fault tests); prints its port as JSON."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--account", default="ACtest")
     parser.add_argument("--token", default="secret")
     args = parser.parse_args()
-    asyncio.run(_serve(args.port, args.account, args.token))
+    asyncio.run(_serve(kind, args.port, args.account, args.token))
 
 
 if __name__ == "__main__":
