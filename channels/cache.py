@@ -24,7 +24,17 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from redis.exceptions import BusyLoadingError, MasterDownError, ReadOnlyError, ResponseError
+from redis.exceptions import (
+    AskError,
+    BusyLoadingError,
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    ReadOnlyError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -33,8 +43,15 @@ from foundation.errors import Unavailable
 # What "Redis is away" looks like: refused or dropped (BusyLoadingError: still loading its data),
 # no answer within the socket timeout (redis-py's TimeoutError, asyncio's from a deadline around a
 # hung call), a failover under way (ReadOnlyError: a primary demoted to replica; MasterDownError: a
-# replica that lost its primary), or our own Unavailable.
+# replica that lost its primary), a cluster without a primary for a slot (CLUSTERDOWN, a slot not
+# covered) or still moving one after every redirection was followed (ASK, MOVED, TRYAGAIN), or our
+# own Unavailable.
 REDIS_AWAY: tuple[type[BaseException], ...] = (
+    ClusterDownError,
+    ClusterError,
+    SlotNotCoveredError,
+    TryAgainError,
+    AskError,  # and MovedError, its subclass
     RedisConnectionError,
     BusyLoadingError,
     RedisTimeoutError,
@@ -46,7 +63,7 @@ REDIS_AWAY: tuple[type[BaseException], ...] = (
 # The same replies inside another error: a Lua script's write refused ("Error running script ...:
 # -READONLY You can't write against a read only replica."), or a blocked read released because the
 # server became a replica ("UNBLOCKED force unblock ...").
-_AWAY_REPLY = re.compile(r"(?:^|-)(?:READONLY|LOADING|MASTERDOWN|UNBLOCKED) ")
+_AWAY_REPLY = re.compile(r"(?:^|-)(?:READONLY|LOADING|MASTERDOWN|UNBLOCKED|CLUSTERDOWN|TRYAGAIN) ")
 AWAY_SECONDS = 1.0  # after a failure, stale answers come at once for this long instead of waiting again
 
 

@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 
 from channels.cache import redis_away
 from foundation.store import keys
+from foundation.store.cluster import socket_timeout
 from foundation.store.streams import entries, read_entries
 from foundation.supervisor import beat
 
@@ -53,7 +54,7 @@ class EventFollower:
         """How long one XREAD waits: half the client's socket timeout, so that a hung Redis is
         noticed (the read gets its block plus the socket timeout) within a couple of seconds and
         live screens are told, instead of after a full block."""
-        timeout = self.redis.connection_pool.connection_kwargs.get("socket_timeout")
+        timeout = socket_timeout(self.redis)
         if not timeout:
             return BLOCK_MS
         return max(100, min(BLOCK_MS, int(timeout * 1000 / 2)))

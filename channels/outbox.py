@@ -1,8 +1,11 @@
 """Outbox mode: a channel without provider credentials delivers into a Redis stream that the
-console and the API show, with the same bookkeeping as a real send. Nothing is dropped silently."""
+console and the API show, with the same bookkeeping as a real send. Nothing is dropped silently:
+an entry stays for the delivery retention (WARNCAST_DELIVERY_RETENTION_DAYS), like the rest of a
+warning's delivery records."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
@@ -13,9 +16,10 @@ from publisher.dispatch.channel import Rendition, SendResult
 
 
 class OutboxTransport:
-    def __init__(self, redis: aioredis.Redis, channel: str) -> None:
+    def __init__(self, redis: aioredis.Redis, channel: str, *, keep_days: int) -> None:
         self.redis = redis
         self.key = keys.outbox(channel)
+        self.keep_ms = keep_days * 86_400_000
 
     async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
         entry_id = await self.redis.xadd(
@@ -27,6 +31,8 @@ class OutboxTransport:
                 "units": str(rendition.units),
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
             },
+            minid=str(int(time.time() * 1000) - self.keep_ms),  # entries older than the retention go
+            approximate=False,
         )
         return SendResult(provider_id=f"outbox-{decoded(entry_id)}", status="delivered")
 

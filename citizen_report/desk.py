@@ -18,7 +18,9 @@ from foundation.access.audit import AuditLog
 from foundation.areas.registry import AreaRegistry
 from foundation.i18n import Catalogs
 from foundation.settings import Settings
+from foundation.store import keys
 from foundation.store.batched_script import BatchedScript
+from foundation.store.id_blocks import IdBlocks
 
 
 class Stamp(NamedTuple):
@@ -38,7 +40,13 @@ class ReportDesk:
     clock: Callable[[], datetime] | None = None
     config: ReportConfig = field(default_factory=ReportConfig)
     intake_script: BatchedScript | None = None  # concurrent submissions share round trips
+    report_ids: IdBlocks | None = None
     _last: Stamp = field(default_factory=lambda: Stamp(datetime.min, "", 0), init=False, repr=False)
+
+    async def next_report_id(self) -> str:
+        if self.report_ids is None:
+            self.report_ids = IdBlocks(self.redis, keys.REPORT_SEQUENCE)
+        return str(await self.report_ids.next())
 
     @property
     def tz(self) -> ZoneInfo:

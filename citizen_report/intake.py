@@ -48,12 +48,11 @@ EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
 LIFE_SAFETY_TEXT = re.compile("|".join(map(re.escape, LIFE_SAFETY_WORDS)))  # lower-case words, lower-cased text
 CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")  # not valid in XML
 
-# Atomic intake in one round trip: replay check, rate-limit counters, a fresh report id and every
-# write (foundation/store/lua/report_intake.lua says what its KEYS and ARGV are). The report key is
-# the one key it touches that is not in KEYS: the id in it is allocated inside the script, so KEYS
-# carries the key's prefix instead (with the same {reports} hash tag: one cluster slot).
+# Atomic intake in one round trip: replay check, rate-limit counters and every write
+# (foundation/store/lua/report_intake.lua says what its KEYS and ARGV are). The report's id is
+# reserved before (`ReportDesk.next_report_id`, a block at a time), so its key is declared in KEYS
+# like every other; all of them carry the {reports} hash tag: one cluster slot.
 _INTAKE = script("report_intake")
-_REPORT_KEY_PREFIX = keys.report("")
 _NO_IDEMPOTENCY_KEY = keys.report_idempotency("-")
 
 
@@ -102,7 +101,8 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
         "department": None,
         "history": [{"status": RECEIVED, "at": now.iso, "note": ""}],
     }
-    report = Report(id="", **record)
+    report_id = await desk.next_report_id()
+    report = Report(id=report_id, **record)
     item = report_item_fields(report)
     notice = receipt(desk.text_env, desk.catalogs, report, desk.settings.public_url) if pushed(report) else {}
     if desk.intake_script is None:
@@ -110,8 +110,7 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
     outcome = await desk.intake_script(
         keys=[
             idem_key or _NO_IDEMPOTENCY_KEY,  # not touched without a fingerprint
-            keys.REPORT_SEQUENCE,
-            _REPORT_KEY_PREFIX,  # the report key but for its id, which only the script knows
+            keys.report(report_id),
             keys.REPORTS_BY_TRACKING,
             keys.REPORTS_INDEX,
             keys.MONITORING_QUEUE,
@@ -120,7 +119,8 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
         ],
         args=[
             fingerprint,
-            orjson.dumps(record),
+            report_id,
+            orjson.dumps({"id": report_id, **record}),
             tracking_code,
             desk.config.idempotency_hours * 3600,
             now.epoch,
@@ -134,8 +134,9 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
         return await _replay(desk, outcome, fingerprint)
     if outcome < 0:
         too_many(limits[-outcome - 1])
-    report.id = str(outcome)
-    await durable(redis, desk.settings.redis_min_replicas)  # 201 only once the replicas have it
+    await durable(
+        redis, desk.settings.redis_min_replicas, near=keys.REPORTS_INDEX
+    )  # 201 only once the replicas have it
     return Submitted(report, replayed=False)
 
 
@@ -151,7 +152,9 @@ async def _replay(desk: ReportDesk, stored: str, fingerprint: str) -> Submitted:
     report = await load_report(desk, report_id)
     if report is None:  # pragma: no cover - the key and the report are written in one script
         raise Conflict(N_("This idempotency key was already used for a different report."))
-    await durable(desk.redis, desk.settings.redis_min_replicas)  # the first try may have answered 503
+    await durable(
+        desk.redis, desk.settings.redis_min_replicas, near=keys.REPORTS_INDEX
+    )  # the first try may have answered 503
     return Submitted(report, replayed=True)
 
 

@@ -9,6 +9,7 @@ pending and is claimed again by the next consumer: nothing is lost, and absorbin
 from __future__ import annotations
 
 import logging
+import time
 
 from citizen_report.desk import ReportDesk
 from citizen_report.incidents import absorb
@@ -51,6 +52,9 @@ async def consume(desk: ReportDesk, consumer: str, *, count: int = 100, block_ms
     for entry_id, fields in batch:
         await absorb(desk, entry_id, fields)
         await redis.xack(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, entry_id)
+    if batch:  # the reports and incidents hold what the items said: items go after the retention
+        cutoff = int((time.time() - desk.settings.delivery_retention_days * 86400) * 1000)
+        await redis.xtrim(keys.MONITORING_QUEUE, minid=str(cutoff), approximate=False)
     return len(batch)
 
 

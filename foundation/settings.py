@@ -23,6 +23,11 @@ class Settings:
     redis_mode: str = "auto"  # auto | standalone | cluster (REDIS_URL's kind; auto asks INFO cluster)
     redis_sentinels: tuple[tuple[str, int], ...] = ()  # (host, port) of each Sentinel
     redis_sentinel_master: str = ""  # the Sentinel service name of the primary
+    # Sentinel mode's credentials and TLS (REDIS_URL carries its own: redis://user:password@…, rediss://)
+    redis_username: str = ""  # of the primary and replicas
+    redis_password: str = ""
+    redis_sentinel_password: str = ""  # of the Sentinels themselves (Redis 6.2: no user name there)
+    redis_tls: bool = False  # TLS to the Sentinels and the primary
     redis_min_replicas: int | None = None  # replicas a durable write waits for; None: decided at start
     redis_fsync: str = "always"  # the embedded server's appendfsync: always | everysec
     redis_timeout: float = 2.0  # seconds: socket and connect timeout of every Redis call
@@ -59,7 +64,12 @@ class Settings:
     dispatch_max_attempts: int = 5
     dispatch_backoff: float = 2.0  # seconds; doubles per attempt, with jitter
     dispatch_reclaim_after: float = 10.0  # seconds a segment may sit unacknowledged by a dead worker
+    # Days a warning's delivery records (per-recipient state, recipients, stats, dead letters, outbox)
+    # outlive the warning, and the monitoring queue's and reporter notifications' stream entries last;
+    # the warnings, reports and audit log are the record, kept (foundation/store/keys.py).
+    delivery_retention_days: int = 7
     run_workers: bool = True  # dispatch workers inside `warncast serve`
+    processes: int = 1  # `warncast serve` processes on this host (warncast/processes.py); 1: no supervisor
     # Reverse proxies whose X-Forwarded-For is believed (publisher/web/requests.py: client_ip).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     # Public reads, per process (publisher/web/limits.py): a token bucket per client address.
@@ -110,6 +120,10 @@ class Settings:
             redis_mode=_choice(env, "WARNCAST_REDIS_MODE", ("auto", "standalone", "cluster")),
             redis_sentinels=sentinels,
             redis_sentinel_master=sentinel_master,
+            redis_username=env.get("WARNCAST_REDIS_USERNAME", ""),
+            redis_password=env.get("WARNCAST_REDIS_PASSWORD", ""),
+            redis_sentinel_password=env.get("WARNCAST_REDIS_SENTINEL_PASSWORD", ""),
+            redis_tls=_choice(env, "WARNCAST_REDIS_TLS", ("no", "yes")) == "yes",
             redis_min_replicas=min_replicas,
             redis_fsync=_choice(env, "WARNCAST_REDIS_FSYNC", ("always", "everysec")),
             redis_timeout=_float(env, "WARNCAST_REDIS_TIMEOUT", 2.0, low=1.5, high=60.0),
@@ -139,8 +153,10 @@ class Settings:
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
             dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 10.0),
+            delivery_retention_days=_int(env, "WARNCAST_DELIVERY_RETENTION_DAYS", 7, 1, 366),
             provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
+            processes=parse_processes(env.get("WARNCAST_PROCESSES", ""), "WARNCAST_PROCESSES"),
             trusted_proxies=_networks(env, "WARNCAST_TRUSTED_PROXIES"),
             public_rate=_float(env, "WARNCAST_PUBLIC_RATE", 20.0),
             public_burst=_int(env, "WARNCAST_PUBLIC_BURST", 60, 1, 1_000_000),
@@ -164,6 +180,28 @@ class Settings:
     @property
     def telegram_configured(self) -> bool:
         return bool(self.telegram_bot_token)
+
+
+MAX_PROCESSES = 1024
+
+
+def parse_processes(raw: str, name: str = "WARNCAST_PROCESSES") -> int:
+    """`warncast serve` processes: a whole number from 1 to MAX_PROCESSES, or `auto` for one per CPU
+    this process may run on (os.cpu_count() counts the machine's, more than a cpuset or taskset
+    allows); empty: 1. `name` says where the value came from (the variable, or --processes)."""
+    raw = raw.strip().lower()
+    if raw == "":
+        return 1
+    if raw == "auto":
+        usable = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return max(1, min(MAX_PROCESSES, len(usable) if usable else os.cpu_count() or 1))
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number of processes or 'auto', got {raw!r}") from None
+    if not 1 <= value <= MAX_PROCESSES:
+        raise SettingsError(f"{name} must be between 1 and {MAX_PROCESSES} (or 'auto'), got {value}")
+    return value
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:

@@ -11,11 +11,20 @@ from dataclasses import dataclass, field
 
 from foundation.areas.registry import AreaRegistry
 from foundation.i18n import normalize_locale
-from publisher.subscribers import CHANNELS, STOPPED, SubscriberError, Subscribers, find_area, normalize_address
+from publisher.subscribers import (
+    CHANNELS,
+    STOPPED,
+    Subscriber,
+    SubscriberError,
+    Subscribers,
+    find_area,
+    normalize_address,
+)
 from publisher.taxonomy import GRADES
 
 REQUIRED = ("channel", "address", "area", "language", "min_grade")
 MAX_ROWS = 5_000_000
+REPLICATED_EVERY = 1000  # rows written before one wait for the replicas
 
 
 @dataclass
@@ -33,20 +42,26 @@ async def import_subscribers(subscribers: Subscribers, registry: AreaRegistry, t
     if missing:
         report.errors.append(f"line 1: missing column(s): {', '.join(missing)}")
         return report
+    imported: list[Subscriber] = []
     for line, row in enumerate(reader, start=2):
         if line > MAX_ROWS:
             report.errors.append(f"line {line}: more than {MAX_ROWS} rows; split the file")
             break
         try:
-            await _import_row(subscribers, registry, row, report)
+            if (sub := await _import_row(subscribers, registry, row, report)) is not None:
+                imported.append(sub)
         except SubscriberError as exc:
             report.errors.append(f"line {line}: {exc}")
+        if len(imported) >= REPLICATED_EVERY:
+            await subscribers.replicated(*imported)
+            imported = []
+    await subscribers.replicated(*imported)  # one wait for the replicas per batch, not one per row
     return report
 
 
 async def _import_row(
     subscribers: Subscribers, registry: AreaRegistry, row: dict[str, str], report: ImportReport
-) -> None:
+) -> Subscriber | None:
     channel = (row.get("channel") or "").strip().lower()
     if channel not in CHANNELS:
         raise SubscriberError(f"channel must be one of {', '.join(CHANNELS)}, got {channel[:20]!r}")
@@ -64,7 +79,7 @@ async def _import_row(
     existing = await subscribers.get(channel, address)
     if existing and existing.status == STOPPED:
         report.skipped_stopped += 1  # a STOP is honoured forever, even against an old list
-        return
+        return None
     if (
         existing
         and existing.active
@@ -74,7 +89,7 @@ async def _import_row(
         and existing.drill == drill
     ):
         report.unchanged += 1
-        return
-    await subscribers.subscribe(channel, address, area.code, lang=lang, source="import")
-    await subscribers.update(channel, address, min_grade=grade, drill=drill)
+        return None
+    await subscribers.subscribe(channel, address, area.code, lang=lang, source="import", wait=False)
     report.imported += 1
+    return await subscribers.update(channel, address, min_grade=grade, drill=drill)

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from foundation.areas.registry import Area, AreaRegistry
 from foundation.phones import PhoneError, normalize_phone
 from foundation.store import keys
-from foundation.store.durable import durable
+from foundation.store.durable import durable_all
 from foundation.store.raw_pipeline import execute_raw
 from foundation.store.streams import as_fields, decoded_hash
 from publisher.policy import DEFAULT_MIN_GRADE
@@ -168,13 +168,14 @@ class Subscribers:
             return None
         areas = sub.areas if sub.pending_area in sub.areas else [*sub.areas, sub.pending_area]
         confirmed = await self.update(channel, address, areas=areas, pending_area="", status=ACTIVE)
-        await durable(self.redis, self.min_replicas)
+        await self.replicated(confirmed)
         return confirmed
 
     async def subscribe(
-        self, channel: str, address: str, area: str, *, lang: str | None = None, source: str = ""
+        self, channel: str, address: str, area: str, *, lang: str | None = None, source: str = "", wait: bool = True
     ) -> Subscriber:
-        """A confirmed subscription (a chat that asked itself, or an imported opted-in base)."""
+        """A confirmed subscription (a chat that asked itself, or an imported opted-in base); `wait`:
+        return once it is on the replicas (an import waits once for all its rows, `replicated`)."""
         before = await self.get(channel, address)
         sub = before or Subscriber(channel, address, source=source or channel)
         areas = sub.areas if area in sub.areas else [*sub.areas, area]
@@ -182,11 +183,22 @@ class Subscribers:
             **{**sub.__dict__, "areas": areas, "status": ACTIVE, "lang": lang or sub.lang, "pending_area": ""}
         )
         saved = await self.save(after, before=before)
-        await durable(self.redis, self.min_replicas)
+        if wait:
+            await self.replicated(saved)
         return saved
 
+    async def replicated(self, *subs: Subscriber) -> None:
+        """Return once these records and their area indexes are on the replicas (on a cluster, of
+        every primary that holds one); `Unavailable` (503) when they are not in time."""
+        written = [keys.subscriber(sub.channel, sub.address) for sub in subs]
+        written += [keys.area_subscribers(area, sub.channel, sub.min_grade) for sub in subs for area in sub.areas]
+        await durable_all(self.redis, self.min_replicas, written)
+
     async def stop(self, channel: str, address: str) -> Subscriber:
-        return await self.update(channel, address, status=STOPPED, pending_area="")
+        """STOP is the resident's withdrawn consent: acknowledged only once it would survive a failover."""
+        stopped = await self.update(channel, address, status=STOPPED, pending_area="")
+        await self.replicated(stopped)
+        return stopped
 
     async def start(self, channel: str, address: str) -> Subscriber | None:
         sub = await self.get(channel, address)

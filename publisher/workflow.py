@@ -374,7 +374,9 @@ class Warnings:
                 references=message.references,
             )
             log.info("published %s (%s, %s)", message.id, message.msg_type, message.content.grade)
-        await durable(self.redis, self.settings.redis_min_replicas)  # the transaction and its audit entry
+        await durable(
+            self.redis, self.settings.redis_min_replicas, near=keys.WARNINGS_INDEX
+        )  # the audit entry waited already
         return message
 
     async def run_due(self) -> int:

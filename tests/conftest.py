@@ -3,6 +3,7 @@ the real app built by create_app, and operators of every role."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -10,16 +11,19 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
 import redis as sync_redis
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from redis.asyncio.cluster import RedisCluster
 
 from foundation.areas.registry import store_areas
 from foundation.settings import Settings
 from foundation.store.connection import redis_server_binary
+from tests.redis_cluster import LocalCluster
 from tests.standins.twilio import TwilioStandIn
 from warncast.app_keys import SERVICES
 from warncast.demo_city import demo_areas
@@ -40,8 +44,41 @@ ROLE_USERS = {
 }
 
 
-@pytest.fixture(scope="session")
-def redis_socket() -> Iterator[str]:
+# Every test that touches Redis runs twice: on one redis-server and on a 3-primary Redis Cluster
+# (WARNCAST_TEST_STORES=standalone runs only the first, e.g. while working on something else).
+STORES = [kind.strip() for kind in os.environ.get("WARNCAST_TEST_STORES", "standalone,cluster").split(",")]
+
+
+@dataclass
+class RedisStore:
+    """The real Redis of a test session: `url` is what REDIS_URL would say."""
+
+    kind: str  # standalone | cluster
+    url: str
+    cluster: LocalCluster | None = None
+
+    def flush(self) -> None:
+        if self.cluster is not None:
+            self.cluster.flush()
+        else:
+            client = sync_redis.Redis.from_url(self.url)
+            client.flushall()
+            client.close()
+
+    def async_client(self) -> aioredis.Redis:
+        """A client of the kind the service would make for `url` (the tests' own reads and writes)."""
+        if self.cluster is not None:
+            return cast(aioredis.Redis, RedisCluster.from_url(self.url, decode_responses=True))
+        return aioredis.from_url(self.url, decode_responses=True)
+
+
+@pytest.fixture(scope="session", params=STORES)
+def redis_store(request: pytest.FixtureRequest) -> Iterator[RedisStore]:
+    if request.param == "cluster":
+        cluster = LocalCluster().start()
+        yield RedisStore("cluster", cluster.url, cluster)
+        cluster.stop()
+        return
     directory = Path(tempfile.mkdtemp(prefix="wc-redis-"))
     sock = directory / "redis.sock"
     proc = subprocess.Popen(
@@ -66,16 +103,16 @@ def redis_socket() -> Iterator[str]:
         assert proc.poll() is None, "redis-server exited"
         assert time.monotonic() < deadline, "redis-server did not start"
         time.sleep(0.02)
-    yield f"unix://{sock}"
+    yield RedisStore("standalone", f"unix://{sock}")
     proc.terminate()
     proc.wait(10)
 
 
-@pytest.fixture(autouse=True)
-def clean_redis(redis_socket: str) -> None:
-    client = sync_redis.Redis.from_url(redis_socket)
-    client.flushall()
-    client.close()
+@pytest.fixture
+def redis_socket(redis_store: RedisStore) -> str:
+    """The session's Redis, emptied for this test: its URL."""
+    redis_store.flush()
+    return redis_store.url
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
 import os
 import secrets
@@ -18,12 +19,14 @@ from aiohttp import web
 
 from foundation import logs, loops
 from foundation.access.roles import ROLES
-from foundation.settings import Settings, SettingsError
+from foundation.settings import Settings, SettingsError, parse_processes
 from foundation.store.connection import open_redis
+from foundation.store.inventory import SAMPLE, render_text, take_inventory
 from foundation.supervisor import Supervisor
 from publisher.dispatch.runner import dispatch_loops
 from publisher.scheduler import scheduler_loop
 from publisher.subscriber_import import import_subscribers
+from warncast import processes
 from warncast.demo import demo_logins, load_demo
 from warncast.services import Services
 from warncast.web.app import create_app
@@ -45,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="web app and background workers in one process")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument(
+        "--processes",
+        type=_processes_argument,
+        help="serving processes on this host, or 'auto' (one per CPU); default WARNCAST_PROCESSES, else 1",
+    )
+    serve.add_argument(processes.CHILD_OPTION, type=processes.Child.parse, help=argparse.SUPPRESS)
     commands.add_parser("worker", help="background workers only: dispatch, scheduling and expiry")
     admin = commands.add_parser("admin", help="administration").add_subparsers(dest="admin", required=True)
     for name, what in (("create-user", "a console user"), ("create-token", "an API token for a machine")):
@@ -58,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     admin.add_parser("verify-audit", help="check the audit log's hash chain")
     importer = admin.add_parser("import-subscribers", help="import residents from CSV (idempotent)")
     importer.add_argument("file", help="CSV with columns channel,address,area,language,min_grade[,drill]")
+    stats = admin.add_parser("stats", help="keys and memory per key family, to size Redis")
+    stats.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    stats.add_argument("--sample", type=int, default=SAMPLE, help="keys per family whose memory is measured")
     args = parser.parse_args(argv)
 
     try:
@@ -72,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
             public_url = settings.public_url
             if "WARNCAST_PUBLIC_URL" not in os.environ:
                 public_url = f"http://{host}:{port}"
-            return _serve(settings.with_(host=host, port=port, public_url=public_url))
+            settings = settings.with_(host=host, port=port, public_url=public_url)
+            count = args.processes or settings.processes
+            if args.child is None and count > 1:
+                return processes.serve(settings, count, child_deadline=SIGNAL_DEADLINE)
+            return _serve(settings, args.child)
         if args.command == "worker":
             return loops.run(_worker(settings))
         return asyncio.run(_admin(settings, args))
@@ -81,19 +97,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _serve(settings: Settings) -> int:
-    print(f"warncast: serving on http://{settings.host}:{settings.port}", flush=True)
+def _processes_argument(value: str) -> int:
+    try:
+        return parse_processes(value, "--processes")
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _serve(settings: Settings, child: processes.Child | None = None) -> int:
+    """One serving process: on its own, or one of `warncast serve --processes N`'s children
+    (warncast/processes.py), which shares the port (SO_REUSEPORT) and the host's limits."""
+    if child is None:
+        print(f"warncast: serving on http://{settings.host}:{settings.port}", flush=True)
     loop = loops.new_event_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):  # aiohttp's own handling, plus the deadline
         loop.add_signal_handler(sig, _stop_serving)
+    app = create_app(settings)
+    if child is not None:
+        child.install(app, settings, loop, stop=_stop_serving)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         print=None,
         shutdown_timeout=SHUTDOWN_GRACE,
         access_log=None,
         handle_signals=False,
+        reuse_port=True if child is not None else None,
         loop=loop,
     )
     return 0
@@ -245,6 +275,12 @@ async def _import_subscribers(services: Services, args: argparse.Namespace) -> i
     return 1 if report.errors else 0
 
 
+async def _stats(services: Services, args: argparse.Namespace) -> int:
+    inventory = await take_inventory(services.redis, sample=max(1, args.sample))
+    print(json.dumps(inventory.as_json(), indent=2) if args.json else render_text(inventory))
+    return 0
+
+
 ADMIN: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
     "create-user": _create_user,
     "create-token": _create_token,
@@ -252,6 +288,7 @@ ADMIN: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
     "load-demo": _load_demo,
     "verify-audit": _verify_audit,
     "import-subscribers": _import_subscribers,
+    "stats": _stats,
 }
 
 if __name__ == "__main__":

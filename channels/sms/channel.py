@@ -96,7 +96,11 @@ class SmsChannel:
         self.outbox_mode = not ctx.settings.twilio_configured
         self.rate = ctx.settings.sms_rate  # segments per second: what the Twilio account allows
         self.max_units = ctx.settings.sms_max_segments
-        self.transport: Transport = OutboxTransport(ctx.redis, self.name) if self.outbox_mode else TwilioTransport(ctx)
+        self.transport: Transport = (
+            OutboxTransport(ctx.redis, self.name, keep_days=ctx.settings.delivery_retention_days)
+            if self.outbox_mode
+            else TwilioTransport(ctx)
+        )
 
     async def render(self, message: Message, locale: str, *, kind: str | None = None) -> Rendition:
         ctx = self.ctx

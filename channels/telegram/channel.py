@@ -34,7 +34,7 @@ class TelegramChannel:
         self.ctx = ctx
         self.outbox_mode = not ctx.settings.telegram_configured
         self.rate = ctx.settings.telegram_rate  # messages per second over all chats
-        self.outbox = OutboxTransport(ctx.redis, self.name)
+        self.outbox = OutboxTransport(ctx.redis, self.name, keep_days=ctx.settings.delivery_retention_days)
         self.bot: Bot | None = None
         self.bot_app: Application[Any, Any, Any, Any, Any, Any] | None = None  # the subscription bot (.bot)
 

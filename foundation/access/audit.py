@@ -60,7 +60,7 @@ class AuditLog:
                     break
                 except WatchError:
                     continue  # another writer appended first; chain onto its entry
-        await durable(self.redis, self.min_replicas)
+        await durable(self.redis, self.min_replicas, near=keys.AUDIT_LOG)
         return entry
 
     async def entries(self, start: int = 0, stop: int = -1) -> list[dict[str, Any]]:

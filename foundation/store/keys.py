@@ -4,6 +4,20 @@ Keys that change together share a hash tag (`{warnings}`, `{audit}`, ...) so tha
 transaction stays in one slot and the store runs on Redis Cluster unchanged. Warnings are few
 (about a hundred a day), so one slot for all of them is plenty and lets a workflow step update
 a message and its indexes atomically.
+
+How long keys live (`warncast admin stats` shows what each family holds):
+- kept: the warnings and their threads (`warning`, `thread`, WARNINGS_INDEX) and the audit log are
+  the public record, with no end (PRODUCT.md sets none); so are subscribers (a STOP is honoured
+  forever), accounts and API tokens, areas, policy, screens, partners, and the citizen reports,
+  incidents and photos (the case record; REPORTS_INDEX, REPORTS_BY_TRACKING).
+- a warning's delivery records (`plan`, `delivery_stats`, `delivery_state`, `thread_recipients`)
+  expire WARNCAST_DELIVERY_RETENTION_DAYS after the warning ends (publisher/dispatch/retention.py,
+  checked by tests/publisher/test_retention.py); the dispatch dead letters, the outboxes and the
+  entries of MONITORING_QUEUE and REPORT_NOTIFICATIONS are dropped once older than that.
+- a short TTL: identifier sequences, sessions, login throttles, rate buckets and counters, report
+  idempotency keys, Telegram flows, worker heartbeats, the ready probe, REPORT_NOTIFY_SENT.
+- bounded: queue and retry entries leave when done; WARNINGS_EVENTS and BOARD_EVENTS are capped;
+  WARNINGS_EXPIRY, WARNINGS_SCHEDULE, BOARD_INDEX and `open_incidents` lose a member when it ends.
 """
 
 from __future__ import annotations
@@ -13,9 +27,14 @@ PREFIX = "wc"
 # The deployment: the fingerprint of WARNCAST_SECRET_KEY (an HMAC of a constant, never the key), so
 # that a process started with another key refuses to start.
 SECRET_FINGERPRINT = f"{PREFIX}:{{deployment}}:secret-fingerprint"
-# A pub/sub channel nobody listens to: foundation.store.durable publishes to it and WAITs, because a
-# PUBLISH is replicated (and so advances the connection's replication offset) but stores nothing.
-DURABLE_MARK = f"{PREFIX}:durable-mark"
+
+
+def durable_mark(near: str) -> str:
+    """foundation.store.durable writes this (with a short expiry) and WAITs: a key in the hash slot of
+    `near`, so on a cluster it travels the replication stream of the primary that holds `near`."""
+    tag = near[near.index("{") + 1 : near.index("}")] if "{" in near and "}" in near else near
+    return f"{PREFIX}:{{{tag}}}:durable-mark"
+
 
 # Area registry: one hash code -> JSON, plus a version counter bumped on every load.
 AREAS = f"{PREFIX}:{{areas}}:by-code"

@@ -3,8 +3,11 @@
 - embedded and standalone: a client from a URL (the embedded server's unix socket, or REDIS_URL);
 - sentinel: redis-py's Sentinel client for the primary of one service, which asks the Sentinels
   again whenever it connects, so it follows a failover by itself;
-- cluster: detected (`INFO cluster`) or forced (`WARNCAST_REDIS_MODE=cluster`), and refused until
-  every feature has been checked on it.
+- cluster: detected (`INFO cluster` on the node REDIS_URL names) or forced
+  (`WARNCAST_REDIS_MODE=cluster`): redis-py's asyncio cluster client, which finds the other nodes,
+  routes each command to the node of its key's slot and follows MOVED and ASK. The places where a
+  cluster differs (raw pipelines, scripts run in bulk, durable acknowledgements, scans) go through
+  `foundation.store.cluster`.
 
 Every client has the same timeouts (WARNCAST_REDIS_TIMEOUT for a reply, beyond what a blocking
 command itself asks to wait) and reconnects once, at once, when a pooled connection turns out
@@ -16,14 +19,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import SlotNotCoveredError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foundation.settings import Settings, SettingsError
 from foundation.store import keys
@@ -73,9 +80,11 @@ class _PatientReads:
     socket_timeout: float | None
     _blocks: float | None = 0.0
 
-    async def send_command(self, *args: Any, **kwargs: Any) -> None:
+    def pack_command(self, *args: Any) -> Any:
+        # Every command is packed before it is sent (`send_command` on one server, a cluster node's
+        # `execute_command`): the one place to see what the next reply may wait for.
         self._blocks = blocking_seconds(args)
-        await super().send_command(*args, **kwargs)  # type: ignore[misc]
+        return super().pack_command(*args)  # type: ignore[misc]
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         blocks, self._blocks = self._blocks, 0.0
@@ -92,12 +101,41 @@ class _PatientReads:
 _patient: dict[type, type] = {}
 
 
-def _patient_reads(pool: aioredis.ConnectionPool) -> None:
-    """Swap the pool's connection class for one with patient reads (before it makes a connection)."""
-    base = pool.connection_class
+def _patient_class(base: type) -> type:
     if base not in _patient:
         _patient[base] = type(f"Patient{base.__name__}", (_PatientReads, base), {})
-    pool.connection_class = _patient[base]
+    return _patient[base]
+
+
+def _patient_reads(pool: aioredis.ConnectionPool) -> None:
+    """Swap the pool's connection class for one with patient reads (before it makes a connection)."""
+    pool.connection_class = _patient_class(pool.connection_class)
+
+
+def _patient_cluster_reads(client: RedisCluster) -> None:
+    """The same for every node of a cluster: the nodes it knows now and those it finds later (redis-py
+    makes each node's connections from the client's shared connection kwargs)."""
+    patient = _patient_class(Connection)
+    client.nodes_manager.connection_kwargs["connection_class"] = patient
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = patient
+
+
+class _ReconnectOnce(Retry):
+    """Retry once, at once, what a broken pooled connection fails: never a hung server. redis-py
+    reports a handshake that timed out as a ConnectionError caused by a TimeoutError, and retrying
+    that would make a hung Redis cost two timeouts instead of one."""
+
+    async def call_with_retry(
+        self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+    ) -> Any:
+        def retryable(error: Exception) -> bool:
+            hung = isinstance(error, (RedisTimeoutError, TimeoutError)) or isinstance(
+                error.__cause__, (RedisTimeoutError, TimeoutError)
+            )
+            return not hung and (is_retryable is None or is_retryable(error))
+
+        return await super().call_with_retry(do, fail, retryable, with_failure_count)
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:
@@ -107,7 +145,7 @@ def _client_options(settings: Settings) -> dict[str, Any]:
         "socket_connect_timeout": settings.redis_timeout,
         "health_check_interval": 30,
         "max_connections": _MAX_CONNECTIONS,
-        "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+        "retry": _ReconnectOnce(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
 
 
@@ -125,17 +163,24 @@ class Target:
             await self.sentinel.aclose()
 
 
-def connect(settings: Settings, url: str) -> Target:
-    """A client for `url`, or for the Sentinel service when Sentinels are configured (`url` unused)."""
+def connect(settings: Settings, url: str, *, cluster: bool = False) -> Target:
+    """A client for `url` (a cluster client when `cluster`), or for the Sentinel service when
+    Sentinels are configured (`url` unused)."""
     options = _client_options(settings)
+    if cluster:
+        return Target(_cluster_client(url, options), f"the Redis Cluster of {_without_password(url)}")
     if settings.redis_sentinels:
+        tls: dict[str, Any] = {"ssl": True} if settings.redis_tls else {}
         sentinel = Sentinel(
             list(settings.redis_sentinels),
             sentinel_kwargs={
                 "socket_timeout": settings.redis_timeout,
                 "socket_connect_timeout": settings.redis_timeout,
+                "password": settings.redis_sentinel_password or None,
+                **tls,
             },
         )
+        options |= tls | {"username": settings.redis_username or None, "password": settings.redis_password or None}
         client = sentinel.master_for(settings.redis_sentinel_master, **options)
         addresses = ",".join(f"{host}:{port}" for host, port in settings.redis_sentinels)
         target = Target(client, f"the primary of {settings.redis_sentinel_master!r} (Sentinels {addresses})", sentinel)
@@ -145,30 +190,61 @@ def connect(settings: Settings, url: str) -> Target:
     return target
 
 
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, retrying (after asking the cluster where the slots are now) only a
+    node that refused the connection or a slot it lost: what a finished failover looks like. A node
+    that timed out is not asked again (a hung node costs a request one timeout, not three), and
+    CLUSTERDOWN is answered at once: the caller answers 503 and the client retries."""
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, SlotNotCoveredError)  # type: ignore[assignment]  # fewer on purpose
+
+    _hung: str | None = None  # the node that last timed out: asked last when learning the cluster again
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            raise closed_under_us(exc) from exc
+        except RedisTimeoutError as exc:
+            self._hung = getattr(exc, "last_failed_node_name", None)
+            raise
+
+    async def initialize(self, *args: Any, **kwargs: Any) -> RedisCluster:
+        """After a failure the client learns the cluster again, asking its nodes in a random order: a
+        hung one would cost that request a second timeout, so the last node that timed out is asked
+        last (harmless once it answers again)."""
+        if self._hung is not None and kwargs.get("last_failed_node_name") is None and not args:
+            kwargs["last_failed_node_name"] = self._hung
+        return await super().initialize(*args, **kwargs)
+
+
+def closed_under_us(exc: AttributeError) -> RedisConnectionError:
+    """redis-py 8.1: after a node fails, the cluster client disconnects its idle connections while
+    another task may already have taken one, whose socket then vanishes mid-write (`None` has no
+    `writelines`). To us that is what it is: a connection lost to a failing node."""
+    return RedisConnectionError(f"connection closed while in use ({exc})")
+
+
+def _cluster_client(url: str, options: dict[str, Any]) -> aioredis.Redis:
+    options = {key: value for key, value in options.items() if key != "retry"}
+    options["retry"] = Retry(ExponentialBackoff(cap=0.2, base=0.1), 2)
+    client = _Cluster.from_url(url, require_full_coverage=True, **options)
+    _patient_cluster_reads(client)
+    # The command methods are those of a Redis client (redis-py shares them); what differs between the
+    # two is handled in foundation.store.cluster, so the rest of the service is typed against one.
+    return cast(aioredis.Redis, client)
+
+
+async def is_cluster_node(target: Target) -> bool:
+    return int((await target.client.info("cluster")).get("cluster_enabled", 0)) == 1
+
+
 def _without_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
     netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-CLUSTER_REFUSED = (
-    "Redis Cluster is not supported yet ({why}): use a standalone Redis (REDIS_URL) or Sentinel "
-    "(WARNCAST_REDIS_SENTINELS and WARNCAST_REDIS_SENTINEL_MASTER)"
-)
-
-
-def refuse_forced_cluster(settings: Settings) -> None:
-    if settings.redis_mode == "cluster":
-        raise SettingsError(CLUSTER_REFUSED.format(why="WARNCAST_REDIS_MODE=cluster"))
-
-
-async def refuse_cluster(target: Target, settings: Settings) -> None:
-    """WARNCAST_REDIS_MODE=auto asks the server; standalone trusts the operator."""
-    if settings.redis_mode == "auto" and int((await target.client.info("cluster")).get("cluster_enabled", 0)) == 1:
-        why = f"{target.where} is a cluster node, found by WARNCAST_REDIS_MODE=auto"
-        raise SettingsError(CLUSTER_REFUSED.format(why=why))
 
 
 def secret_fingerprint(secret_key: str) -> str:

@@ -4,33 +4,110 @@ redis-py's own pipeline packs each argument in Python and wraps every reply in t
 retries; on the hottest paths (500 subscriber lookups per dispatch segment, batched intake
 scripts) that costs more than Redis itself. It also retries a whole pipeline after a connection
 error, which would run non-idempotent commands twice; here a failure is simply raised.
+
+On a Redis Cluster the commands are grouped by the node that serves each one's key (its first key,
+or an EVAL's first declared key) and sent to the nodes at once, one write each; a command answered
+MOVED or ASK (slots moving between nodes) is sent again where the cluster says, so neither ever
+reaches a caller. `near` sends every command to the node of one key (keyless ones like WAIT).
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 Command = tuple[str | bytes | int | float, ...]
+_REROUTES = 3  # MOVED/ASK/TRYAGAIN answers followed per command before giving up (a resharding)
 
 
-async def execute_raw(redis: aioredis.Redis, commands: Sequence[Command]) -> list[Any]:
+async def execute_raw(redis: aioredis.Redis, commands: Sequence[Command], *, near: str | None = None) -> list[Any]:
     """The replies of `commands`, in order; a command's error reply is returned as its exception."""
     if not commands:
         return []
+    if isinstance(redis, RedisCluster):
+        return await _per_node(redis, commands, near)
     pool = redis.connection_pool
     connection = await pool.get_connection()
     try:
         return await _round_trip(connection, commands, connection.socket_timeout)
     finally:
         await pool.release(connection)
+
+
+async def _per_node(cluster: RedisCluster, commands: Sequence[Command], near: str | None) -> list[Any]:
+    await cluster.initialize()  # a no-op once the client knows the cluster
+    replies: list[Any] = [None] * len(commands)
+    pending = list(range(len(commands)))
+    asked: dict[int, ClusterNode] = {}  # command -> the node an ASK sent it to
+    for attempt in range(_REROUTES + 1):
+        by_node: dict[tuple[ClusterNode, bool], list[int]] = defaultdict(list)
+        for i in pending:
+            if i in asked:
+                by_node[asked[i], True].append(i)
+            else:
+                by_node[_node_of(cluster, near if near is not None else _routing_key(commands[i])), False].append(i)
+        results = await asyncio.gather(
+            *(_on_node(node, [commands[i] for i in group], asking=asking) for (node, asking), group in by_node.items())
+        )
+        pending, moved = [], False
+        for group, found in zip(by_node.values(), results, strict=True):
+            for i, reply in zip(group, found, strict=True):
+                if isinstance(reply, AskError) and not isinstance(reply, MovedError) and attempt < _REROUTES:
+                    target = cluster.nodes_manager.get_node(reply.host, reply.port)
+                    if target is None:  # a node the client has not met: learn the cluster again
+                        moved = True
+                    else:
+                        asked[i] = target
+                    pending.append(i)
+                elif isinstance(reply, (MovedError, TryAgainError)) and attempt < _REROUTES:
+                    asked.pop(i, None)
+                    moved = moved or isinstance(reply, MovedError)
+                    pending.append(i)
+                else:
+                    replies[i] = reply
+        if not pending:
+            return replies
+        if moved:  # slots moved: learn where they are now
+            await cluster.nodes_manager.initialize()
+        else:
+            await asyncio.sleep(0.05 * (attempt + 1))  # TRYAGAIN: a migration is under way
+    raise ClusterDownError("the cluster kept moving the slots of a batch")  # pragma: no cover - not reached
+
+
+def _routing_key(command: Command) -> str:
+    name = str(command[0]).upper()
+    if name in ("EVALSHA", "EVAL"):
+        if int(command[2]) == 0:
+            raise ValueError(f"a {name} without keys has no node on a cluster: give `near`")
+        return str(command[3])
+    return str(command[1])
+
+
+def _node_of(cluster: RedisCluster, key: str) -> ClusterNode:
+    return cluster.nodes_manager.get_node_from_slot(cluster.keyslot(key))
+
+
+async def _on_node(node: ClusterNode, commands: list[Command], *, asking: bool) -> list[Any]:
+    connection = node.acquire_connection()
+    # ASK: the node takes a command only right after ASKING, each time.
+    sent = [part for command in commands for part in (("ASKING",), command)] if asking else commands
+    try:
+        replies = await _round_trip(connection, sent, connection.socket_timeout)
+    except AttributeError as exc:  # see foundation.store.modes.closed_under_us
+        raise RedisConnectionError(f"connection closed while in use ({exc})") from exc
+    finally:
+        node.release(connection)
+    return replies[1::2] if asking else replies
 
 
 class OwnConnection:

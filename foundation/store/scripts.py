@@ -2,17 +2,18 @@
 
     CLAIM = script("delivery_claim")  # at import: the file is read once, its SHA1 known
     flags = await CLAIM(redis, keys=[state_key], args=[mark, *addresses])
-    await CLAIM(pipe, keys=[...], args=[...])  # queued in a pipeline, its reply in pipe.execute()
+    replies = await CLAIM.many(redis, [([key], [mark, *group]) for key, group in ...])  # one round trip
 
 A call is an EVALSHA; a server that does not know the script (NOSCRIPT: restarted, or SCRIPT
-FLUSH) is sent it with SCRIPT LOAD and the call is made again, and a pipeline loads the scripts it
-carries before it is sent. That is redis-py's own `AsyncScript` (what `register_script` returns).
-Concurrent calls that share round trips (`BatchedScript`) use `source` and `sha` directly.
+FLUSH) is sent it with SCRIPT LOAD and the call is made again. That is redis-py's own `AsyncScript`
+(what `register_script` returns). Many calls at once (`many`) go as one raw pipeline, one per node
+on a cluster, where redis-py refuses scripts in a pipeline; concurrent calls that share round trips
+(`BatchedScript`) use `source` and `sha` directly.
 
 Each file starts with a comment that says what its KEYS and ARGV are and what it returns, and a
-script touches only the keys it is given in KEYS (the one exception, the report key made inside
-report_intake.lua, says why in its header). tests/foundation/test_scripts.py holds every module of
-the service to this: no Lua inline in Python.
+script touches only the keys it is given in KEYS, all in one hash slot (a cluster runs a script on
+one node). tests/foundation/test_scripts.py holds every module of the service to this: no Lua inline
+in Python.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ from importlib import resources
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError
+
+from foundation.store.raw_pipeline import execute_raw
 
 # The folder of the scripts, next to this module (shipped as package data: see pyproject.toml).
 _FOLDER = resources.files("foundation.store") / "lua"
@@ -45,14 +48,24 @@ class Script:
         # pipeline it is called with (it is always given one).
         self._runner = AsyncScript(None, encoded)  # type: ignore[arg-type]  # no client: see the comment above
 
-    async def __call__(
-        self,
-        redis: aioredis.Redis | Pipeline,
-        keys: Sequence[str] = (),
-        args: Iterable[Any] = (),
-    ) -> Any:
-        """The script's reply (EVALSHA, loading the script on NOSCRIPT); on a pipeline, the pipeline."""
+    async def __call__(self, redis: aioredis.Redis, keys: Sequence[str] = (), args: Iterable[Any] = ()) -> Any:
+        """The script's reply (EVALSHA, loading the script on NOSCRIPT)."""
         return await self._runner(keys=keys, args=args, client=redis)
+
+    async def many(self, redis: aioredis.Redis, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """The replies of many calls (keys, args), in order, in one round trip (per node); raises the
+        first error a call answered, as a pipeline would."""
+        commands = [("EVALSHA", self.sha, len(k), *k, *a) for k, a in calls]
+        replies = await execute_raw(redis, commands)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:  # Redis restarted and forgot its scripts; those calls did not run
+            await redis.script_load(self.source)
+            for i, reply in zip(missing, await execute_raw(redis, [commands[i] for i in missing]), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     def __repr__(self) -> str:
         return f"<Script {self.name} {self.sha[:10]}>"

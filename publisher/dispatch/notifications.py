@@ -31,6 +31,7 @@ from foundation.supervisor import beat
 from publisher.dispatch.channel import AuthError, PermanentError, TemporaryError
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.ratelimit import RateLimiter
+from publisher.dispatch.retention import retention_cutoff
 
 log = logging.getLogger(__name__)
 DEAD_KIND = "report-notification"  # `kind` of these entries in the dispatch dead-letter list
@@ -176,6 +177,8 @@ class Notifier:
             pipe.xack(keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP, *entry_ids)
             pipe.zrem(keys.REPORT_NOTIFY_RETRY, *entry_ids)
             pipe.srem(keys.REPORT_NOTIFY_SENT, *entry_ids)
+            # Entries older than the delivery retention are done with (sent, or dead letters by then).
+            pipe.xtrim(keys.REPORT_NOTIFICATIONS, minid=retention_cutoff(self.settings), approximate=False)
             await pipe.execute()
 
 

@@ -21,6 +21,7 @@ from publisher import coverage
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, SHARDS, Segment, chunks
+from publisher.dispatch.retention import retain_thread
 from publisher.model import Message, message_kind
 from publisher.policy import PUSH_CHANNELS, grades_for
 
@@ -86,6 +87,8 @@ class Planner:
             await self.plan(message, kind=message_kind(message.msg_type), published_ms=published_ms)
         elif event["type"] == "expired" and message.content.grade in ("orange", "red"):
             await self.plan(message, kind="expired", published_ms=published_ms)
+        else:  # nothing to send, but the thread's delivery records now end with it
+            await retain_thread(self.ctx, message.thread)
 
     async def plan(self, message: Message, *, kind: str, published_ms: int) -> dict[str, int]:
         started = time.perf_counter()
@@ -117,6 +120,7 @@ class Planner:
             keys.plan(plan_id),
             mapping=as_fields({"done": "1", **stats, "seconds": f"{time.perf_counter() - started:.3f}"}),
         )
+        await retain_thread(ctx, message.thread)  # this plan's records, and the thread's, live as long as it
         log.info("planned %s (%s): %s in %.2fs", message.id, kind, counts, time.perf_counter() - started)
         return counts
 
@@ -159,10 +163,7 @@ class Planner:
         groups = list(by_slot.values())
         too_big: list[list[str]] = []
         for batch in _growing_batches(groups):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for group in batch:
-                    await UNION(pipe, keys=group, args=[self.union_limit])
-                replies = await pipe.execute()
+            replies = await UNION.many(self.redis, [(group, [self.union_limit]) for group in batch])
             members: set[str] = set()
             for group, reply in zip(batch, replies, strict=True):
                 if isinstance(reply, list):

@@ -35,6 +35,8 @@ async def record_receipt(
     moved = await FORWARD(redis, keys=[state_key], args=[address, value])
     if moved:
         await redis.hincrby(keys.delivery_stats(plan_id), f"{channel}.{outcome}", 1)
+        if (keep_ms := await redis.pttl(state_key)) > 0:  # the stats live as long as the state they count
+            await redis.pexpire(keys.delivery_stats(plan_id), keep_ms)
         await redis.hincrby(keys.DELIVERY_TOTALS, f"{channel}.{outcome}", 1)
         if error_code == "21610":
             await subscribers.stop(channel, address)

@@ -26,8 +26,10 @@ from typing import TypeVar
 
 from redis.exceptions import RedisError
 
+from foundation.errors import Unavailable
 from foundation.retry import RetryPolicy
 from foundation.store import keys
+from foundation.store.durable import durable_all
 from foundation.store.scripts import script
 from foundation.store.streams import as_fields, decoded_list, ensure_group, next_entries
 from foundation.supervisor import beat
@@ -35,6 +37,7 @@ from publisher.dispatch.channel import AuthError, Channel, PermanentError, Rendi
 from publisher.dispatch.context import DispatchContext
 from publisher.dispatch.jobs import SEGMENT_SIZE, Segment, shard_of
 from publisher.dispatch.ratelimit import PerAddressLimiter, RateLimiter
+from publisher.dispatch.retention import keep_seconds_of
 from publisher.model import Message
 from publisher.subscribers import Subscriber
 
@@ -104,6 +107,11 @@ class Outcome:
         if earlier.first_ms:
             self.first_ms = min(self.first_ms or earlier.first_ms, earlier.first_ms)
         self.last_ms = max(self.last_ms, earlier.last_ms)
+
+
+class NotReplicated(RedisError):
+    """Sends were written, but the replicas did not confirm them in time: like Redis failing, the run
+    stops and the segment is taken up again, without writing those sends a second time."""
 
 
 @dataclass
@@ -267,9 +275,12 @@ class Worker:
             by_address = {s.address: s for s in eligible}
             todo = iter(claimed)
             halt = asyncio.Event()  # Redis failed: no lane starts another send
+            recorded = asyncio.Event()  # clear while sends so far are being put on record
+            recorded.set()
 
             async def lane() -> None:  # a few long-lived senders, not one task per recipient
                 for address in todo:
+                    await recorded.wait()
                     if halt.is_set():
                         return
                     try:
@@ -280,7 +291,7 @@ class Worker:
 
             lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
             senders = [asyncio.create_task(lane()) for _ in range(lanes)]
-            await self._record_while(senders, halt, segment, message, outcome)
+            await self._record_while(senders, halt, recorded, segment, message, outcome)
             await self._record(segment, message, outcome)
         except BaseException:  # the watchdog gave up, or Redis failed: keep what was done, free the rest
             await self._give_back(segment, message, outcome, mark, claimed)
@@ -292,12 +303,17 @@ class Worker:
         self,
         senders: list[asyncio.Task[None]],
         halt: asyncio.Event,
+        recorded: asyncio.Event,
         segment: Segment,
         message: Message,
         outcome: Outcome,
     ) -> None:
         """Write what is done every STATE_WRITE_SECONDS until the lanes end: if this worker dies, the
         worker that takes over resends at most the sends of the last interval, not the whole segment's.
+
+        While a write (and the wait for the replicas) is under way, `recorded` holds every lane before
+        its next send: after a failover at most one interval's sends, plus those in the air, were not
+        on the new primary, and only those can go twice.
 
         When Redis fails (a write here, or a lane's rate limit), `halt` stops every lane before its
         next send, and the sends in the air are waited for (a provider timeout at most), so that
@@ -308,14 +324,20 @@ class Worker:
                 while pending and not halt.is_set():
                     _, pending = await asyncio.wait(pending, timeout=STATE_WRITE_SECONDS)
                     if pending and not halt.is_set() and (so_far := outcome.take()).stats:  # every send counts
+                        recorded.clear()
                         try:
                             await self._record(segment, message, so_far, final=False)
+                        except NotReplicated:
+                            raise  # written (never twice: the counts would be too), not yet safe: stop
                         except BaseException:
                             outcome.merge(so_far)  # not written: it goes with the rest
                             raise
+                        finally:
+                            recorded.set()
                         beat()  # sends are going out and on record
             except Exception:
                 halt.set()
+                recorded.set()  # the held lanes see the halt
                 if pending:
                     await asyncio.wait(pending, timeout=self.settings.provider_timeout + 1)
                 raise
@@ -369,10 +391,8 @@ class Worker:
         by_key: dict[str, list[str]] = defaultdict(list)
         for address in addresses:
             by_key[keys.delivery_state(segment.message_id, segment.channel, shard_of(address))].append(address)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key, group in by_key.items():  # one script call per shard, not one HSETNX per recipient
-                await CLAIM(pipe, keys=[key], args=[mark, *group])
-            results = await pipe.execute()
+        # One script call per shard, not one HSETNX per recipient; all in one round trip (per node).
+        results = await CLAIM.many(self.redis, [([key], [mark, *group]) for key, group in by_key.items()])
         claimed, taken = [], []
         for (key, group), flags in zip(by_key.items(), results, strict=True):
             for address, ok in zip(group, flags, strict=True):
@@ -511,10 +531,11 @@ class Worker:
         """Write back what `out` holds; `final`: the segment is done (its retry is no longer pending)."""
         ch = segment.channel
         stats_key = keys.delivery_stats(segment.message_id)
+        keep = await keep_seconds_of(self.ctx, message.thread)  # while the warning is in force, and the retention
         async with self.redis.pipeline(transaction=False) as pipe:
             for state_key, states in out.states.items():
                 pipe.hset(state_key, mapping=as_fields(states))
-                pipe.expire(state_key, 30 * 86400)
+                pipe.expire(state_key, keep)
             if final and segment.attempt > 0 and not segment.recheck:
                 out.stats[f"{ch}.retrying"] -= 1  # this recipient was counted as retrying
             for name, value in out.stats.items():
@@ -525,18 +546,35 @@ class Worker:
             if out.first_ms:
                 pipe.hsetnx(stats_key, f"{ch}.first_at", out.first_ms)
                 pipe.hset(stats_key, f"{ch}.last_at", out.last_ms)  # approximately the latest
+            pipe.expire(stats_key, keep)
             by_shard: dict[int, list[str]] = defaultdict(list)
             for address in out.recipients:
                 by_shard[shard_of(address)].append(address)
             for shard, addresses in by_shard.items():
                 pipe.sadd(keys.thread_recipients(message.thread, ch, shard), *addresses)
+                pipe.expire(keys.thread_recipients(message.thread, ch, shard), keep)
             if out.retries:
                 pipe.zadd(keys.DISPATCH_RETRY, dict(out.retries))
             if out.dead:
                 pipe.lpush(keys.DISPATCH_DEAD, *[json.dumps({**json.loads(j), "at": now_ms()}) for j in out.dead])
             await pipe.execute()
+        await self._replicated(out)
         for address in out.unsubscribe:
             await self.ctx.subscribers.stop(ch, address)
+
+    async def _replicated(self, out: Outcome) -> None:
+        """Sends on record are on the replicas too before more go out: a failover may lose writes the
+        primary took but had not passed on, and each lost "sent" would be sent again. Waiting here
+        bounds that to the sends of one write interval. A wait that times out raises NotReplicated:
+        the run stops sending (what it wrote stays written) and the segment is taken up again later."""
+        min_replicas = self.settings.redis_min_replicas
+        if not min_replicas or not out.states:
+            return
+        try:
+            await durable_all(self.redis, min_replicas, out.states)
+        except Unavailable as exc:
+            out.take()  # written: whoever holds this outcome must not write it again
+            raise NotReplicated(f"sends on record did not reach {min_replicas} replica(s) in time") from exc
 
     async def promote_due_retries(self) -> int:
         """Move retries whose time has come back onto the queue (ZREM decides who moves each)."""

@@ -43,11 +43,6 @@ needs_sentinel_setting = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_redis() -> None:
-    """The shared test redis-server (tests/conftest.py) is not used here: no need to start or flush it."""
-
-
 @pytest.fixture
 def processes() -> Iterator[Processes]:
     procs = Processes()

@@ -1,5 +1,5 @@
 """One connection layer for every Redis mode, on real redis-server processes (the bundled binary):
-Sentinel failover, durable acknowledgements, Cluster refused, one secret key per deployment,
+Sentinel failover, durable acknowledgements, one secret key per deployment,
 starting before Redis, blocking reads past the socket timeout, and the embedded server's fsync."""
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class Servers:
         wait_answers(server)
         return server
 
-    def sentinel(self, name: str, primary: Server, quorum: int = 2) -> Server:
+    def sentinel(self, name: str, primary: Server, quorum: int = 2, extra: str = "") -> Server:
         directory = self.directory / name
         directory.mkdir(parents=True, exist_ok=True)
         config = directory / "sentinel.conf"
@@ -82,7 +82,7 @@ class Servers:
             f"sentinel monitor {MASTER} 127.0.0.1 {primary.port} {quorum}\n"
             f"sentinel down-after-milliseconds {MASTER} 500\n"
             f"sentinel failover-timeout {MASTER} 3000\n"
-            f"sentinel parallel-syncs {MASTER} 1\n"
+            f"sentinel parallel-syncs {MASTER} 1\n" + extra
         )
         return self.start(name, "--sentinel", config=config)
 
@@ -107,6 +107,8 @@ def wait_answers(server: Server, within: float = 10.0) -> None:
             try:
                 client.ping()
                 return
+            except sync_redis.AuthenticationError:
+                return  # it answers: with a password wanted
             except (sync_redis.ConnectionError, sync_redis.TimeoutError):
                 assert server.process.poll() is None, f"redis-server on {server.port} exited"
                 assert time.monotonic() < deadline, f"redis-server on {server.port} did not start"
@@ -185,7 +187,7 @@ async def test_sentinel_client_follows_a_failover_without_restart(
         min_replicas = await required_replicas(redis, settings)
         assert min_replicas == 1, "the primary has a replica: durable writes wait for it"
         await redis.set("before", "acknowledged")
-        await durable(redis, min_replicas)
+        await durable(redis, min_replicas, near="before")
 
         primary.process.send_signal(signal.SIGKILL)
         primary.process.wait()
@@ -217,7 +219,7 @@ async def test_durable_waits_for_the_replica_and_refuses_without_it(
         min_replicas = await required_replicas(redis, settings)
         assert min_replicas == 1
         await redis.set("report", "1")
-        await durable(redis, min_replicas)
+        await durable(redis, min_replicas, near="report")
 
         replica.process.send_signal(signal.SIGSTOP)
         try:
@@ -226,13 +228,13 @@ async def test_durable_waits_for_the_replica_and_refuses_without_it(
             other.close()
             started = time.monotonic()
             with pytest.raises(Unavailable) as refused:
-                await durable(redis, min_replicas)
+                await durable(redis, min_replicas, near="report")
             assert refused.value.status == 503 and refused.value.retry_after > 0
             assert time.monotonic() - started < 1.9, "at most the WAIT timeout, within the socket timeout"
-            await durable(redis, 0)  # nothing to wait for
+            await durable(redis, 0, near="report")  # nothing to wait for
         finally:
             replica.process.send_signal(signal.SIGCONT)
-        await durable(redis, min_replicas)  # the replica catches up
+        await durable(redis, min_replicas, near="report")  # the replica catches up
         replica_client = replica.client()
         try:
             assert replica_client.get("report") == "2"
@@ -252,25 +254,6 @@ async def test_how_many_replicas_a_durable_write_waits_for(servers: Servers, tmp
 
 
 # --- refused at start ----------------------------------------------------------------------------------
-
-
-async def test_a_redis_cluster_is_refused_with_a_clear_error(servers: Servers, tmp_path: Path) -> None:
-    node = servers.start(
-        "cluster",
-        "--cluster-enabled",
-        "yes",
-        "--cluster-config-file",
-        str(tmp_path / "nodes.conf"),
-        port=free_port(below=65536 - 10000),
-    )
-    with pytest.raises(SettingsError) as detected:
-        async with open_redis(external(node.url, tmp_path)):
-            pass
-    message = str(detected.value)
-    assert "Redis Cluster is not supported yet" in message and "WARNCAST_REDIS_MODE" in message
-    with pytest.raises(SettingsError, match=r"Redis Cluster is not supported yet \(WARNCAST_REDIS_MODE=cluster\)"):
-        async with open_redis(external(f"redis://127.0.0.1:{free_port()}", tmp_path, redis_mode="cluster")):
-            pass  # forced: refused before connecting at all
 
 
 async def test_another_secret_key_is_refused(redis_socket: str, tmp_path: Path) -> None:
@@ -391,3 +374,27 @@ def test_redis_settings_from_the_environment(tmp_path: Path) -> None:
     ]:
         with pytest.raises(SettingsError, match=named):
             Settings.from_env({**base, **env})
+
+
+async def test_sentinel_mode_with_passwords(servers: Servers, tmp_path: Path) -> None:
+    """Sentinels and the primary each with their own password (WARNCAST_REDIS_SENTINEL_PASSWORD,
+    WARNCAST_REDIS_PASSWORD); a wrong one is a clear configuration error, not an endless wait."""
+    primary = servers.start("primary", *NO_PERSISTENCE)
+    primary_client = primary.client()
+    primary_client.config_set("requirepass", "primary-pw")
+    primary_client.close()
+    guarded = f"sentinel auth-pass {MASTER} primary-pw\nrequirepass sentinel-pw\n"
+    sentinel = servers.sentinel("sentinel", primary, quorum=1, extra=guarded)
+    settings = external(
+        tmp_path=tmp_path,
+        redis_sentinels=(("127.0.0.1", sentinel.port),),
+        redis_sentinel_master=MASTER,
+        redis_password="primary-pw",
+        redis_sentinel_password="sentinel-pw",
+    )
+    async with open_redis(settings) as redis:
+        await redis.set("guarded", "yes")
+        assert await redis.get("guarded") == "yes"
+    with pytest.raises(SettingsError, match="refused the credentials"):
+        async with open_redis(settings.with_(redis_password="wrong")):
+            pass

@@ -29,6 +29,7 @@ from foundation.retry import RetryPolicy
 from foundation.store import keys
 from foundation.store.connection import open_redis, redis_server_binary
 from foundation.supervisor import Supervisor
+from publisher.dispatch import worker as worker_module
 from publisher.dispatch.ratelimit import PERIOD, RateLimiter
 from publisher.dispatch.runner import dispatch_loops
 from tests.conftest import Clock, warning_body
@@ -205,3 +206,106 @@ async def test_tokens_held_locally_are_spent_for_one_period_after_redis_last_ans
             await limiter.take(1)  # Redis answers again: so does the limiter
     finally:
         await redis.aclose()
+
+
+@pytest.fixture
+def replicated(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int]]:
+    """A primary on TCP and its replica (no persistence: only the replication matters here)."""
+    from tests.redis_cluster import free_port
+
+    ports = free_port(), free_port()
+    procs = []
+    for n, port in enumerate(ports):
+        args = [str(redis_server_binary()), "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+        args += ["--dir", str(tmp_path), "--dbfilename", f"{port}.rdb", "--loglevel", "warning"]
+        if n:
+            args += ["--replicaof", "127.0.0.1", str(ports[0])]
+        procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
+    probe = sync_client(ports[1])
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if probe.info("replication").get("master_link_status") == "up":
+                break
+        except Exception:  # noqa: BLE001 - still starting
+            pass
+        assert time.monotonic() < deadline, "the replica did not sync"
+        time.sleep(0.05)
+    probe.close()
+    yield procs[0], procs[1], ports[0]
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGCONT)
+        proc.terminate()
+        proc.wait(10)
+
+
+def sync_client(port: int) -> Any:
+    import redis as sync_redis
+
+    return sync_redis.Redis(host="127.0.0.1", port=port, socket_timeout=2, decode_responses=True)
+
+
+@pytest.mark.timeout(60)
+async def test_a_replica_that_stops_confirming_holds_the_fan_out_and_nothing_is_counted_twice(
+    settings: Any, replicated: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], int], twilio: TwilioStandIn
+) -> None:
+    """With WARNCAST_REDIS_MIN_REPLICAS=1 a worker puts its sends on the replica before it sends more:
+    a replica that stops answering stops the fan-out within a write interval and a WAIT; once it is
+    back the fan-out completes, each recipient once, and the counts are exact (a write whose WAIT
+    failed is never written again)."""
+    _, replica, port = replicated
+    configured = sms_settings(settings, twilio.url, redis_url=f"redis://127.0.0.1:{port}/0")
+    configured = configured.with_(sms_rate=RATE, dispatch_concurrency=CONCURRENCY, redis_min_replicas=1)
+    recipients = 600
+    async with open_redis(configured) as redis:
+        services = await Services.build(configured, redis)
+        await store_areas(redis, demo_areas())
+        await services.registry.refresh(redis)
+        await services.start_channels()
+        phones = [f"+86138{i:08d}" for i in range(recipients)]
+        for phone in phones:
+            await services.subscribers.subscribe("sms", phone, "990101", lang="zh_Hans", source="test", wait=False)
+        supervisor = Supervisor(restart=RetryPolicy(base=0.05, cap=0.5, jitter=0.0))
+        supervisor.add(*dispatch_loops(services.dispatch))
+        supervisor.start()
+        try:
+            chief = Actor("chief", frozenset({"chief"}))
+            draft = await services.warnings.create(chief, warning_body(Clock()))
+            message = await services.warnings.fast_path(chief, draft.id, "test")
+            await until("a sixth sent", lambda: _received(twilio, recipients // 6), within=15)
+            os.kill(replica.pid, signal.SIGSTOP)
+            stopped_at = time.monotonic()
+            await until("the dispatch loop stops", lambda: _restarted(supervisor), within=10)
+            await asyncio.sleep(0.5)
+            held = len(twilio.messages)
+            await asyncio.sleep(1.0)
+            assert len(twilio.messages) == held, "nothing goes out while the replica does not confirm"
+            after = [m for m in twilio.messages if m.at > stopped_at]
+            # Those in the air and at most a write interval's worth per segment run (two run at once
+            # here, their intervals staggered): not the ~RATE * 1.2 the WAIT's 1 s would let through
+            # if the lanes were not held while their sends are put on record.
+            interval = math.ceil(RATE * worker_module.STATE_WRITE_SECONDS)
+            assert len(after) <= CONCURRENCY + 2 * interval, f"{len(after)} sends after the stop"
+            assert held < recipients, "the stop came mid-fan-out"
+            os.kill(replica.pid, signal.SIGCONT)
+
+            async def completed() -> bool:
+                stats = await redis.hgetall(keys.delivery_stats(message.id))
+                return set(twilio.counts) == set(phones) and int(stats.get("sms.sent", 0)) == len(twilio.messages)
+
+            await until("the fan-out completes", completed, within=30)
+            await asyncio.sleep(0.3)
+            assert set(Counter(m.to for m in twilio.messages).values()) == {1}, "no failover: nobody twice"
+            stats = await redis.hgetall(keys.delivery_stats(message.id))
+            assert int(stats["sms.sent"]) == recipients, "counted once each"
+        finally:
+            await supervisor.stop()
+            await services.close_channels()
+
+
+async def _received(twilio: TwilioStandIn, n: int) -> bool:
+    return len(twilio.messages) >= n
+
+
+async def _restarted(supervisor: Supervisor) -> bool:
+    return supervisor.health()["dispatch"].restarts >= 1

@@ -136,7 +136,7 @@ class TwilioStandIn:
         )
 
     async def __aenter__(self) -> TwilioStandIn:
-        self._runner = web.AppRunner(self.app(), access_log=None)
+        self._runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)  # a hung request ends the test
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()

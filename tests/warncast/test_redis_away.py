@@ -23,12 +23,14 @@ from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient
 
 from foundation.settings import Settings
+from foundation.store import keys
 from foundation.store.connection import redis_server_binary
 from tests.channels.test_screens import add_screen, read_event
 from tests.channels.test_telegram import SECRET, TOKEN, message_update
-from tests.conftest import Staff, warning_body
+from tests.conftest import RedisStore, Staff, warning_body
 from tests.delivery_helpers import signed_post, sms_settings
 from tests.publisher.test_workflow import published
+from tests.redis_cluster import ClusterNode, LocalCluster
 from tests.standins.telegram import TelegramStandin
 from tests.standins.twilio import TwilioStandIn
 from tests.warncast.test_browser import base_url, browser  # noqa: F401 - fixtures
@@ -102,8 +104,59 @@ class RedisProcess:
                 self.process.wait(10)
 
 
+@dataclass
+class ClusterNodeAway:
+    """The cluster pass: a 3-primary Redis Cluster of the app's own, one of whose primaries (the one
+    that holds the warnings) is killed or hung and brought back, while REDIS_URL names another node.
+    Once the others see it gone the whole cluster refuses (CLUSTERDOWN), so the answers must be the
+    same as with a single Redis away."""
+
+    cluster: LocalCluster
+    victim: ClusterNode
+    stopped: bool = False
+
+    @property
+    def url(self) -> str:
+        other = next(n for n in self.cluster.nodes if n is not self.victim)
+        return f"redis://127.0.0.1:{other.port}/0"
+
+    def survivors(self) -> list[ClusterNode]:
+        return [n for n in self.cluster.nodes if n is not self.victim]
+
+    def kill(self) -> None:
+        assert self.victim.proc is not None
+        os.kill(self.victim.proc.pid, signal.SIGKILL)
+        self.victim.proc.wait(10)
+        self.cluster.wait_state("fail", self.survivors())
+
+    def start(self) -> None:
+        self.cluster.run(self.victim)
+        self.cluster.wait_state("ok", self.cluster.nodes)
+
+    def hang(self) -> None:
+        assert self.victim.proc is not None
+        os.kill(self.victim.proc.pid, signal.SIGSTOP)
+        self.stopped = True
+        self.cluster.wait_state("fail", self.survivors())
+
+    def resume(self) -> None:
+        if self.victim.proc is not None and self.stopped:
+            os.kill(self.victim.proc.pid, signal.SIGCONT)
+            self.stopped = False
+
+    def close(self) -> None:
+        self.resume()
+        self.cluster.stop()
+
+
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+def own_redis(tmp_path: Path, redis_store: RedisStore) -> Iterator[RedisProcess | ClusterNodeAway]:
+    if redis_store.kind == "cluster":
+        cluster = LocalCluster(appendonly=True, directory=tmp_path / "cluster").start()
+        away = ClusterNodeAway(cluster, cluster.node_of(keys.WARNINGS_INDEX))
+        yield away
+        away.close()
+        return
     directory = tmp_path / "redis"
     directory.mkdir()
     server = RedisProcess(directory)
@@ -297,6 +350,8 @@ async def test_hung_redis_answers_fast_then_recovers(client, services, staff, us
 async def test_read_only_redis_in_a_failover_answers_writes_503(client, services, staff, clock, own_redis):
     """A primary demoted to replica mid-failover refuses writes (READONLY): writes answer 503 with
     Retry-After, reads go on."""
+    if not isinstance(own_redis, RedisProcess):
+        pytest.skip("a cluster's primaries are demoted by its own failover (tests/foundation/test_cluster.py)")
     admin = sync_redis.Redis(unix_socket_path=str(own_redis.socket))
     admin.replicaof("127.0.0.1", "1")  # a primary that is not there: the data stays, read-only
     try:

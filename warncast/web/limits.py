@@ -1,12 +1,13 @@
-"""Limits on public reads, kept in this process: a token bucket per client address, and a cap on the
-live screen streams one address may hold open.
+"""Limits on public reads: a token bucket per client address, and a cap on the live screen streams
+one address may hold open. Kept in this process's memory, or with `warncast serve --processes N` in
+memory shared by the host's processes (`shared_limits`): the same classes' interface either way.
 
-Why per process, when intake's limits live in Redis (citizen_report/limits.py): public reads are
+Why not in Redis, when intake's limits live there (citizen_report/limits.py): public reads are
 cached and cheap, so a Redis round trip per request would cost more than the read itself, and what a
-flood of reads exhausts is this process (its event loop, its sockets), so the limit protects this
-process. Behind a load balancer a client gets the allowance once per process, which is enough for
-that. Intake keeps its shared Redis limits: every report is a write and its limit must hold across
-all processes.
+flood of reads exhausts is this host (its processes' event loops, their sockets), so the limit
+protects the host. Behind a load balancer a client gets the allowance once per host (once per
+process for processes started on their own), which is enough for that. Intake keeps its shared
+Redis limits: every report is a write and its limit must hold across all processes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from ipaddress import ip_network
+from typing import Protocol
 
 from aiohttp import web
 
@@ -31,6 +33,26 @@ READS = frozenset({"GET", "HEAD"})
 # provider webhooks (POSTs with signature checks; listed in case one ever reads).
 EXEMPT = ("/healthz", "/readyz", "/metrics", "/static/", "/webhooks/")
 STREAM_RETRY_SECONDS = 60  # a refused kiosk polls the JSON meanwhile (static/screens.js)
+
+
+class Buckets(Protocol):
+    """What the middlewares ask of a table of token buckets (`TokenBuckets`, or shared_limits')."""
+
+    def wait(self, ip: str) -> int: ...
+
+    def take(self, ip: str) -> int: ...
+
+    def __len__(self) -> int: ...
+
+
+class StreamLimit(Protocol):
+    """What the live screen streams ask of their cap (`StreamCap`, or shared_limits')."""
+
+    def count(self, ip: str) -> int: ...
+
+    def open(self, ip: str, request: web.Request) -> None: ...
+
+    def close(self, ip: str, request: web.Request) -> None: ...
 
 
 class TokenBuckets:
@@ -89,11 +111,7 @@ class StreamCap:
             # to 20 s later); its lost connection must not keep a reconnecting screen out.
             held[:] = [r for r in held if r.transport is not None]
             if len(held) >= self.per_ip:
-                raise TooManyRequests(
-                    N_("Too many live connections from your address (at most %(limit)s)."),
-                    limit=self.per_ip,
-                    retry_after=STREAM_RETRY_SECONDS,
-                )
+                raise too_many_streams(self.per_ip)
         held.append(request)
 
     def close(self, ip: str, request: web.Request) -> None:
@@ -116,19 +134,28 @@ def bucket_key(ip: str) -> str:
         return ip
 
 
-PUBLIC_LIMITS = web.AppKey("public_limits", TokenBuckets)
+PUBLIC_LIMITS: web.AppKey[Buckets] = web.AppKey("public_limits")
 # Wrong API tokens per address: a few typos pass, guessing does not (nor does it cost a lookup).
-AUTH_FAILURES = web.AppKey("auth_failures", TokenBuckets)
+AUTH_FAILURES: web.AppKey[Buckets] = web.AppKey("auth_failures")
 AUTH_FAILURE_RATE, AUTH_FAILURE_BURST = 0.2, 10
-LIVE_STREAMS = web.AppKey("live_streams", StreamCap)
+LIVE_STREAMS: web.AppKey[StreamLimit] = web.AppKey("live_streams")
 
 
 def install_limits(app: web.Application, settings: Settings, clock: Clock | None) -> None:
-    """The limits of this process; an injected clock (tests) also drives the buckets' refill."""
+    """The limits of this process; an injected clock (tests) also drives the buckets' refill. A child
+    of `warncast serve --processes N` then swaps in the host's (`shared_limits.install_shared_limits`)."""
     now = (lambda: clock().timestamp()) if clock is not None else time.monotonic
     app[PUBLIC_LIMITS] = TokenBuckets(settings.public_rate, settings.public_burst, settings.public_max_ips, now)
     app[LIVE_STREAMS] = StreamCap(settings.sse_per_ip)
     app[AUTH_FAILURES] = TokenBuckets(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST, settings.public_max_ips, now)
+
+
+def too_many_streams(limit: int) -> TooManyRequests:
+    return TooManyRequests(
+        N_("Too many live connections from your address (at most %(limit)s)."),
+        limit=limit,
+        retry_after=STREAM_RETRY_SECONDS,
+    )
 
 
 def too_many_requests(wait: int) -> TooManyRequests:
@@ -139,7 +166,7 @@ def too_many_requests(wait: int) -> TooManyRequests:
     )
 
 
-def live_streams(request: web.Request) -> StreamCap:
+def live_streams(request: web.Request) -> StreamLimit:
     return request.app[LIVE_STREAMS]
 
 
