@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import time
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -71,6 +72,32 @@ def _word(arg: object) -> str:
     return (arg.decode(errors="replace") if isinstance(arg, bytes) else str(arg)).upper()
 
 
+# A server that did not answer in time is not waited for again at once: for HUNG_SECONDS every command
+# to it fails at once (as a timeout), so one request, whose calls may all go to that server, costs
+# one timeout and not one per call; the first command after that waits (and finds out) again.
+HUNG_SECONDS = 1.0
+_hung_until: dict[tuple[Any, ...], float] = {}
+
+
+def _address(connection: object) -> tuple[Any, ...]:
+    return tuple(getattr(connection, name, None) for name in ("host", "port", "path"))
+
+
+def note_hung(connection: object) -> None:
+    _hung_until[_address(connection)] = time.monotonic() + HUNG_SECONDS
+
+
+def refuse_if_hung(connection: object) -> None:
+    """Raise a timeout at once when this connection's server did not answer a moment ago."""
+    address = _address(connection)
+    until = _hung_until.get(address)
+    if until is None:
+        return
+    if time.monotonic() < until:
+        raise RedisTimeoutError(f"Redis at {address[2] or f'{address[0]}:{address[1]}'} did not answer a moment ago")
+    _hung_until.pop(address, None)
+
+
 class _PatientReads:
     """Mixed into a connection class: a blocking command's reply may take its own wait plus the socket
     timeout (an XREADGROUP BLOCK 5000 on a 2 s timeout would otherwise always time out). The socket
@@ -83,17 +110,20 @@ class _PatientReads:
     def pack_command(self, *args: Any) -> Any:
         # Every command is packed before it is sent (`send_command` on one server, a cluster node's
         # `execute_command`): the one place to see what the next reply may wait for.
+        refuse_if_hung(self)
         self._blocks = blocking_seconds(args)
         return super().pack_command(*args)  # type: ignore[misc]
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         blocks, self._blocks = self._blocks, 0.0
         socket_timeout = self.socket_timeout
-        if blocks == 0 or socket_timeout is None:
-            return await super().read_response(*args, **kwargs)  # type: ignore[misc]
-        self.socket_timeout = None if blocks is None else socket_timeout + blocks
+        if blocks != 0 and socket_timeout is not None:
+            self.socket_timeout = None if blocks is None else socket_timeout + blocks
         try:
             return await super().read_response(*args, **kwargs)  # type: ignore[misc]
+        except RedisTimeoutError:
+            note_hung(self)
+            raise
         finally:
             self.socket_timeout = socket_timeout
 

@@ -26,6 +26,8 @@ from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseErr
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from foundation.store.modes import note_hung, refuse_if_hung
+
 Command = tuple[str | bytes | int | float, ...]
 _REROUTES = 3  # MOVED/ASK/TRYAGAIN answers followed per command before giving up (a resharding)
 
@@ -144,6 +146,7 @@ class OwnConnection:
 async def _round_trip(
     connection: aioredis.connection.AbstractConnection, commands: Sequence[Command], seconds: float | None
 ) -> list[Any]:
+    refuse_if_hung(connection)
     # hiredis' stub types pack_command's argument as a 1-tuple; it takes a command of any length.
     packed = b"".join(map(hiredis.pack_command, commands))  # type: ignore[arg-type]
     try:
@@ -157,6 +160,7 @@ async def _round_trip(
                 except ResponseError as exc:  # this command's own error; the connection is fine
                     replies.append(exc)
     except TimeoutError as exc:
+        note_hung(connection)
         await connection.disconnect()
         raise RedisTimeoutError(f"Redis did not answer {len(commands)} commands in time") from exc
     except BaseException:
