@@ -44,10 +44,15 @@ pot: $(STAMP)
 translations: pot
 	$(BIN)/pybabel update -i locales/messages.pot -d locales --no-fuzzy-matching --ignore-obsolete
 
+# --cluster runs the usual measurement on one redis-server, then the same on a 3-primary cluster.
 bench: $(STAMP)
-	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/fanout.py --cluster
+	$(BIN)/python benchmarks/fanout.py --serve
 	$(BIN)/python benchmarks/feeds.py
-	$(BIN)/python benchmarks/intake.py
+	$(BIN)/python benchmarks/intake.py --cluster
+	$(BIN)/python benchmarks/intake.py --processes 2 --fsync always --requests 5000 --rounds 5
+	$(BIN)/python benchmarks/subscribers.py
+	$(BIN)/python benchmarks/sizing.py
 	$(BIN)/python benchmarks/faults.py
 
 clean:

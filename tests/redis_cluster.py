@@ -111,15 +111,18 @@ class LocalCluster:
         node.proc = subprocess.Popen(node.args(self.appendonly), stdin=subprocess.DEVNULL)
 
     def node_of(self, key: str) -> ClusterNode:
-        """The primary that serves `key`'s slot."""
-        client = self.nodes[0].client()
-        try:
-            slot = int(client.cluster("keyslot", key))
-            for start, end, primary, *_ in client.cluster("slots"):
-                if start <= slot <= end:
-                    return next(n for n in self.nodes if n.port == int(primary[1]))
-        finally:
-            client.close()
+        """The primary that serves `key`'s slot, as the first node that answers sees it."""
+        for asked in self.nodes:
+            client = asked.client()
+            try:
+                slot = int(client.cluster("keyslot", key))
+                for start, end, primary, *_ in client.cluster("slots"):
+                    if start <= slot <= end:
+                        return next(n for n in self.nodes if n.port == int(primary[1]))
+            except sync_redis.RedisError:
+                continue  # down or hung: ask another
+            finally:
+                client.close()
         raise LookupError(f"no node serves the slot of {key}")
 
     def wait_state(self, state: str, nodes: list[ClusterNode], timeout: float = 30.0) -> None:

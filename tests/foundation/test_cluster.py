@@ -155,3 +155,39 @@ def replica_of(cluster: LocalCluster, primary: ClusterNode) -> ClusterNode:
 async def test_the_cluster_client_is_redis_pys(clean: LocalCluster, tmp_path: Path) -> None:
     async with open_redis(external(clean.url, tmp_path, redis_mode="cluster")) as redis:
         assert isinstance(redis, RedisCluster)
+
+
+async def test_a_primarys_replica_takes_over_and_the_same_client_carries_on(tmp_path: Path) -> None:
+    """SIGKILL the primary that holds the reports: the cluster promotes its replica, and the client
+    the service holds finds it by itself (503s meanwhile, never a lost durable write)."""
+    local = LocalCluster(masters=3, replicas=1, appendonly=True, directory=tmp_path / "failover").start()
+    try:
+        key = "wc:{reports}:index"
+        doomed = local.node_of(key)
+        replica = replica_of(local, doomed)
+        entry = next(n for n in local.nodes if n is not doomed)
+        settings = external(f"redis://127.0.0.1:{entry.port}/0", tmp_path)
+        async with open_redis(settings) as redis:
+            await redis.set(key, "before")
+            await durable(redis, 1, near=key)
+            assert doomed.proc is not None
+            doomed.proc.send_signal(signal.SIGKILL)
+            doomed.proc.wait(10)
+            killed = time.monotonic()
+            refused = 0
+            while True:
+                try:
+                    await redis.set("wc:{reports}:after", "written")
+                    break
+                except Exception as exc:  # noqa: BLE001 - what the service answers 503 for
+                    from channels.cache import redis_away
+
+                    assert redis_away(exc), f"not a clean 'Redis away' error: {exc!r}"
+                    refused += 1
+                    assert time.monotonic() - killed < 30, "no replica took over within 30 s"
+                    await asyncio.sleep(0.2)
+            assert local.node_of(key).port == replica.port, "the replica is the primary now"
+            assert await redis.get(key) == "before", "the durable write survived the failover"
+            assert refused >= 1, "writes were refused while no primary held the slot"
+    finally:
+        local.stop()
