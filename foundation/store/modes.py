@@ -105,14 +105,22 @@ class _PatientReads:
     `timeout` argument would make redis-py return None and leave the late reply on the socket)."""
 
     socket_timeout: float | None
-    _blocks: float | None = 0.0
+    _packed: float | None = 0.0  # how long the command packed last may block
+    _blocks: float | None = 0.0  # how long the command whose reply comes next may block
 
     def pack_command(self, *args: Any) -> Any:
         # Every command is packed before it is sent (`send_command` on one server, a cluster node's
-        # `execute_command`): the one place to see what the next reply may wait for.
+        # `execute_command`): the one place to see what its reply may wait for.
         refuse_if_hung(self)
-        self._blocks = blocking_seconds(args)
+        self._packed = blocking_seconds(args)
         return super().pack_command(*args)  # type: ignore[misc]
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        # A health check may PING (pack, send and read its own reply) before this command goes out:
+        # the wait is taken first, and stands for this command's reply once it is sent.
+        blocks, self._packed = self._packed, 0.0
+        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        self._blocks = blocks
 
     async def read_response(self, *args: Any, **kwargs: Any) -> Any:
         blocks, self._blocks = self._blocks, 0.0
@@ -154,18 +162,27 @@ def _patient_cluster_reads(client: RedisCluster) -> None:
 class _ReconnectOnce(Retry):
     """Retry once, at once, what a broken pooled connection fails: never a hung server. redis-py
     reports a handshake that timed out as a ConnectionError caused by a TimeoutError, and retrying
-    that would make a hung Redis cost two timeouts instead of one."""
+    that would make a hung Redis cost two timeouts instead of one. Not retried, the connection is
+    still dropped (`fail`), as for every failure: the late reply to what timed out may yet arrive on
+    it, and would be read as the answer to the next command."""
 
     async def call_with_retry(
         self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
     ) -> Any:
         def retryable(error: Exception) -> bool:
-            hung = isinstance(error, (RedisTimeoutError, TimeoutError)) or isinstance(
-                error.__cause__, (RedisTimeoutError, TimeoutError)
-            )
-            return not hung and (is_retryable is None or is_retryable(error))
+            return not _timed_out(error) and (is_retryable is None or is_retryable(error))
 
-        return await super().call_with_retry(do, fail, retryable, with_failure_count)
+        try:
+            return await super().call_with_retry(do, fail, retryable, with_failure_count)
+        except RedisConnectionError as error:
+            if _timed_out(error):  # raised before redis-py's own `fail`: drop the connection here
+                await (fail(error, 1) if with_failure_count else fail(error))
+            raise
+
+
+def _timed_out(error: BaseException) -> bool:
+    timeouts = (RedisTimeoutError, TimeoutError)
+    return isinstance(error, timeouts) or isinstance(error.__cause__, timeouts)
 
 
 def _client_options(settings: Settings) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from foundation.settings import Settings, SettingsError
 from foundation.store import keys
 from foundation.store.connection import open_redis, redis_server_binary
 from foundation.store.durable import durable, required_replicas
-from foundation.store.modes import blocking_seconds, secret_fingerprint
+from foundation.store.modes import HUNG_SECONDS, blocking_seconds, connect, secret_fingerprint
 
 MASTER = "warncast-test"
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
@@ -398,3 +398,44 @@ async def test_sentinel_mode_with_passwords(servers: Servers, tmp_path: Path) ->
     with pytest.raises(SettingsError, match="refused the credentials"):
         async with open_redis(settings.with_(redis_password="wrong")):
             pass
+
+
+async def test_a_handshake_that_timed_out_drops_its_connection(tmp_path: Path) -> None:
+    """A server that answers a new connection's handshake too late: the call fails (once, not
+    retried), and its connection is not reused, so the late reply is never read as the answer to
+    the next command."""
+    connections = 0
+
+    async def late_then_prompt(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        late = connections == 1
+        try:
+            while data := await reader.read(65536):
+                replies = data.count(b"\r\n*") + data.startswith(b"*")
+                if late:
+                    await asyncio.sleep(2.0)  # past the 1.5 s timeout
+                body = b"$5\r\nvalue\r\n" if b"GET" in data else b"+OK\r\n" * replies
+                writer.write(body)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_unix_server(late_then_prompt, path=str(tmp_path / "late.sock"))
+    settings = external(f"unix://{tmp_path}/late.sock", tmp_path, redis_timeout=1.5, redis_mode="standalone")
+    try:
+        target = connect(settings, settings.redis_url or "")
+        try:
+            started = time.monotonic()
+            with pytest.raises((RedisConnectionError, RedisTimeoutError)):
+                await target.client.get("key")
+            assert time.monotonic() - started < 2.5, "one timeout, not retried"
+            await asyncio.sleep(HUNG_SECONDS)  # not asked again meanwhile
+            assert await target.client.get("key") == "value", "not the late reply of the first connection"
+        finally:
+            await target.aclose()
+    finally:
+        server.close()
+        await server.wait_closed()
