@@ -23,10 +23,9 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from foundation.store.modes import note_hung, refuse_if_hung
+from foundation.store.modes import closed_under_us, note_hung, refuse_if_hung
 
 Command = tuple[str | bytes | int | float, ...]
 _REROUTES = 3  # MOVED/ASK/TRYAGAIN answers followed per command before giving up (a resharding)
@@ -105,8 +104,8 @@ async def _on_node(node: ClusterNode, commands: list[Command], *, asking: bool) 
     sent = [part for command in commands for part in (("ASKING",), command)] if asking else commands
     try:
         replies = await _round_trip(connection, sent, connection.socket_timeout)
-    except AttributeError as exc:  # see foundation.store.modes.closed_under_us
-        raise RedisConnectionError(f"connection closed while in use ({exc})") from exc
+    except AttributeError as exc:
+        raise closed_under_us(exc) from exc
     finally:
         node.release(connection)
     return replies[1::2] if asking else replies

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,18 +24,13 @@ from typing import IO
 import redis as sync_redis
 
 from foundation.store.connection import redis_server_binary
+from tests.redis_cluster import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WARNCAST = Path(sys.executable).parent / "warncast"  # the installed console script
 ACCOUNT, TOKEN, SENDER = "ACfaults", "faults-secret", "+15550001111"
 SECRET_KEY = "faults-secret-key"  # every process of one deployment shares it
 MASTER_NAME = "warncast"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(what: str, condition, timeout: float, interval: float = 0.05) -> float:  # type: ignore[no-untyped-def]

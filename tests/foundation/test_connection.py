@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -26,19 +25,10 @@ from foundation.store import keys
 from foundation.store.connection import open_redis, redis_server_binary
 from foundation.store.durable import durable, required_replicas
 from foundation.store.modes import HUNG_SECONDS, blocking_seconds, connect, secret_fingerprint
+from tests.redis_cluster import free_port
 
 MASTER = "warncast-test"
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
-
-
-def free_port(below: int = 65536) -> int:
-    """A free port on 127.0.0.1, under `below` (a cluster node also listens on its port + 10000)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port < below:
-            return port
 
 
 @dataclass

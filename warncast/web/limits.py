@@ -115,12 +115,17 @@ class StreamCap:
         held.append(request)
 
     def close(self, ip: str, request: web.Request) -> None:
-        key = bucket_key(ip)
-        held = [r for r in self._open.get(key, ()) if r is not request]
-        if held:
-            self._open[key] = held
-        else:
-            self._open.pop(key, None)
+        forget_stream(self._open, bucket_key(ip), request)
+
+
+def forget_stream(held_by: dict[str, list[web.Request]], key: str, request: web.Request) -> int:
+    """Drop a stream that ended from its address's open streams; how many of them stay open."""
+    held = [r for r in held_by.get(key, ()) if r is not request]
+    if held:
+        held_by[key] = held
+    else:
+        held_by.pop(key, None)
+    return len(held)
 
 
 def bucket_key(ip: str) -> str:

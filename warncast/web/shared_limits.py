@@ -61,6 +61,7 @@ from warncast.web.limits import (
     LIVE_STREAMS,
     PUBLIC_LIMITS,
     bucket_key,
+    forget_stream,
     too_many_streams,
 )
 
@@ -326,12 +327,7 @@ class SharedStreamCap:
 
     def close(self, ip: str, request: web.Request) -> None:
         key = bucket_key(ip)
-        held = [r for r in self._open.get(key, ()) if r is not request]
-        if held:
-            self._open[key] = held
-        else:
-            self._open.pop(key, None)
-        self._publish(key, len(held))
+        self._publish(key, forget_stream(self._open, key, request))
 
     def _publish(self, key: str, mine: int) -> None:
         """Write this process's count for `key` into its row (freeing the row when it is all zero)."""
