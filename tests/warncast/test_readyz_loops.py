@@ -105,6 +105,7 @@ async def test_readyz_names_a_loop_that_keeps_failing_until_it_recovers(aiohttp_
         assert "failing" not in body and body["loops"]["scheduler"]["state"] == "running"
         assert supervisor.health()["scheduler"].last_ok is not None
     finally:
+        await supervisor.stop()  # the loops first: a client closed under its loop makes new connections
         await elsewhere.aclose()
         if server is not None:
             server.terminate()
