@@ -32,8 +32,12 @@ SECRET_FINGERPRINT = f"{PREFIX}:{{deployment}}:secret-fingerprint"
 def durable_mark(near: str) -> str:
     """foundation.store.durable writes this (with a short expiry) and WAITs: a key in the hash slot of
     `near`, so on a cluster it travels the replication stream of the primary that holds `near`."""
-    tag = near[near.index("{") + 1 : near.index("}")] if "{" in near and "}" in near else near
-    return f"{PREFIX}:{{{tag}}}:durable-mark"
+    return f"{PREFIX}:{{{_tag(near)}}}:durable-mark"
+
+
+def _tag(key: str) -> str:
+    """The part of `key` Redis Cluster hashes: between its first braces, else the whole key."""
+    return key[key.index("{") + 1 : key.index("}")] if "{" in key and "}" in key else key
 
 
 # Area registry: one hash code -> JSON, plus a version counter bumped on every load.
@@ -130,6 +134,12 @@ def delivery_state(message_id: str, channel: str, shard: int) -> str:
 
 def delivery_stats(message_id: str) -> str:
     return f"{PREFIX}:{{stats:{message_id}}}"
+
+
+def counted_batches(counts_key: str, run: str) -> str:
+    """The count batches of one segment run already added to `counts_key` (`delivery_count.lua`): in
+    that key's hash slot, so the script that adds a batch once touches one slot."""
+    return f"{PREFIX}:{{{_tag(counts_key)}}}:counted:{run}"
 
 
 def thread_recipients(thread_id: str, channel: str, shard: int) -> str:

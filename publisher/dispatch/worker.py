@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 # (and then a few messages are sent twice, never lost).
 HEARTBEAT_SECONDS = 5
 STATE_WRITE_SECONDS = 0.2  # how often a segment run writes what it has sent so far
+# How long Redis remembers which count batches of a segment run it has added: a batch whose reply was
+# lost (Redis took it, then failed) is sent again when Redis is back, and must not count twice.
+COUNTED_SECONDS = 24 * 3600
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -54,6 +57,8 @@ V = TypeVar("V")
 CLAIM = script("delivery_claim")
 # Give back claims still held under this mark (sends that never completed): HDEL where unchanged.
 RELEASE = script("delivery_release")
+# Add a batch of counts to the statistics once, however often it is written.
+COUNT = script("delivery_count")
 
 
 def now_ms() -> int:
@@ -77,10 +82,13 @@ async def _shared(cache: dict[K, asyncio.Future[V]], key: K, load: Callable[[], 
 
 @dataclass
 class Outcome:
-    """What one segment did, written back to Redis in one pipeline."""
+    """What one segment did, written back to Redis in one pipeline (and its counts in `batches`)."""
 
     states: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
     stats: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Counts on their way to Redis, each batch with its id: a batch that may have been added (its
+    # write failed) is sent again under the same id, and Redis adds it only once (`delivery_count`).
+    batches: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     recipients: list[str] = field(default_factory=list)
     retries: list[tuple[str, float]] = field(default_factory=list)
     dead: list[str] = field(default_factory=list)
@@ -94,12 +102,20 @@ class Outcome:
         vars(self).update(vars(Outcome()))
         return taken
 
+    def seal(self) -> None:
+        """The counts so far become a batch of their own, with an id it keeps until it is written."""
+        counts = {name: value for name, value in self.stats.items() if value}
+        if counts:
+            self.batches.append((uuid.uuid4().hex[:12], counts))
+        self.stats = defaultdict(int)
+
     def merge(self, earlier: Outcome) -> None:
         """Take back an earlier take that could not be written: it goes with what follows."""
         for key, states in earlier.states.items():
             self.states[key] = {**states, **self.states.get(key, {})}
         for name, value in earlier.stats.items():
             self.stats[name] += value
+        self.batches[:0] = earlier.batches
         self.recipients[:0] = earlier.recipients
         self.retries[:0] = earlier.retries
         self.dead[:0] = earlier.dead
@@ -195,7 +211,7 @@ class Worker:
         return written
 
     async def _write(self, run: Unwritten) -> None:
-        await self._record(run.segment, run.message, run.outcome, final=False)
+        await self._record(run.segment, run.message, run.outcome, run.mark, final=False)
         run.outcome = Outcome()  # written: never counted twice
         by_key: dict[str, list[str]] = defaultdict(list)
         for address in run.claimed:
@@ -269,9 +285,11 @@ class Worker:
         mark = f"sending|{self.id}|{uuid.uuid4().hex[:12]}"
         self._active_marks.add(mark)
         outcome = Outcome()
-        claimed: list[str] = []
+        # Until the claims' replies are in, any of them may be ours: a failure gives back all of them
+        # (only those still under this run's mark are released).
+        claimed = [s.address for s in eligible]
         try:
-            claimed = await self._claim(segment, [s.address for s in eligible], mark)
+            claimed = await self._claim(segment, claimed, mark)
             by_address = {s.address: s for s in eligible}
             todo = iter(claimed)
             halt = asyncio.Event()  # Redis failed: no lane starts another send
@@ -291,8 +309,8 @@ class Worker:
 
             lanes = min(len(claimed), lanes or self.settings.dispatch_concurrency)
             senders = [asyncio.create_task(lane()) for _ in range(lanes)]
-            await self._record_while(senders, halt, recorded, segment, message, outcome)
-            await self._record(segment, message, outcome)
+            await self._record_while(senders, halt, recorded, segment, message, outcome, mark)
+            await self._record(segment, message, outcome, mark)
         except BaseException:  # the watchdog gave up, or Redis failed: keep what was done, free the rest
             await self._give_back(segment, message, outcome, mark, claimed)
             raise
@@ -307,6 +325,7 @@ class Worker:
         segment: Segment,
         message: Message,
         outcome: Outcome,
+        mark: str,
     ) -> None:
         """Write what is done every STATE_WRITE_SECONDS until the lanes end: if this worker dies, the
         worker that takes over resends at most the sends of the last interval, not the whole segment's.
@@ -326,7 +345,7 @@ class Worker:
                     if pending and not halt.is_set() and (so_far := outcome.take()).stats:  # every send counts
                         recorded.clear()
                         try:
-                            await self._record(segment, message, so_far, final=False)
+                            await self._record(segment, message, so_far, mark, final=False)
                         except NotReplicated:
                             raise  # written (never twice: the counts would be too), not yet safe: stop
                         except BaseException:
@@ -527,8 +546,11 @@ class Worker:
         out.retries.append((job, time.time() + self.retry.delay(attempt, retry_after)))
         out.stats[f"{ch}.retrying"] += 1
 
-    async def _record(self, segment: Segment, message: Message, out: Outcome, *, final: bool = True) -> None:
-        """Write back what `out` holds; `final`: the segment is done (its retry is no longer pending)."""
+    async def _record(self, segment: Segment, message: Message, out: Outcome, mark: str, *, final: bool = True) -> None:
+        """Write back what `out` holds for the segment run `mark`; `final`: the segment is done (its
+        retry is no longer pending). Everything but the counts can be written twice unchanged; the
+        counts go as batches Redis adds once each (`_count`), so a write whose reply was lost and
+        that is made again after a failure counts nothing twice."""
         ch = segment.channel
         stats_key = keys.delivery_stats(segment.message_id)
         keep = await keep_seconds_of(self.ctx, message.thread)  # while the warning is in force, and the retention
@@ -538,11 +560,7 @@ class Worker:
                 pipe.expire(state_key, keep)
             if final and segment.attempt > 0 and not segment.recheck:
                 out.stats[f"{ch}.retrying"] -= 1  # this recipient was counted as retrying
-            for name, value in out.stats.items():
-                if value:
-                    pipe.hincrby(stats_key, name, value)
-                    if not name.endswith(".retrying"):
-                        pipe.hincrby(keys.DELIVERY_TOTALS, name, value)
+            out.seal()
             if out.first_ms:
                 pipe.hsetnx(stats_key, f"{ch}.first_at", out.first_ms)
                 pipe.hset(stats_key, f"{ch}.last_at", out.last_ms)  # approximately the latest
@@ -558,9 +576,25 @@ class Worker:
             if out.dead:
                 pipe.lpush(keys.DISPATCH_DEAD, *[json.dumps({**json.loads(j), "at": now_ms()}) for j in out.dead])
             await pipe.execute()
+        await self._count(out, mark, stats_key, keep)
         await self._replicated(out)
         for address in out.unsubscribe:
             await self.ctx.subscribers.stop(ch, address)
+
+    async def _count(self, out: Outcome, mark: str, stats_key: str, keep: int) -> None:
+        """Add the outcome's count batches to the warning's statistics and the deployment's totals
+        (those leave out `retrying`, a state, not an event), each batch once: one round trip (per node)."""
+        run = mark.rsplit("|", 1)[-1]
+        calls: list[tuple[list[str], list[object]]] = []
+        for batch, counts in out.batches:
+            totals = {name: value for name, value in counts.items() if not name.endswith(".retrying")}
+            for key, added, ttl in ((stats_key, counts, keep), (keys.DELIVERY_TOTALS, totals, 0)):
+                if added:
+                    pairs = [part for name, value in added.items() for part in (name, value)]
+                    calls.append(([key, keys.counted_batches(key, run)], [batch, COUNTED_SECONDS, ttl, *pairs]))
+        if calls:
+            await COUNT.many(self.redis, calls)
+        out.batches.clear()
 
     async def _replicated(self, out: Outcome) -> None:
         """Sends on record are on the replicas too before more go out: a failover may lose writes the

@@ -163,7 +163,17 @@ async def test_a_fan_out_that_loses_redis_stops_at_once_and_completes_once_it_is
             pending = (await redis.xpending(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP))["pending"]
             return int(stats.get("sms.sent", 0)) == len(twilio.messages) and not pending
 
-        await until("the fan-out completes", completed, within=25)
+        try:
+            await until("the fan-out completes", completed, within=25)
+        except AssertionError:  # say where it stopped
+            missing = set(phones) - set(twilio.counts)
+            stats = await redis.hgetall(keys.delivery_stats(message.id))
+            pending = await redis.xpending(keys.DISPATCH_QUEUE, keys.DISPATCH_GROUP)
+            retries = await redis.zrange(keys.DISPATCH_RETRY, 0, 2, withscores=True)
+            raise AssertionError(
+                f"the fan-out did not complete: {len(missing)} never sent, sms.sent {stats.get('sms.sent')} "
+                f"for {len(twilio.messages)} accepted, pending {pending}, first retries {retries}"
+            ) from None
         await asyncio.sleep(0.3)  # nothing more goes out
         counts = Counter(m.to for m in twilio.messages)
         duplicates = sum(n - 1 for n in counts.values())

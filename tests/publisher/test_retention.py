@@ -38,6 +38,7 @@ SHORT_LIVED = {
     keys.worker_heartbeat.__name__,
     "READY_PROBE",
     "durable_mark",
+    keys.counted_batches.__name__,
 }
 DELIVERY = {
     keys.plan.__name__,
@@ -134,6 +135,7 @@ async def test_nothing_of_a_warning_outlives_its_retention(client, services, sta
     for key, (family, ttl) in found.items():
         if family in SHORT_LIVED:
             assert ttl > 0, key
+            continue
         if not any(i in key for i in ids):
             continue
         families.add(family)
