@@ -144,6 +144,9 @@ def settings(redis_socket: str, tmp_path: Path) -> Settings:
         run_workers=False,  # tests drive workers in burst mode (Worker.run_once)
         password_memory_kib=8192,  # the minimum we allow: fast tests, same algorithm
         public_url="http://warncast.test",
+        # A loaded 2-core machine can stall a cluster node past the 2 s default; the tests of a hung
+        # Redis set their own timeout.
+        redis_timeout=5.0,
     )
 
 
