@@ -19,10 +19,11 @@ run: $(STAMP)
 	$(BIN)/warncast admin load-demo
 	$(BIN)/warncast serve
 
-# Debian's chromium for the browser tests (root on CI machines; skipped when present).
+# Debian's chromium for the browser tests, and xmlsec1, the second verifier of our CAP signatures
+# (root on CI machines; skipped when present).
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && command -v xmlsec1 >/dev/null 2>&1 || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei xmlsec1 >/dev/null; }
 
 # Lint first: a backward import or a type error fails the run before any test starts.
 test: lint browser
@@ -49,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fanout.py --cluster
 	$(BIN)/python benchmarks/fanout.py --serve
 	$(BIN)/python benchmarks/feeds.py
+	$(BIN)/python benchmarks/cap_signing.py
 	$(BIN)/python benchmarks/intake.py --cluster
 	$(BIN)/python benchmarks/intake.py --processes 2 --fsync always --requests 5000 --rounds 5
 	$(BIN)/python benchmarks/subscribers.py

@@ -13,6 +13,7 @@ from foundation.access.audit import AuditLog
 from foundation.areas.registry import AreaRegistry
 from foundation.i18n import Catalogs
 from foundation.settings import Settings
+from foundation.xml_signature import Signer
 from publisher.subscribers import Subscribers
 from publisher.workflow import Warnings
 
@@ -28,6 +29,7 @@ class ChannelContext:
     warnings: Warnings  # the published record that feeds, screens and partners read
     audit: AuditLog  # inbound webhooks record what residents asked for
     reports: ReportDesk  # channels that take citizen reports (SMS, Telegram) hand them to the desk
+    cap_signer: Signer | None = None  # partners receive CAP signed as the public feed serves it
 
     def now(self) -> datetime:
         """The process's clock (the one the workflow publishes by, injected in tests), in the city's

@@ -11,11 +11,15 @@ resolve no entities and fetch nothing.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 import math
+import os
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -26,6 +30,9 @@ from foundation.i18n import N_
 from foundation.store import keys
 from foundation.store.scripts import script
 from foundation.store.streams import as_fields, decoded
+from foundation.xml_signature import split_certificates, verify
+
+log = logging.getLogger(__name__)
 
 MAX_READINGS = 1000
 MAX_CAP_BYTES = 256 * 1024
@@ -129,8 +136,12 @@ def _reading(
     return clean, errors
 
 
-def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
-    """The queue item for a CAP 1.1/1.2 alert; ValidationFailed names what is wrong."""
+def parse_cap_alert(
+    raw: bytes, registry: Any, trusted: list[bytes] | None = None, require_signed: bool = False
+) -> dict[str, str]:
+    """The queue item for a CAP 1.1/1.2 alert; ValidationFailed names what is wrong. Its `signature`
+    says whether a `trusted` certificate signed it (valid), it is signed otherwise or altered
+    (invalid), or it is not signed; with `require_signed` only a valid one is taken."""
 
     def fail(code: str, message: str, **params: object) -> ValidationFailed:
         return ValidationFailed([FieldError("body", code, message, params)])
@@ -150,6 +161,12 @@ def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
     namespace = etree.QName(root).namespace
     if etree.QName(root).localname != "alert" or namespace not in CAP_NS:
         raise fail("not_cap", N_("The body is not a CAP 1.2 alert."))
+
+    signature = verify(root, trusted or [])
+    if require_signed and signature != "valid":
+        if signature == "unsigned":
+            raise fail("unsigned", N_("Only signed alerts are accepted: this one carries no XML signature."))
+        raise fail("bad_signature", N_("The alert's signature does not verify against a trusted certificate."))
 
     def text(parent: Any, name: str) -> str:
         found = parent.find(f"{{{namespace}}}{name}")
@@ -175,6 +192,7 @@ def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
         "area": "",
         "lat": "",
         "lon": "",
+        "signature": signature,
     }
     if info is not None:
         item.update(event=text(info, "event"), severity=text(info, "severity"), urgency=text(info, "urgency"))
@@ -188,8 +206,28 @@ def parse_cap_alert(raw: bytes, registry: Any) -> dict[str, str]:
     return item
 
 
+def trusted_certificates(path: str) -> list[bytes]:
+    """The certificates upstream CAP is verified against (`WARNCAST_CAP_TRUSTED_CERTS`, a PEM bundle),
+    read again when the file changes."""
+    if not path:
+        return []
+    try:
+        return _read_bundle(path, os.stat(path).st_mtime_ns)
+    except OSError as exc:
+        log.error("WARNCAST_CAP_TRUSTED_CERTS: cannot read %s (%s): upstream alerts count as not verified", path, exc)
+        return []
+
+
+@functools.lru_cache(maxsize=4)
+def _read_bundle(path: str, _mtime: int) -> list[bytes]:
+    return split_certificates(Path(path).read_bytes())
+
+
 async def ingest_cap_alert(desk: ReportDesk, raw: bytes) -> dict[str, str]:
-    item = parse_cap_alert(raw, desk.registry)
+    settings = desk.settings
+    item = parse_cap_alert(
+        raw, desk.registry, trusted_certificates(settings.cap_trusted_certs), settings.cap_require_signed
+    )
     item["at"] = desk.now().isoformat()
     entry_id = decoded(await desk.redis.xadd(keys.MONITORING_QUEUE, as_fields(item)))
     return {"id": entry_id, **item}

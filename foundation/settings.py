@@ -42,6 +42,12 @@ class Settings:
     sender: str = "warncast@lanjiang.example"
     sender_name: str = "澜江市预警信息发布中心 / Lanjiang Warning Release Centre"
     id_prefix: str = "99010000000100"
+    # XML signatures of CAP: our key (files; empty: generated into the data dir), and upstream CAP's
+    # trusted certificates (a PEM bundle) with whether unsigned or badly signed alerts are refused.
+    cap_signing_key: str = ""
+    cap_signing_cert: str = ""
+    cap_trusted_certs: str = ""
+    cap_require_signed: bool = False
     languages: tuple[str, ...] = ("zh-CN", "en")
     session_hours: int = 8
     password_memory_kib: int = 65536  # Argon2id memory cost
@@ -136,6 +142,10 @@ class Settings:
             sender=sender,
             sender_name=env.get("WARNCAST_SENDER_NAME", cls.sender_name),
             id_prefix=id_prefix,
+            cap_signing_key=env.get("WARNCAST_CAP_SIGNING_KEY", ""),
+            cap_signing_cert=env.get("WARNCAST_CAP_SIGNING_CERT", ""),
+            cap_trusted_certs=env.get("WARNCAST_CAP_TRUSTED_CERTS", ""),
+            cap_require_signed=_choice(env, "WARNCAST_CAP_REQUIRE_SIGNED", ("no", "yes")) == "yes",
             session_hours=_int(env, "WARNCAST_SESSION_HOURS", 8, 1, 24 * 7),
             password_memory_kib=_int(env, "WARNCAST_PASSWORD_MEMORY_KIB", 65536, 8192, 4 * 1024 * 1024),
             log_json=env.get("WARNCAST_LOG_FORMAT", "json") != "text",

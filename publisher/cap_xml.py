@@ -14,6 +14,7 @@ from lxml import etree
 from foundation.areas.registry import AreaRegistry
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
+from foundation.xml_signature import Signer
 from publisher.model import Message
 from publisher.taxonomy import EVENTS, GRADE_LEVEL, GRADE_SEVERITY
 
@@ -47,8 +48,15 @@ def _pair(parent: etree._Element, tag: str, name: str, value: str) -> None:
 
 
 def render_cap(
-    message: Message, *, references: Iterable[Message], registry: AreaRegistry, settings: Settings, catalogs: Catalogs
+    message: Message,
+    *,
+    references: Iterable[Message],
+    registry: AreaRegistry,
+    settings: Settings,
+    catalogs: Catalogs,
+    signer: Signer | None = None,
 ) -> bytes:
+    """The message's CAP, signed (an enveloped XML signature, last in `alert`) when `signer` is given."""
     content = message.content
     sent = datetime.fromisoformat(message.sent) if message.sent else None
     if sent is None:
@@ -116,4 +124,5 @@ def render_cap(
             block = _sub(info, "area")
             _sub(block, "areaDesc", t(N_("Drawn circle")))
             _sub(block, "circle", f"{circle.lat},{circle.lon} {circle.radius_km}")
-    return etree.tostring(alert, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    document = etree.tostring(alert, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+    return signer.sign(document) if signer is not None else document

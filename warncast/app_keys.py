@@ -17,6 +17,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.i18n import Catalogs
 from foundation.settings import Settings
 from foundation.supervisor import Supervisor
+from foundation.xml_signature import Signer
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
 from publisher.policy import ChannelPolicy
@@ -40,6 +41,7 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 REPORTS = web.AppKey("reports", ReportDesk)
 DISPATCH = web.AppKey("dispatch", DispatchContext)
 CHANNELS = web.AppKey("channels", dict[str, Channel])
+CAP_SIGNER = web.AppKey("cap_signer", Signer)
 
 
 def install(app: web.Application, services: Services) -> None:
@@ -57,3 +59,4 @@ def install(app: web.Application, services: Services) -> None:
     app[REPORTS] = services.reports
     app[DISPATCH] = services.dispatch
     app[CHANNELS] = services.channels
+    app[CAP_SIGNER] = services.cap_signer

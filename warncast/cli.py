@@ -23,6 +23,7 @@ from foundation.settings import Settings, SettingsError, parse_processes
 from foundation.store.connection import open_redis
 from foundation.store.inventory import SAMPLE, render_text, take_inventory
 from foundation.supervisor import Supervisor
+from publisher import cap_signing
 from publisher.dispatch.runner import dispatch_loops
 from publisher.scheduler import scheduler_loop
 from publisher.subscriber_import import import_subscribers
@@ -70,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     stats = admin.add_parser("stats", help="keys and memory per key family, to size Redis")
     stats.add_argument("--json", action="store_true", help="one JSON object, for machines")
     stats.add_argument("--sample", type=int, default=SAMPLE, help="keys per family whose memory is measured")
+    admin.add_parser("rotate-cap-key", help="sign CAP with a new generated key (the old certificate stays published)")
     args = parser.parse_args(argv)
 
     try:
@@ -91,10 +93,20 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(settings, args.child)
         if args.command == "worker":
             return loops.run(_worker(settings))
+        if args.admin == "rotate-cap-key":  # files only, no Redis
+            return _rotate_cap_key(settings)
         return asyncio.run(_admin(settings, args))
     except SettingsError as exc:  # found on connecting: a Redis Cluster, another deployment's secret key
         print(f"warncast: configuration error: {exc}", file=sys.stderr)
         return 2
+
+
+def _rotate_cap_key(settings: Settings) -> int:
+    new, old = cap_signing.rotate(settings)
+    if old is not None:
+        print(f"retired certificate {old.fingerprint} (still published at /cap/certificates.pem)")
+    print(f"new CAP signing certificate {new.fingerprint}; running processes sign with it once restarted")
+    return 0
 
 
 def _processes_argument(value: str) -> int:

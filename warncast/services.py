@@ -22,6 +22,8 @@ from foundation.i18n import Catalogs
 from foundation.settings import Settings
 from foundation.store.durable import required_replicas
 from foundation.templating import build_environment
+from foundation.xml_signature import Signer
+from publisher.cap_signing import cap_signer
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
 from publisher.policy import ChannelPolicy
@@ -46,6 +48,7 @@ class Services:
     reports: ReportDesk
     dispatch: DispatchContext
     channel_context: ChannelContext
+    cap_signer: Signer  # the key published CAP is signed with
 
     @property
     def channels(self) -> dict[str, Channel]:
@@ -64,6 +67,7 @@ class Services:
         policy = ChannelPolicy(redis)
         env = build_environment(names=template_names())
         reports = ReportDesk(settings, redis, registry, catalogs, audit, build_environment(enable_async=False), clock)
+        signer = cap_signer(settings)
         return cls(
             settings=settings,
             redis=redis,
@@ -78,8 +82,9 @@ class Services:
             reports=reports,
             dispatch=DispatchContext(settings, redis, registry, warnings, subscribers, policy),
             channel_context=ChannelContext(
-                settings, redis, env, catalogs, registry, subscribers, warnings, audit, reports
+                settings, redis, env, catalogs, registry, subscribers, warnings, audit, reports, signer
             ),
+            cap_signer=signer,
         )
 
     async def start_channels(self) -> None:

@@ -4,7 +4,7 @@ Each entry is one published CAP message: its id and alternate link are the CAP d
 (`type="application/cap+xml"`), and it carries in the CAP namespace the fields a reader needs to
 decide whether to fetch it (identifier, sent, status, msgType, event, urgency, severity, certainty,
 effective, expires, areaDesc, polygon, circle, geocode), as NWS does "to reduce the need to query
-the complete CAP message".
+the complete CAP message". The feed links the certificates the messages are signed with.
 """
 
 from __future__ import annotations
@@ -63,6 +63,13 @@ def cap_index(
     def build(entries: list[Message]) -> bytes:
         fg = new_feed(settings, title=title, tag=query.tag, self_url=self_url, updated=newest(entries), kind=ATOM)
         fg.register_extension("cap", CapFeedExtension, CapEntryExtension, atom=True, rss=False)
+        # Each message is signed; the certificates to verify them with (each signature carries its own).
+        fg.link(
+            href=f"{settings.public_url}/cap/certificates.pem",
+            rel="related",
+            type="application/x-pem-file",
+            title=catalogs.text(locale, N_("Certificates of the CAP signatures")),
+        )
         for message in entries:
             add_cap_entry(fg.add_entry(order="append"), message, query.tag, registry, settings, catalogs)
         return fg.atom_str(pretty=True)

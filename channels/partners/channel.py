@@ -141,6 +141,7 @@ class PartnerChannel:
                 registry=ctx.registry,
                 settings=ctx.settings,
                 catalogs=ctx.catalogs,
+                signer=ctx.cap_signer,
             ).decode()
             return PartnerRendition(text=body, content_type=CONTENT_TYPES["cap"], event=event)
         data = message_json(message, registry=ctx.registry, settings=ctx.settings, staff=False)

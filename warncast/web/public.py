@@ -25,7 +25,7 @@ from foundation.store import keys
 from publisher.cap_xml import render_cap
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import EVENTS, GRADE_COLOUR, GRADES
-from warncast.app_keys import AREAS, CATALOGS, REDIS, SETTINGS, SUPERVISOR, WARNINGS
+from warncast.app_keys import AREAS, CAP_SIGNER, CATALOGS, REDIS, SETTINGS, SUPERVISOR, WARNINGS
 from warncast.web.conditional import STALE_HEADERS, respond
 from warncast.web.live import outlets
 from warncast.web.pages import page
@@ -157,11 +157,24 @@ async def _cap(request: web.Request, message_id: str) -> Rendering:
             registry=request.app[AREAS],
             settings=request.app[SETTINGS],
             catalogs=request.app[CATALOGS],
+            signer=request.app[CAP_SIGNER],
         )
         sent = datetime.fromisoformat(message.sent) if message.sent else None
         return Rendering(body, "application/cap+xml; charset=utf-8", last_modified=sent)
 
     return await outlets(request).cache.get(("cap", message_id), request.app[AREAS].version, 0.0, render)
+
+
+@routes.get("/cap/certificates.pem")
+async def cap_certificates(request: web.Request) -> web.Response:
+    """Every certificate published CAP may be signed with, the current one first: what a partner
+    verifies our signatures against (each signature also carries its certificate)."""
+    body = b"".join(request.app[CAP_SIGNER].certificates)
+    return web.Response(
+        body=body,
+        content_type="application/x-pem-file",
+        headers={"Cache-Control": "public, max-age=3600", "Content-Disposition": 'inline; filename="warncast-cap.pem"'},
+    )
 
 
 @routes.get("/lang/{code}")
