@@ -5,8 +5,10 @@ deployment configures its own; retired certificates stay published so old messag
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -144,28 +146,46 @@ def _split(pem: bytes, path: Path) -> SigningKey:
 
 class Signer:
     """Signs whole documents with one key; the signature goes last in the root element, with the
-    certificate in its KeyInfo."""
+    certificate in its KeyInfo. The key comes from `source` on first use (a process that never
+    renders CAP never makes or reads one): the key and the older certificates to keep published."""
 
-    def __init__(self, key: SigningKey, published: list[bytes] | None = None) -> None:
-        self.key = key
-        self.certificates = [key.cert_pem, *(published or [])]  # the current one first
+    def __init__(self, source: Callable[[], tuple[SigningKey, list[bytes]]]) -> None:
+        self._source = source
         self._signer = XMLSigner(
             signature_algorithm=SignatureMethod.RSA_SHA256,
             digest_algorithm=DigestAlgorithm.SHA256,
             c14n_algorithm=EXC_C14N,
         )
         self._signer.namespaces = {"ds": DSIG_NS}
-        # Parsed once: loading an RSA key from PEM checks it, some 40 ms, more than the signing.
-        loaded = serialization.load_pem_private_key(key.key_pem, password=None)
-        if not isinstance(loaded, rsa.RSAPrivateKey):
+
+    @classmethod
+    def of(cls, key: SigningKey, published: list[bytes] | None = None) -> Signer:
+        return cls(lambda: (key, list(published or [])))
+
+    @functools.cached_property
+    def _loaded(self) -> tuple[SigningKey, list[bytes], rsa.RSAPrivateKey, list[x509.Certificate]]:
+        key, published = self._source()
+        # Parsed once, without the RSA consistency check (some 40 ms): the key was generated here, or
+        # checked by `load_key`.
+        parsed = serialization.load_pem_private_key(key.key_pem, password=None, unsafe_skip_rsa_key_validation=True)
+        if not isinstance(parsed, rsa.RSAPrivateKey):
             raise SigningKeyError("the CAP signing key must be an RSA key")
-        self._key = loaded
-        self._chain = [x509.load_pem_x509_certificate(key.cert_pem)]
+        return key, published, parsed, [x509.load_pem_x509_certificate(key.cert_pem)]
+
+    @property
+    def key(self) -> SigningKey:
+        return self._loaded[0]
+
+    @property
+    def certificates(self) -> list[bytes]:
+        """Every certificate to publish, the current one first."""
+        return [self._loaded[0].cert_pem, *self._loaded[1]]
 
     def sign(self, document: bytes) -> bytes:
         """`document` with its signature; whitespace is kept as it is (it is signed too)."""
+        _, _, key, chain = self._loaded
         root = etree.fromstring(document, etree.XMLParser(remove_blank_text=False, resolve_entities=False))
-        signed = self._signer.sign(root, key=self._key, cert=self._chain)
+        signed = self._signer.sign(root, key=key, cert=chain)
         return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 

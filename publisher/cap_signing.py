@@ -16,18 +16,20 @@ def key_store(settings: Settings) -> KeyStore:
 
 
 def cap_signer(settings: Settings) -> Signer:
-    """The signer of this deployment's CAP; SettingsError (a configuration error: the process does
-    not start) when the configured files cannot be used."""
-    try:
-        if settings.cap_signing_key or settings.cap_signing_cert:
-            if not (settings.cap_signing_key and settings.cap_signing_cert):
-                raise SigningKeyError("set both WARNCAST_CAP_SIGNING_KEY and WARNCAST_CAP_SIGNING_CERT, or neither")
-            key, older = load_key(Path(settings.cap_signing_key), Path(settings.cap_signing_cert))
-            return Signer(key, older)
+    """The signer of this deployment's CAP. Configured files are read now: SettingsError (the process
+    does not start) when they cannot be used. A generated key is made or read when first needed."""
+    if not (settings.cap_signing_key or settings.cap_signing_cert):
         store = key_store(settings)
-        return Signer(store.load_or_create(settings.sender, settings.sender_name), store.retired_certificates())
+        return Signer(
+            lambda: (store.load_or_create(settings.sender, settings.sender_name), store.retired_certificates())
+        )
+    try:
+        if not (settings.cap_signing_key and settings.cap_signing_cert):
+            raise SigningKeyError("set both WARNCAST_CAP_SIGNING_KEY and WARNCAST_CAP_SIGNING_CERT, or neither")
+        key, older = load_key(Path(settings.cap_signing_key), Path(settings.cap_signing_cert))
     except SigningKeyError as exc:
         raise SettingsError(f"CAP signing key: {exc}") from None
+    return Signer.of(key, older)
 
 
 def rotate(settings: Settings) -> tuple[SigningKey, SigningKey | None]:

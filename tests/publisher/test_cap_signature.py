@@ -126,10 +126,10 @@ def test_a_configured_key_is_used_and_a_wrong_pair_is_refused(settings, tmp_path
 
 
 def upstream_alerts() -> dict[str, bytes]:
-    signed = Signer(UPSTREAM).sign(CAP.encode())
+    signed = Signer.of(UPSTREAM).sign(CAP.encode())
     return {
         "valid": signed,
-        "stranger": Signer(STRANGER).sign(CAP.replace("UP-2025-0001", "UP-2025-0002").encode()),
+        "stranger": Signer.of(STRANGER).sign(CAP.replace("UP-2025-0001", "UP-2025-0002").encode()),
         "altered": signed.replace(b"UP-2025-0001", b"UP-2025-0003"),
         "unsigned": CAP.replace("UP-2025-0001", "UP-2025-0004").encode(),
     }
