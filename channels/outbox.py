@@ -21,7 +21,7 @@ class OutboxTransport:
         self.key = keys.outbox(channel)
         self.keep_ms = keep_days * 86_400_000
 
-    async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
+    async def send(self, address: str, rendition: Rendition, *, reference: str, reply_to: str = "") -> SendResult:
         entry_id = await self.redis.xadd(
             self.key,
             {
@@ -30,6 +30,7 @@ class OutboxTransport:
                 "reference": reference,
                 "units": str(rendition.units),
                 "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                **({"reply_to": reply_to} if reply_to else {}),
             },
             minid=str(int(time.time() * 1000) - self.keep_ms),  # entries older than the retention go
             approximate=False,

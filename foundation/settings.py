@@ -68,6 +68,7 @@ class Settings:
     dispatch_concurrency: int = 64  # sends in flight per worker
     provider_timeout: float = 10.0  # seconds for one provider API call
     dispatch_max_attempts: int = 5
+    thread_messages_per_hour: int = 4  # at most this many messages of one warning per recipient an hour
     dispatch_backoff: float = 2.0  # seconds; doubles per attempt, with jitter
     dispatch_reclaim_after: float = 10.0  # seconds a segment may sit unacknowledged by a dead worker
     # Days a warning's delivery records (per-recipient state, recipients, stats, dead letters, outbox)
@@ -162,6 +163,7 @@ class Settings:
             telegram_rate=_float(env, "WARNCAST_TELEGRAM_RATE", 30.0),
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
+            thread_messages_per_hour=_int(env, "WARNCAST_THREAD_MESSAGES_PER_HOUR", 4, 1, 60),
             dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 10.0),
             delivery_retention_days=_int(env, "WARNCAST_DELIVERY_RETENTION_DAYS", 7, 1, 366),
             provider_timeout=_float(env, "WARNCAST_PROVIDER_TIMEOUT", 10.0),

@@ -3,6 +3,7 @@ webhooks, subscribers, and running the planner and workers in burst mode."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from twilio.request_validator import RequestValidator
@@ -60,7 +61,8 @@ async def drain(
     for _ in range(rounds):
         planned = await planner.run_once()
         sent = sum(await asyncio.gather(*(w.run_once() for w in workers)))
-        waiting = await services.redis.zcard(keys.DISPATCH_RETRY)
+        # Retries due soon are waited for; one due much later (waiting for room in the hour) is not.
+        waiting = await services.redis.zcount(keys.DISPATCH_RETRY, "-inf", time.time() + 5)
         if not planned and not sent and not waiting:
             return
         if not planned and not sent:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import Bot
+from telegram import Bot, ReplyParameters
 from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import Application
@@ -26,6 +26,7 @@ from publisher.wording import render_template, word
 
 class TelegramChannel:
     name = "telegram"
+    threads_replies = True  # an update answers the first message of its warning in the chat
     subscriber_channel = True
     max_units = 1
     per_address_interval_ms: int | None = 1000  # Telegram allows about one message a second into one chat
@@ -70,14 +71,23 @@ class TelegramChannel:
     async def lookup(self, addresses: list[str]) -> list[Subscriber | None]:
         return await self.ctx.subscribers.get_many(self.name, addresses)
 
-    async def send(self, address: str, rendition: Rendition, *, reference: str) -> SendResult:
+    async def send(self, address: str, rendition: Rendition, *, reference: str, reply_to: str = "") -> SendResult:
+        """`reply_to`: the first message of the warning's thread in this chat, which an update
+        answers (a message that is gone no longer matters: it is sent on its own then)."""
         if self.outbox_mode:
-            return await self.outbox.send(address, rendition, reference=reference)
+            return await self.outbox.send(address, rendition, reference=reference, reply_to=reply_to)
         if self.bot is None:
             raise TemporaryError("Telegram channel not started yet")
+        reply = (
+            ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True) if reply_to.isdigit() else None
+        )
         try:
             sent = await self.bot.send_message(
-                chat_id=int(address), text=rendition.text, parse_mode=rendition.parse_mode, link_preview_options=None
+                chat_id=int(address),
+                text=rendition.text,
+                parse_mode=rendition.parse_mode,
+                link_preview_options=None,
+                reply_parameters=reply,
             )
         except TelegramError as exc:
             raise classify(exc) from exc

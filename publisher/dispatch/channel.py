@@ -60,6 +60,15 @@ class SendResult:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+class RepliesInThreads(Protocol):
+    """A channel that can send a warning's update as a reply to the first message of its thread the
+    recipient received (Telegram): it says so with `threads_replies = True`."""
+
+    threads_replies: bool
+
+    async def send(self, address: str, rendition: Rendition, *, reference: str, reply_to: str = "") -> SendResult: ...
+
+
 class Transport(Protocol):
     """How a channel hands one message to its provider (the real client, or the outbox)."""
 

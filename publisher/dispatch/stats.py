@@ -9,7 +9,7 @@ from foundation.store import keys
 from publisher.dispatch.context import DispatchContext
 from publisher.policy import PUSH_CHANNELS
 
-COUNTS = ("planned", "sent", "delivered", "failed", "retrying", "dead")
+COUNTS = ("planned", "sent", "delivered", "failed", "retrying", "dead", "skipped")
 COUNT_NAMES = {  # column headings in the console
     "planned": N_("planned"),
     "sent": N_("sent"),
@@ -17,6 +17,7 @@ COUNT_NAMES = {  # column headings in the console
     "failed": N_("failed"),
     "retrying": N_("retrying"),
     "dead": N_("dead"),
+    "skipped": N_("skipped"),  # by the fatigue rules (publisher/dispatch/fatigue.py)
 }
 
 
@@ -29,6 +30,6 @@ async def delivery_stats(ctx: DispatchContext, plan_id: str) -> dict[str, Any]:
         first, last = int(raw.get(f"{channel}.first_at", 0)), int(raw.get(f"{channel}.last_at", 0))
         row["seconds_to_first"] = round((first - published) / 1000, 3) if first and published else None
         row["seconds_to_last"] = round((last - published) / 1000, 3) if last and published else None
-        row["pending"] = max(0, row["planned"] - row["sent"] - row["failed"] - row["dead"])
+        row["pending"] = max(0, row["planned"] - row["sent"] - row["failed"] - row["dead"] - row["skipped"])
         channels[channel] = row
     return {"planned": bool(raw), "kind": raw.get("kind", ""), "channels": channels}

@@ -22,7 +22,8 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from datetime import datetime
+from typing import TypeVar, cast
 
 from redis.exceptions import RedisError
 
@@ -33,12 +34,20 @@ from foundation.store.durable import durable_all
 from foundation.store.scripts import script
 from foundation.store.streams import as_fields, decoded_list, ensure_group, next_entries
 from foundation.supervisor import beat
-from publisher.dispatch.channel import AuthError, Channel, PermanentError, Rendition, TemporaryError
+from publisher.dispatch.channel import (
+    AuthError,
+    Channel,
+    PermanentError,
+    Rendition,
+    RepliesInThreads,
+    TemporaryError,
+)
 from publisher.dispatch.context import DispatchContext
+from publisher.dispatch.fatigue import ALWAYS, Verdict, Version, decide, received_earlier, same_words
 from publisher.dispatch.jobs import SEGMENT_SIZE, Segment, shard_of
 from publisher.dispatch.ratelimit import PerAddressLimiter, RateLimiter
 from publisher.dispatch.retention import keep_seconds_of
-from publisher.model import Message
+from publisher.model import Message, message_kind
 from publisher.subscribers import Subscriber
 
 log = logging.getLogger(__name__)
@@ -52,6 +61,8 @@ STATE_WRITE_SECONDS = 0.2  # how often a segment run writes what it has sent so 
 COUNTED_SECONDS = 24 * 3600
 K = TypeVar("K")
 V = TypeVar("V")
+# Whether one recipient gets this segment's message, given what they received of its thread (fatigue).
+Check = Callable[[Subscriber, Rendition], Awaitable[Verdict]]
 
 # HSETNX for many recipients of one state shard at once: 1 where the claim is ours.
 CLAIM = script("delivery_claim")
@@ -63,6 +74,10 @@ COUNT = script("delivery_count")
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _epoch_ms(iso: str | None) -> int:
+    return int(datetime.fromisoformat(iso).timestamp() * 1000) if iso else 0
 
 
 async def _shared(cache: dict[K, asyncio.Future[V]], key: K, load: Callable[[], Awaitable[V]]) -> V:
@@ -281,6 +296,7 @@ class Worker:
         subscribers = await channel.lookup(list(segment.addresses))
         policy_mode = (await self.ctx.policy.get()).get(message.content.grade, {}).get(segment.channel, "opted_in")
         eligible = [s for s in subscribers if s is not None and self._eligible(s, message, segment, policy_mode)]
+        check = await self._fatigue_check(segment, message, channel, [s.address for s in eligible])
         # A mark per segment run: a claim of ours whose run is over (it failed) is not "being sent".
         mark = f"sending|{self.id}|{uuid.uuid4().hex[:12]}"
         self._active_marks.add(mark)
@@ -302,7 +318,7 @@ class Worker:
                     if halt.is_set():
                         return
                     try:
-                        await self._deliver(channel, segment, message, by_address[address], outcome, halt)
+                        await self._deliver(channel, segment, message, by_address[address], outcome, halt, check)
                     except BaseException:
                         halt.set()
                         raise
@@ -486,17 +502,27 @@ class Worker:
         sub: Subscriber,
         out: Outcome,
         halt: asyncio.Event | None = None,
+        check: Check | None = None,
     ) -> None:
         state_key = keys.delivery_state(segment.message_id, channel.name, shard_of(sub.address))
         ch = channel.name
         try:  # everything that can fail for one recipient, so it never takes the segment down
             rendition = await self._rendition(channel, message, sub.lang, segment.kind)
+            verdict = await check(sub, rendition) if check is not None else None
+            if verdict is not None and not verdict.send:
+                self._spare(segment, sub.address, state_key, out, verdict)
+                return
             await self.limiters[ch].take(rendition.units)
             if per_address := self.per_address.get(ch):
                 await per_address.wait_turn(sub.address)
             if halt is not None and halt.is_set():
                 return  # Redis failed meanwhile: this claim is given back unsent
-            result = await channel.send(sub.address, rendition, reference=segment.message_id)
+            if verdict is not None and verdict.reply_to and getattr(channel, "threads_replies", False):
+                result = await cast(RepliesInThreads, channel).send(
+                    sub.address, rendition, reference=segment.message_id, reply_to=verdict.reply_to
+                )
+            else:
+                result = await channel.send(sub.address, rendition, reference=segment.message_id)
         except RedisError:  # no recipient's failure (nothing goes out without the shared limits):
             raise  # the segment run ends, and `process` gives back what it holds
         except TemporaryError as exc:
@@ -525,6 +551,57 @@ class Worker:
         if delivered:
             out.stats[f"{ch}.delivered"] += 1
         out.recipients.append(sub.address)
+
+    async def _fatigue_check(
+        self, segment: Segment, message: Message, channel: Channel, addresses: list[str]
+    ) -> Check | None:
+        """The fatigue rules for this segment's recipients (`fatigue`), or None for a thread's first
+        message (nobody has received anything of it yet: no lookup at all)."""
+        if not message.references or not addresses:
+            return None
+        thread = await self.ctx.warnings.thread(message.thread)
+        position = thread.published.index(message.id) if message.id in thread.published else len(thread.published)
+        ids = thread.published[: position + 1 if segment.kind == "expired" else position]
+        versions = [await self._message(v) for v in ids]
+        earlier = [Version(v.id, _epoch_ms(v.sent)) for v in versions]
+        received = await received_earlier(self.redis, earlier, channel.name, addresses)
+        by_id = {v.id: v for v in versions}
+        # A retry that waited for room in the hour, overtaken meanwhile: the newer version goes to them.
+        superseded = segment.attempt > 0 and segment.kind not in ALWAYS and thread.current != message.id
+        per_hour = self.settings.thread_messages_per_hour
+
+        async def check(sub: Subscriber, rendition: Rendition) -> Verdict:
+            if superseded:
+                return Verdict(False, "superseded")
+            got = received.get(sub.address, [])
+            texts = []
+            for r in got:
+                earlier = by_id[r.version.message_id]
+                text = (await self._rendition(channel, earlier, sub.lang, message_kind(earlier.msg_type))).text
+                texts.append(same_words(text, earlier.id))
+            clock_ms = int(self.ctx.warnings.now().timestamp() * 1000)  # the clock warnings are published by
+            text = same_words(rendition.text, message.id)
+            return decide(segment.kind, text, got, texts, now_ms=clock_ms, per_hour=per_hour)
+
+        return check
+
+    def _spare(self, segment: Segment, address: str, state_key: str, out: Outcome, verdict: Verdict) -> None:
+        """Not sent, by the fatigue rules: skipped for good, or waiting for room in the hour."""
+        ch = segment.channel
+        if verdict.reason != "per_hour":
+            out.states[state_key][address] = f"skipped|{verdict.reason}"
+            out.stats[f"{ch}.skipped"] += 1
+            return
+        attempt = segment.attempt + 1
+        job = json.dumps(
+            {
+                **Segment(segment.message_id, ch, segment.kind, (address,), attempt, segment.earlier).to_fields(),
+                "error": "per_hour",
+            }
+        )
+        out.states[state_key][address] = f"retry|{attempt}"
+        out.retries.append((job, time.time() + verdict.wait_seconds))
+        out.stats[f"{ch}.retrying"] += 1
 
     def _retry_or_dead(
         self, segment: Segment, address: str, state_key: str, out: Outcome, code: str, retry_after: float | None

@@ -5,6 +5,7 @@ error classification and outbox mode."""
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -359,6 +360,18 @@ async def test_published_warning_is_rendered_and_sent_as_escaped_html(
     [call] = telegram_api.sent(555)
     assert call.parse_mode == "HTML" and call.text == en.text and call.chat_id == 555
     assert result.provider_id and result.status == "delivered"
+
+
+async def test_an_update_is_sent_as_a_reply_to_the_first_message(client, services, telegram_api, channel):
+    first = await channel.send("557", SIMPLE, reference="r1")
+    await channel.send("557", SIMPLE, reference="r2", reply_to=first.provider_id)
+    await channel.send("557", SIMPLE, reference="r3", reply_to="outbox-1-0")  # not a Telegram id: on its own
+    calls = telegram_api.sent(557)
+    assert [c.params.get("reply_parameters") for c in calls[:1]] == [None]
+    reply = calls[1].params["reply_parameters"]
+    reply = json.loads(reply) if isinstance(reply, str) else reply
+    assert reply == {"message_id": int(first.provider_id), "allow_sending_without_reply": True}
+    assert calls[2].params.get("reply_parameters") is None
 
 
 @pytest.mark.parametrize(
