@@ -52,6 +52,10 @@
     });
     var areas = form.elements["areas"];
     if (areas) Array.prototype.forEach.call(areas.selectedOptions, function (o) { data.areas.push(o.value); });
+    ["polygons", "circles"].forEach(function (name) { // drawn on the map (compose-map.js)
+      var el = form.elements[name];
+      if (el && el.value) { try { data[name] = JSON.parse(el.value); } catch (e) { /* the server names it */ } }
+    });
     document.querySelectorAll("fieldset.lang").forEach(function (fs) {
       var lang = fs.getAttribute("data-lang");
       data.info[lang] = {};
