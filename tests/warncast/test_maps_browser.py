@@ -96,7 +96,8 @@ async def test_compose_by_clicking_two_communities_and_drawing_a_circle(browser,
     centre = await _screen_point(page, "compose-map", *communities[0].point)
     edge = (centre[0] + 90, centre[1] + 10)
     expected_km = await page.evaluate(
-        """([c, e]) => { const m = window.warncastMaps['compose-map'].map; const r = m.getContainer().getBoundingClientRect();
+        """([c, e]) => { const m = window.warncastMaps['compose-map'].map;
+             const r = m.getContainer().getBoundingClientRect();
              const a = m.containerPointToLatLng([c[0] - r.left, c[1] - r.top]);
              const b = m.containerPointToLatLng([e[0] - r.left, e[1] - r.top]); return m.distance(a, b) / 1000; }""",
         [list(centre), list(edge)],
