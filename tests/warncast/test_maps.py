@@ -13,7 +13,6 @@ from shapely.geometry import Polygon
 
 from foundation.areas.geojson import simplify, tolerance_deg
 from foundation.settings import Settings, SettingsError
-from tests.conftest import warning_body
 from tests.warncast.test_console import login
 from warncast.web.middleware import CSP, content_security_policy
 
@@ -44,11 +43,9 @@ def test_simplify_keeps_a_closed_ring_within_the_tolerance():
 async def test_areas_geojson_per_zoom_is_smaller_and_revalidates(client, services):
     from foundation.areas.registry import store_areas
 
-    records = [
-        {"code": "990100", "level": "city", "parent": None, "name": {"en": "City"}, "polygon": _wiggly_ring(400, r=0.2)},
-        {"code": "990101", "level": "district", "parent": "990100", "name": {"en": "Riverside", "zh-CN": "滨江"},
-         "polygon": _wiggly_ring(1500, r=0.05)},
-    ]  # fmt: skip
+    city = {"code": "990100", "level": "city", "parent": None, "name": {"en": "City"}}
+    district = {"code": "990101", "level": "district", "parent": "990100", "name": {"en": "Riverside", "zh-CN": "滨江"}}
+    records = [{**city, "polygon": _wiggly_ring(400, r=0.2)}, {**district, "polygon": _wiggly_ring(1500, r=0.05)}]
     await store_areas(services.redis, records)
     raw = await client.get("/api/v1/areas.geojson?zoom=raw&lang=en")
     assert raw.status == 200 and raw.content_type == "application/geo+json"
@@ -185,7 +182,6 @@ async def test_a_crossed_polygon_from_the_form_gets_the_apis_field_error(client,
     fields = {f["field"]: f["message"] for f in (await api.json())["error"]["fields"]}
     assert fields["polygons[0]"] in page  # the map shows the same words (compose-map.js asks this endpoint)
     assert await services.warnings.active() == []
-    _ = warning_body  # the API's body shape is the form's (see test_console)
 
 
 async def test_triage_points_follow_the_boards_filters(client, services, users):
@@ -194,11 +190,9 @@ async def test_triage_points_follow_the_boards_filters(client, services, users):
     from citizen_report.queue import consume
 
     community = [a for a in services.registry.areas if a.level == "community"][2]
-    await submit_report(
-        services.reports,
-        ReportInput(category="waterlogging", description="Flooded underpass", lat=community.point[0],
-                    lon=community.point[1], consent=True),
-    )  # fmt: skip
+    lat, lon = community.point
+    flooded = ReportInput(category="waterlogging", description="Flooded underpass", lat=lat, lon=lon, consent=True)
+    await submit_report(services.reports, flooded)
     await submit_report(
         services.reports,
         ReportInput(category="road_damage", description="Hole in the road", area=community.code, consent=True),
