@@ -30,6 +30,7 @@
     var o = option(code);
     if (!o) { return; }
     o.selected = !o.selected;
+    chosen = selected();
     select.dispatchEvent(new Event("change", { bubbles: true }));
     announce(o.selected ? tools.getAttribute("data-added") : tools.getAttribute("data-removed"), o.text);
   }
@@ -37,9 +38,9 @@
     document.getElementById("map-status").textContent = template.replace("{area}", text);
   }
 
+  var chosen = selected(); // read once per change, not once per area drawn
   var wc = WarncastMap.create(el, {
     style: function (p) {
-      var chosen = selected();
       if (chosen[p.code]) { return { fillColor: "#1d4ed8", fillOpacity: 0.7 }; }
       var covered = wc && wc.ancestors(p.code).some(function (c) { return chosen[c]; });
       return covered ? { fillColor: "#60a5fa", fillOpacity: 0.6 } : { fillColor: "#e5e7eb", fillOpacity: 0.5 };
@@ -55,7 +56,7 @@
     },
     onReady: function () { drawShapes(); }
   });
-  select.addEventListener("change", function () { wc.restyle(); });
+  select.addEventListener("change", function () { chosen = selected(); wc.restyle(); });
 
   // Search by name or code: a combobox over the list's own options (works before the map loads).
   var search = document.getElementById("area-search");
