@@ -50,7 +50,8 @@ async def test_areas_geojson_per_zoom_is_smaller_and_revalidates(client, service
     raw = await client.get("/api/v1/areas.geojson?zoom=raw&lang=en")
     assert raw.status == 200 and raw.content_type == "application/geo+json"
     raw_body = await raw.read()
-    resp = await client.get("/api/v1/areas.geojson?zoom=10&lang=en")
+    resp = await client.get("/api/v1/areas.geojson?zoom=10&lang=en", headers={"Accept-Encoding": "gzip"})
+    assert resp.headers["Content-Encoding"] == "gzip"
     body = await resp.read()
     collection = json.loads(body)
     assert collection["type"] == "FeatureCollection"

@@ -62,7 +62,8 @@ async def areas_geojson(request: web.Request) -> web.Response:
 
     rendering = await outlets(request).cache.get(("areas.geojson", zoom, level, tag), registry.version, 0.0, render)
     response = respond(request, rendering, vary="Cookie, Accept-Language")
-    response.enable_compression()  # ~13x smaller: names and coordinates repeat (benchmarks/maps.py)
+    if response.status == 200:  # a 304 has no body to compress
+        response.enable_compression()  # ~13x smaller: names and coordinates repeat (benchmarks/maps.py)
     return response
 
 
