@@ -185,6 +185,15 @@ async def test_a_crossed_polygon_from_the_form_gets_the_apis_field_error(client,
     assert await services.warnings.active() == []
 
 
+async def test_the_preview_names_the_communities_a_warning_reaches(client, services, staff, clock):
+    from tests.conftest import warning_body
+
+    body = warning_body(clock, areas=["990101001"])
+    resp = await client.post("/api/v1/warnings/preview", json=body, headers=staff["drafter"])
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["coverage"] == sorted(services.registry.leaves_under(["990101001"]))
+
+
 async def test_triage_points_follow_the_boards_filters(client, services, users):
     from citizen_report.intake import submit_report
     from citizen_report.model import ReportInput

@@ -106,6 +106,8 @@ async def test_compose_by_clicking_two_communities_and_drawing_a_circle(browser,
     await page.mouse.click(*edge)
     await page.locator("#shape-list li[data-shape=circle]").wait_for()
     await _fill_texts(page, clock)
+    # The live preview's coverage reaches the map: at least the two communities and the circle's.
+    await page.wait_for_function("() => Number(document.getElementById('compose-map').dataset.coverage || 0) >= 2")
     await page.click("button[value=submit]")
     await page.wait_for_url("**/console/warnings/*")
     message_id = page.url.split("/console/warnings/", 1)[1].split("?")[0]

@@ -39,11 +39,15 @@
   }
 
   var chosen = selected(); // read once per change, not once per area drawn
+  var coverage = {}; // the communities the live preview says the warning reaches
   var wc = WarncastMap.create(el, {
     style: function (p) {
-      if (chosen[p.code]) { return { fillColor: "#1d4ed8", fillOpacity: 0.7 }; }
+      var edge = coverage[p.code] ? { color: "#b45309", weight: 2 } : { color: "#ffffff", weight: 0.8 };
+      if (chosen[p.code]) { return L.extend({ fillColor: "#1d4ed8", fillOpacity: 0.7 }, edge); }
       var covered = wc && wc.ancestors(p.code).some(function (c) { return chosen[c]; });
-      return covered ? { fillColor: "#60a5fa", fillOpacity: 0.6 } : { fillColor: "#e5e7eb", fillOpacity: 0.5 };
+      var fill = covered ? { fillColor: "#60a5fa", fillOpacity: 0.6 }
+        : coverage[p.code] ? { fillColor: "#fde68a", fillOpacity: 0.6 } : { fillColor: "#e5e7eb", fillOpacity: 0.5 };
+      return L.extend(fill, edge);
     },
     onClick: function (code, event) {
       if (drawing) { return; } // the map's own click handler adds the point
@@ -57,6 +61,12 @@
     onReady: function () { drawShapes(); }
   });
   select.addEventListener("change", function () { chosen = selected(); wc.restyle(); });
+  form.addEventListener("warncast:preview", function (event) {
+    coverage = {};
+    ((event.detail && event.detail.coverage) || []).forEach(function (code) { coverage[code] = true; });
+    el.setAttribute("data-coverage", String(Object.keys(coverage).length));
+    wc.restyle();
+  });
 
   // Search by name or code: a combobox over the list's own options (works before the map loads).
   var search = document.getElementById("area-search");

@@ -101,6 +101,8 @@
     }).then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) {
         if (result) { show(result); } else { box.hidden = true; hint.hidden = false; }
+        // The map shows the warning's coverage from the same answer (compose-map.js).
+        form.dispatchEvent(new CustomEvent("warncast:preview", { detail: result }));
       }).catch(function () {});
   }
   function later() { window.clearTimeout(timer); timer = window.setTimeout(refresh, 500); }
