@@ -4,6 +4,7 @@ and an incident's point on the triage map. Every page is watched for CSP violati
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -254,5 +255,82 @@ async def test_triage_map_shows_a_point_for_a_new_report(browser, base_url, cloc
     incident_id = await marker.get_attribute("data-incident")
     await marker.click()
     await page.wait_for_function("id => location.hash === '#incident-' + id", arg=incident_id)
+    assert errors == []
+    await context.close()
+
+
+async def test_drawn_shapes_are_edited_and_deleted(browser, base_url):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    district = next(a for a in services.registry.areas if a.level == "district")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    x, y = await _screen_point(page, "compose-map", *district.point)
+    await page.click("#draw-polygon")
+    for dx, dy in ((-40, -40), (40, -40), (40, 40)):
+        await page.mouse.click(x + dx, y + dy)
+    await page.click("#draw-finish")
+    await page.locator("#shape-list li[data-shape=polygon]").wait_for()
+    ring = json.loads(await page.input_value("input[name=polygons]"))[0]
+    assert len(ring) == 4 and ring[0] == ring[-1]
+    # Drag the first corner: the ring moves with it and stays closed.
+    await page.click("#shape-list li[data-shape=polygon] >> text=Edit")
+    handle = page.locator(".wc-map-handle").first
+    box = await handle.bounding_box()
+    await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] - 20, box["y"] - 20, steps=5)
+    await page.mouse.up()
+    await page.wait_for_function(
+        "first => JSON.parse(document.querySelector('input[name=polygons]').value)[0][0][0] !== first", arg=ring[0][0]
+    )
+    moved = json.loads(await page.input_value("input[name=polygons]"))[0]
+    assert moved[0] == moved[-1] and moved[0] != ring[0] and moved[1:3] == ring[1:3]
+    # A circle's radius typed from the keyboard; then both deleted.
+    await page.click("#draw-circle")
+    await page.mouse.click(x, y)
+    await page.mouse.click(x + 50, y)
+    radius = page.locator("#shape-list input[data-radius-of='0']")
+    await radius.fill("2.5")
+    await radius.press("Enter")
+    await page.wait_for_function("() => document.querySelector('input[name=circles]').value.includes('2.5')")
+    assert json.loads(await page.input_value("input[name=circles]"))[0]["radius_km"] == 2.5
+    await page.click("#shape-list li[data-shape=circle] >> text=Delete")
+    await page.wait_for_function("() => document.querySelector('input[name=circles]').value === ''")
+    await page.click("#shape-list li[data-shape=polygon] >> text=Delete")
+    await page.wait_for_function("() => document.querySelector('input[name=polygons]').value === ''")
+    assert await page.locator("#shape-list li").count() == 0
+    assert errors == []
+    await context.close()
+
+
+async def test_a_kiosk_with_a_map_shows_the_warnings_areas(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server)
+    from foundation.access.audit import Actor
+    from tests.conftest import warning_body
+
+    drafter, approver = Actor("d", frozenset({"drafter"})), Actor("a", frozenset({"approver"}))
+    message = await services.warnings.create(drafter, warning_body(clock, areas=["990101"], grade="yellow"))
+    await services.warnings.submit(drafter, message.id)
+    await services.warnings.approve(approver, message.id)
+    token = await services.accounts.create_token("admin", ["admin"])
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    created = await context.request.post(
+        f"{base}/api/v1/screens",
+        data={"id": "hall", "name": "Hall", "area": "990101", "show_map": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert created.status == 201
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await page.goto(f"{base}/screens/hall")
+    await _ready(page, "kiosk-map")
+    box = await page.locator("#kiosk-map").bounding_box()
+    assert box["height"] > 100 and box["width"] > 300
     assert errors == []
     await context.close()

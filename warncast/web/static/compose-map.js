@@ -196,10 +196,14 @@
       input.value = String(circle.radius_km);
       input.name = "";
       input.setAttribute("data-radius-of", String(index));
-      input.addEventListener("change", function () {
+      var typed = function () {
         var next = circles.slice();
         next[index] = { lat: circle.lat, lon: circle.lon, radius_km: Number(input.value) };
         commit(polygons, next);
+      };
+      input.addEventListener("change", typed);
+      input.addEventListener("keydown", function (event) {
+        if (event.key === "Enter") { event.preventDefault(); input.blur(); } // blur commits; no submit
       });
       label.appendChild(input);
       li.appendChild(label);
