@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
@@ -84,6 +85,9 @@ class Settings:
     public_burst: int = 60  # requests a client address may send at once
     public_max_ips: int = 50_000  # client addresses remembered; the stalest is forgotten first
     sse_per_ip: int = 50  # live screen streams open at once per client address
+    # Raster tiles under the maps ({z}/{x}/{y} URL template, https only); empty: the maps draw only the
+    # registry's own polygons and no request leaves the server's origin.
+    map_tiles: str = ""
 
     @property
     def tz(self) -> ZoneInfo:
@@ -174,6 +178,7 @@ class Settings:
             public_burst=_int(env, "WARNCAST_PUBLIC_BURST", 60, 1, 1_000_000),
             public_max_ips=_int(env, "WARNCAST_PUBLIC_MAX_IPS", 50_000, 100, 10_000_000),
             sse_per_ip=_int(env, "WARNCAST_SSE_PER_IP", 50, 1, 1_000_000),
+            map_tiles=_tile_url(env.get("WARNCAST_MAP_TILES", "")),
         )
 
     @property
@@ -195,6 +200,17 @@ class Settings:
 
 
 MAX_PROCESSES = 1024
+
+
+def _tile_url(raw: str) -> str:
+    """A tile URL template: https (or http) with {z}, {x} and {y}; empty means no tiles."""
+    raw = raw.strip()
+    if not raw:
+        return ""
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or not all(p in raw for p in ("{z}", "{x}", "{y}")):
+        raise SettingsError(f"WARNCAST_MAP_TILES must be an http(s) URL with {{z}}, {{x}} and {{y}}, got {raw!r}")
+    return raw
 
 
 def parse_processes(raw: str, name: str = "WARNCAST_PROCESSES") -> int:

@@ -47,6 +47,7 @@ class Screen:
     line_width: int = 32  # columns of the LED text feed (a CJK character takes two)
     encoding: str = "utf-8"  # of the LED text feed
     rotate_seconds: int = 8  # kiosk: how long each language / warning stays up
+    show_map: bool = False  # kiosk: a small map of the warnings' areas beside the text
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -91,9 +92,14 @@ def parse_screen(body: Any, registry: AreaRegistry, *, screen_id: str | None = N
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             errs.add(field, "range", N_("Must be a whole number from %(low)s to %(high)s."), low=low, high=high)
         picked[field] = value
+    show_map = body.get("show_map", False)
+    if not isinstance(show_map, bool):
+        errs.add("show_map", "type", N_("Must be true or false."))
     if errs.errors:
         raise ValidationFailed(errs.errors)
-    return Screen(id=sid, name=name, area=area, location=location, languages=tuple(languages), **picked)
+    return Screen(
+        id=sid, name=name, area=area, location=location, languages=tuple(languages), show_map=show_map, **picked
+    )
 
 
 def screen_status(seen_at: float | None, now: float) -> str:

@@ -69,6 +69,7 @@ def screen_state(
                 "expires": content.expires.isoformat(),
                 "texts": texts,
                 "links": {"page": f"{settings.public_url}/warnings/{message.id}"},
+                "area_codes": list(content.areas),  # the kiosk's small map (static/kiosk-map.js)
             }
         )
     labels = {
@@ -85,6 +86,7 @@ def screen_state(
             "orientation": screen.orientation,
             "text_size": screen.text_size,
             "rotate_seconds": screen.rotate_seconds,
+            "show_map": screen.show_map,
         },
         "warnings": warnings,
         "labels": labels,

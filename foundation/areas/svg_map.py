@@ -57,8 +57,7 @@ def render_svg(
     label = title or _LABEL_FALLBACK[lang]
     parts = [
         f'<svg xmlns={_attr(SVG_NS)} viewBox="0 0 {_num(VIEW_WIDTH)} {_num(height)}"'
-        f' width="100%" preserveAspectRatio="xMidYMid meet"'
-        f' style="display:block;height:auto;max-width:100%"'
+        f' width="100%" preserveAspectRatio="xMidYMid meet"'  # sizing: app.css (the CSP refuses style="")
         f' role="img" aria-label={_attr(label)} lang={_attr(lang)}>',
         f"<title>{_text(label)}</title>",
         '<g stroke="#ffffff" stroke-width="0.8" stroke-linejoin="round">',

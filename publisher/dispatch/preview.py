@@ -42,4 +42,12 @@ async def preview(ctx: DispatchContext, message: Message) -> dict[str, Any]:
             "outbox_mode": bool(channel and channel.outbox_mode),
             "texts": texts,
         }
-    return {"id": message.id, "grade": grade, "drill": message.content.is_drill, "channels": channels}
+    # The communities it reaches, for the compose page's map (static/compose-map.js).
+    coverage = sorted(code for code in areas if code not in ctx.registry.children)
+    return {
+        "id": message.id,
+        "grade": grade,
+        "drill": message.content.is_drill,
+        "channels": channels,
+        "coverage": coverage,
+    }

@@ -29,6 +29,7 @@ from warncast.web import (
     delivery,
     feeds,
     live,
+    maps,
     monitoring,
     open311,
     partners,
@@ -53,9 +54,10 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, partners, reports, triage, monitoring, open311):
+    for module in (delivery, feeds, screens, partners, reports, triage, monitoring, open311, maps):
         app.add_routes(module.routes)
     add_webhook_routes(app)
+    maps.add_vendor_static(app)  # before /static, which would otherwise take /static/vendor/…
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     app.cleanup_ctx.append(_services_ctx(clock))
     app.cleanup_ctx.append(_background_ctx)

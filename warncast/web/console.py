@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import secrets
 from datetime import timedelta
 from typing import Any
@@ -114,6 +116,13 @@ def form_to_body(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> dict[
         if isinstance(value, str) and value.strip():
             body[name] = value.strip()
     body["areas"] = [a for a in form.getall("areas", []) if isinstance(a, str) and a]
+    for name in ("polygons", "circles"):  # drawn on the map: JSON in hidden fields (compose-map.js)
+        raw = form.get(name)
+        if isinstance(raw, str):  # present and empty: none (an edit deletes the draft's shapes)
+            try:
+                body[name] = json.loads(raw) if raw.strip() else []
+            except ValueError:
+                body[name] = raw  # not a list: validation names the field
     body["info"] = {
         tag: {part: str(form.get(f"{tag}.{part}", "")) for part in ("headline", "description", "instruction")}
         for tag in languages
@@ -132,6 +141,8 @@ def content_to_form(content: Content) -> dict[str, Any]:
         "effective": content.effective.strftime("%Y-%m-%dT%H:%M") if content.effective else "",
         "onset": content.onset.strftime("%Y-%m-%dT%H:%M") if content.onset else "",
         "expires": content.expires.strftime("%Y-%m-%dT%H:%M"),
+        "polygons": json.dumps([[list(p) for p in poly] for poly in content.polygons]) if content.polygons else "",
+        "circles": json.dumps([dataclasses.asdict(c) for c in content.circles]) if content.circles else "",
     }
     for tag, texts in content.info.items():
         for part in ("headline", "description", "instruction"):

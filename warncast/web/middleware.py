@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import NotRequired, TypedDict
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -20,7 +21,7 @@ from channels.cache import redis_away
 from foundation.access.auth import csrf_matches
 from foundation.errors import TooManyRequests, Unavailable, ValidationFailed, WarncastError
 from foundation.i18n import LANG_COOKIE, N_, negotiate
-from warncast.app_keys import ACCOUNTS
+from warncast.app_keys import ACCOUNTS, SETTINGS
 from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
 from warncast.web.open311 import open311_error
 from warncast.web.pages import page
@@ -33,6 +34,18 @@ CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+def content_security_policy(map_tiles: str) -> str:
+    """The site's CSP; a configured tile server (WARNCAST_MAP_TILES) is the one other origin images
+    may come from."""
+    if not map_tiles:
+        return CSP
+    parts = urlsplit(map_tiles)
+    host = parts.netloc.replace("{s}", "*")  # Leaflet's subdomain placeholder
+    return CSP.replace("img-src 'self' data:", f"img-src 'self' data: {parts.scheme}://{host}", 1)
+
+
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -236,6 +249,8 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
     headers = response.headers
     for name, value in SECURITY_HEADERS.items():
         headers.setdefault(name, value)  # a handler may have set its own
+    if tiles := request.app[SETTINGS].map_tiles:
+        headers["Content-Security-Policy"] = content_security_policy(tiles)
     if request.path.startswith("/console") or ACTOR in request:
         headers["Cache-Control"] = "no-store"
     if response.prepared or not log.isEnabledFor(logging.INFO):

@@ -89,6 +89,14 @@ _TEXT_FIELD = lambda name: {"type": "object", "properties": {name: {"type": "str
 # (method, path, summary, role needed or None for public, request body schema or None)
 OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ("get", "/api/v1/areas", "The area registry (?level=, ?parent=, ?point=lat,lon)", None, None),
+    (
+        "get",
+        "/api/v1/areas.geojson",
+        "The area registry as GeoJSON for maps; ?zoom=0..18 thins each ring to about a pixel at that zoom "
+        "(zoom=raw: the registry's rings), ?level= keeps one level",
+        None,
+        None,
+    ),
     ("get", "/api/v1/taxonomy", "Grades, CAP categories and event types", None, None),
     (
         "get",

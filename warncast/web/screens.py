@@ -209,6 +209,7 @@ def _form_body(form: Any) -> dict[str, Any]:
     body.update({k: str(form[k]) for k in ("orientation", "text_size", "encoding") if form.get(k)})
     body.update({k: str(form[k]).strip() for k in ("line_width", "rotate_seconds") if form.get(k)})
     body["languages"] = [str(v) for v in form.getall("languages", [])]
+    body["show_map"] = form.get("show_map") == "on"
     return body
 
 

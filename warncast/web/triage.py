@@ -48,6 +48,19 @@ def matches(incident: Incident, filters: dict[str, str], registry: Any) -> bool:
     return not area or incident.area == area or area in registry.ancestors(incident.area or "")
 
 
+def incident_points(incidents: list[Incident], registry: Any) -> list[dict[str, Any]]:
+    """The triage map's points (static/triage-map.js): where each incident was reported, or else a
+    point inside its area; an incident with neither has no point."""
+    points = []
+    for incident in incidents:
+        lat, lon = incident.lat, incident.lon
+        if (lat is None or lon is None) and (area := registry.get(incident.area or "")) is not None:
+            lat, lon = area.point
+        if lat is not None and lon is not None:
+            points.append({"id": incident.id, "lat": lat, "lon": lon, "priority": incident.priority})
+    return points
+
+
 async def _board_context(request: web.Request) -> dict[str, Any]:
     filters = {name: request.query.get(name, "") for name in FILTERS}
     filters["status"] = filters["status"] or "open"
@@ -82,6 +95,8 @@ async def triage_board(request: web.Request) -> web.Response:
     context = await _board_context(request)
     if request.query.get("fragment") == "list":
         return await page(request, "console/triage_list.html", **context)
+    if request.query.get("fragment") == "points":
+        return web.json_response({"incidents": incident_points(context["incidents"], request.app[AREAS])})
     colours = {1: GRADE_COLOUR["red"], 2: GRADE_COLOUR["orange"], 3: GRADE_COLOUR["yellow"], 4: GRADE_COLOUR["blue"]}
     fills: dict[str, str] = {}
     for incident in sorted(context["incidents"], key=lambda i: -i.priority):

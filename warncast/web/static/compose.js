@@ -52,6 +52,10 @@
     });
     var areas = form.elements["areas"];
     if (areas) Array.prototype.forEach.call(areas.selectedOptions, function (o) { data.areas.push(o.value); });
+    ["polygons", "circles"].forEach(function (name) { // drawn on the map (compose-map.js)
+      var el = form.elements[name];
+      if (el && el.value) { try { data[name] = JSON.parse(el.value); } catch (e) { /* the server names it */ } }
+    });
     document.querySelectorAll("fieldset.lang").forEach(function (fs) {
       var lang = fs.getAttribute("data-lang");
       data.info[lang] = {};
@@ -97,6 +101,8 @@
     }).then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) {
         if (result) { show(result); } else { box.hidden = true; hint.hidden = false; }
+        // The map shows the warning's coverage from the same answer (compose-map.js).
+        form.dispatchEvent(new CustomEvent("warncast:preview", { detail: result }));
       }).catch(function () {});
   }
   function later() { window.clearTimeout(timer); timer = window.setTimeout(refresh, 500); }

@@ -1,0 +1,336 @@
+"""The maps in a real browser (Debian's chromium through Playwright): composing on the map (clicking
+communities, drawing a circle and a refused polygon, keyboard search), the public map on a phone,
+and an incident's point on the triage map. Every page is watched for CSP violations."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from lxml import etree
+
+from tests.publisher.test_cap import NS, SCHEMA
+from tests.warncast.test_browser import _login, base_url, browser  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.timeout(150)
+
+
+async def _demo(server, *users: tuple[str, list[str]]):
+    from foundation.areas.registry import store_areas
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
+
+    services = server.app[SERVICES]
+    await store_areas(services.redis, demo_areas())
+    await services.registry.refresh(services.redis)
+    for name, roles in users:
+        await services.accounts.create_user(name, roles, f"{name}-password")
+    return services
+
+
+def _watch_csp(page) -> list[str]:
+    """Console errors (a CSP refusal is one), script errors and missing files, for the test to
+    assert there are none. A 422 is the live preview's answer to an unfinished form: expected."""
+    errors: list[str] = []
+    page.on(
+        "console",
+        lambda m: errors.append(m.text) if m.type == "error" and "Failed to load resource" not in m.text else None,
+    )
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on(
+        "response",
+        lambda r: errors.append(f"{r.status} {r.url}") if r.status not in (200, 204, 303, 304, 422) else None,
+    )
+    # A preview still on its way when the form is submitted is aborted by the navigation: not an error.
+    page.on("requestfailed", lambda r: errors.append(f"failed {r.url}") if "ABORTED" not in (r.failure or "") else None)
+    return errors
+
+
+async def _ready(page, map_id: str) -> None:
+    await page.wait_for_function("id => /^[0-9]+$/.test(document.getElementById(id).dataset.ready || '')", arg=map_id)
+    await page.locator(f"#{map_id}").scroll_into_view_if_needed()
+
+
+async def _screen_point(page, map_id: str, lat: float, lon: float) -> tuple[float, float]:
+    """Where (lat, lon) is on the screen, from the map's own projection."""
+    return tuple(
+        await page.evaluate(
+            """([id, lat, lon]) => { const m = window.warncastMaps[id].map;
+                 const p = m.latLngToContainerPoint([lat, lon]); const r = m.getContainer().getBoundingClientRect();
+                 return [r.left + p.x, r.top + p.y]; }""",
+            [map_id, lat, lon],
+        )
+    )
+
+
+async def _click_area(page, map_id: str, area) -> None:
+    x, y = await _screen_point(page, map_id, *area.point)
+    await page.mouse.click(x, y)
+
+
+async def _fill_texts(page, clock) -> None:
+    await page.fill("#expires", (clock.now + timedelta(hours=8)).strftime("%Y-%m-%dT%H:%M"))
+    await page.fill("input[name='zh-CN.headline']", "大风蓝色预警")
+    await page.fill("textarea[name='zh-CN.description']", "阵风8级。")
+    await page.fill("input[name='en.headline']", "Blue gale warning")
+    await page.fill("textarea[name='en.description']", "Gusts of force 8.")
+
+
+async def test_compose_by_clicking_two_communities_and_drawing_a_circle(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    communities = [a for a in services.registry.areas if a.level == "community"][:2]
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    for area in communities:
+        await _click_area(page, "compose-map", area)
+    # The list (the no-JS path) follows the map.
+    chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert sorted(chosen) == sorted(a.code for a in communities)
+
+    await page.click("#draw-circle")
+    centre = await _screen_point(page, "compose-map", *communities[0].point)
+    edge = (centre[0] + 90, centre[1] + 10)
+    expected_km = await page.evaluate(
+        """([c, e]) => { const m = window.warncastMaps['compose-map'].map;
+             const r = m.getContainer().getBoundingClientRect();
+             const a = m.containerPointToLatLng([c[0] - r.left, c[1] - r.top]);
+             const b = m.containerPointToLatLng([e[0] - r.left, e[1] - r.top]); return m.distance(a, b) / 1000; }""",
+        [list(centre), list(edge)],
+    )
+    await page.mouse.click(*centre)
+    await page.mouse.click(*edge)
+    await page.locator("#shape-list li[data-shape=circle]").wait_for()
+    await _fill_texts(page, clock)
+    # The live preview's coverage reaches the map: at least the two communities and the circle's.
+    await page.wait_for_function("() => Number(document.getElementById('compose-map').dataset.coverage || 0) >= 2")
+    await page.click("button[value=submit]")
+    await page.wait_for_url("**/console/warnings/*")
+    message_id = page.url.split("/console/warnings/", 1)[1].split("?")[0]
+    assert errors == []
+    await context.close()
+
+    from foundation.access.audit import Actor
+    from publisher.cap_xml import render_cap
+
+    message = await services.warnings.approve(Actor("approver", frozenset({"approver"})), message_id)
+    assert message.state == "published"
+    root = etree.fromstring(
+        render_cap(
+            message, references=[], registry=services.registry, settings=services.settings, catalogs=services.catalogs
+        )
+    )
+    assert SCHEMA.validate(root), SCHEMA.error_log.last_error
+    info = root.find("cap:info", NS)
+    geocodes = [v.text for v in info.findall("cap:area/cap:geocode/cap:value", NS)]
+    assert sorted(geocodes) == sorted(a.code for a in communities)
+    circles = [c.text for c in info.findall("cap:area/cap:circle", NS)]
+    assert len(circles) == 1
+    point, radius = circles[0].split(" ")
+    lat, lon = (float(x) for x in point.split(","))
+    assert abs(float(radius) - expected_km) <= expected_km * 0.01
+    assert services.registry.containing(lat, lon)[-1].code == communities[0].code
+
+
+async def test_a_self_intersecting_polygon_is_refused_with_the_field_error(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    district = next(a for a in services.registry.areas if a.level == "district")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    x, y = await _screen_point(page, "compose-map", *district.point)
+    await page.click("#draw-polygon")
+    for dx, dy in ((-40, -40), (40, 40), (40, -40), (-40, 40)):  # a bow tie: its edges cross
+        await page.mouse.click(x + dx, y + dy)
+    await page.click("#draw-finish")
+    problem = page.locator("#shape-error")
+    await problem.wait_for(state="visible")
+    assert "The polygon is not valid" in await problem.text_content()
+    assert await page.input_value("input[name=polygons]") == ""
+    assert await page.locator("#shape-list li").count() == 0
+    # Two clicks make no polygon either: the API's own words about the points.
+    await page.click("#draw-polygon")
+    await page.mouse.click(x - 30, y - 30)
+    await page.mouse.click(x + 30, y + 30)
+    await page.click("#draw-finish")
+    await page.wait_for_function("() => document.getElementById('shape-error').textContent.includes('needs 4')")
+    assert await page.input_value("input[name=polygons]") == ""
+    assert errors == []
+    await context.close()
+
+
+async def test_keyboard_only_area_search_and_selection(browser, base_url):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    community = [a for a in services.registry.areas if a.level == "community"][3]
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    await page.focus("#area-search")
+    await page.keyboard.type(community.code)
+    await page.keyboard.press("ArrowDown")
+    active = await page.get_attribute("#area-search", "aria-activedescendant")
+    assert active and await page.get_attribute(f"#{active}", "data-code") == community.code
+    await page.keyboard.press("Enter")
+    chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert chosen == [community.code]
+    assert community.name_in("en") in await page.locator("#map-status").text_content()
+    # Enter picked an area; it did not submit the form.
+    assert "/console/compose" in page.url
+    await context.close()
+
+
+async def test_public_map_on_a_phone_lists_a_tapped_areas_warnings(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server)
+    from foundation.access.audit import Actor
+    from tests.conftest import warning_body
+
+    community = [a for a in services.registry.areas if a.level == "community"][0]
+    district = next(services.registry.get(c) for c in services.registry.ancestors(community.code))
+    while district.level != "district":
+        district = services.registry.get(district.parent)
+    body = warning_body(clock, areas=[district.code], grade="yellow")
+    body["info"]["en"]["headline"] = "Yellow rainstorm warning"
+    drafter, approver = Actor("d", frozenset({"drafter"})), Actor("a", frozenset({"approver"}))
+    message = await services.warnings.create(drafter, body)
+    await services.warnings.submit(drafter, message.id)
+    assert (await services.warnings.approve(approver, message.id)).state == "published"
+
+    phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = await phone.new_page()
+    errors = _watch_csp(page)
+    await page.goto(f"{base}/?lang=en")
+    await _ready(page, "public-map")
+    x, y = await _screen_point(page, "public-map", *community.point)
+    await page.touchscreen.tap(x, y)
+    listing = page.locator("#map-warnings")
+    await listing.locator("a").first.wait_for()
+    assert community.name_in("en") in await listing.text_content()
+    assert "Yellow rainstorm warning" in await listing.text_content()
+    assert await listing.locator("a").first.get_attribute("href") == f"/warnings/{message.id}"
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+    assert errors == []
+    await phone.close()
+
+
+async def test_triage_map_shows_a_point_for_a_new_report(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("triage", ["triage"]))
+    community = [a for a in services.registry.areas if a.level == "community"][5]
+    lat, lon = community.point
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "triage", "triage-password")
+
+    from citizen_report.intake import submit_report
+    from citizen_report.queue import consume
+    from warncast.app_keys import REPORTS
+
+    desk = server.app[REPORTS]
+    from citizen_report.model import ReportInput
+
+    data = ReportInput(category="waterlogging", description="Underpass flooded", lat=lat, lon=lon, consent=True)
+    await submit_report(desk, data)
+    assert await consume(desk, "test") == 1
+    await page.goto(f"{base}/console/triage?lang=en")
+    await _ready(page, "triage-map")
+    marker = page.locator("#triage-map .triage-dot").first
+    await marker.wait_for()
+    box = await marker.bounding_box()
+    x, y = await _screen_point(page, "triage-map", lat, lon)
+    assert abs(box["x"] + box["width"] / 2 - x) < 3 and abs(box["y"] + box["height"] / 2 - y) < 3
+    incident_id = await marker.get_attribute("data-incident")
+    await marker.click()
+    await page.wait_for_function("id => location.hash === '#incident-' + id", arg=incident_id)
+    assert errors == []
+    await context.close()
+
+
+async def test_drawn_shapes_are_edited_and_deleted(browser, base_url):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    district = next(a for a in services.registry.areas if a.level == "district")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    x, y = await _screen_point(page, "compose-map", *district.point)
+    await page.click("#draw-polygon")
+    for dx, dy in ((-40, -40), (40, -40), (40, 40)):
+        await page.mouse.click(x + dx, y + dy)
+    await page.click("#draw-finish")
+    await page.locator("#shape-list li[data-shape=polygon]").wait_for()
+    ring = json.loads(await page.input_value("input[name=polygons]"))[0]
+    assert len(ring) == 4 and ring[0] == ring[-1]
+    # Drag the first corner: the ring moves with it and stays closed.
+    await page.click("#shape-list li[data-shape=polygon] >> text=Edit")
+    handle = page.locator(".wc-map-handle").first
+    box = await handle.bounding_box()
+    await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    await page.mouse.move(box["x"] - 20, box["y"] - 20, steps=5)
+    await page.mouse.up()
+    await page.wait_for_function(
+        "first => JSON.parse(document.querySelector('input[name=polygons]').value)[0][0][0] !== first", arg=ring[0][0]
+    )
+    moved = json.loads(await page.input_value("input[name=polygons]"))[0]
+    assert moved[0] == moved[-1] and moved[0] != ring[0] and moved[1:3] == ring[1:3]
+    # A circle's radius typed from the keyboard; then both deleted.
+    await page.click("#draw-circle")
+    await page.mouse.click(x, y)
+    await page.mouse.click(x + 50, y)
+    radius = page.locator("#shape-list input[data-radius-of='0']")
+    await radius.fill("2.5")
+    await radius.press("Enter")
+    await page.wait_for_function("() => document.querySelector('input[name=circles]').value.includes('2.5')")
+    assert json.loads(await page.input_value("input[name=circles]"))[0]["radius_km"] == 2.5
+    await page.click("#shape-list li[data-shape=circle] >> text=Delete")
+    await page.wait_for_function("() => document.querySelector('input[name=circles]').value === ''")
+    await page.click("#shape-list li[data-shape=polygon] >> text=Delete")
+    await page.wait_for_function("() => document.querySelector('input[name=polygons]').value === ''")
+    assert await page.locator("#shape-list li").count() == 0
+    assert errors == []
+    await context.close()
+
+
+async def test_a_kiosk_with_a_map_shows_the_warnings_areas(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server)
+    from foundation.access.audit import Actor
+    from tests.conftest import warning_body
+
+    drafter, approver = Actor("d", frozenset({"drafter"})), Actor("a", frozenset({"approver"}))
+    message = await services.warnings.create(drafter, warning_body(clock, areas=["990101"], grade="yellow"))
+    await services.warnings.submit(drafter, message.id)
+    await services.warnings.approve(approver, message.id)
+    token = await services.accounts.create_token("admin", ["admin"])
+    context = await browser.new_context(viewport={"width": 1280, "height": 720})
+    created = await context.request.post(
+        f"{base}/api/v1/screens",
+        data={"id": "hall", "name": "Hall", "area": "990101", "show_map": True},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert created.status == 201
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await page.goto(f"{base}/screens/hall")
+    await _ready(page, "kiosk-map")
+    box = await page.locator("#kiosk-map").bounding_box()
+    assert box["height"] > 100 and box["width"] > 300
+    assert errors == []
+    await context.close()
