@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from typing import Any
 
 import shapely
 from shapely import affinity
@@ -150,3 +151,25 @@ def as_multipolygon(geometry: BaseGeometry) -> MultiPolygon:
     if isinstance(geometry, Polygon):
         return MultiPolygon([geometry])
     return MultiPolygon([g for g in getattr(geometry, "geoms", []) if isinstance(g, Polygon)])
+
+
+def impact(content: Content, registry: AreaRegistry) -> dict[str, Any]:
+    """Who a warning reaches before it is approved: the residents of every community it alerts
+    (subscriptions are by community, so a community a drawn shape only grazes is alerted whole),
+    those inside the warning's own footprint, and for each alerted community the share of it the
+    footprint covers (below 1: over-alerting)."""
+    targeted = set(content.areas)
+    footprint = unary_union(footprint_parts(content, registry))
+    communities: list[dict[str, Any]] = []
+    residents, inside = 0, 0.0
+    for code in sorted(c for c in affected_areas(content, registry) if c not in registry.children):
+        area = registry.get(code)
+        if area is None:
+            continue
+        covered = 1.0
+        if not targeted & {code, *registry.ancestors(code)} and area.geometry.area:
+            covered = min(1.0, area.geometry.intersection(footprint).area / area.geometry.area)
+        people = registry.population(code)
+        residents, inside = residents + people, inside + people * covered
+        communities.append({"code": code, "population": people, "covered": round(covered, 3)})
+    return {"residents": residents, "residents_inside": round(inside), "communities": communities}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Sequence
 
 import numpy as np
@@ -198,6 +199,14 @@ _LLOYD_ROUNDS = 3
 _MAX_ATTEMPTS = 300
 
 
+def _residents(code: str, name: dict[str, str]) -> int:
+    """A plausible, fixed population: urban communities 6,000-18,000 residents, villages 1,500-4,500."""
+    spread = zlib.crc32(code.encode()) % 1000 / 1000
+    if name["zh-CN"].endswith("村"):
+        return int(round(1500 + 3000 * spread, -1))
+    return int(round(6000 + 12000 * spread, -1))
+
+
 def demo_areas() -> list[dict]:
     """Return the Lanjiang registry, parents before children; identical on every call."""
     city = Polygon(_CITY_OUTLINE)
@@ -237,6 +246,7 @@ def demo_areas() -> list[dict]:
             "parent": parent,
             "name": dict(name),
             "polygon": _to_latlon(polygons[code]),
+            **({"population": _residents(code, name)} if level == "community" else {}),
         }
         for code, level, parent, name, _ in nodes
     ]

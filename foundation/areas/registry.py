@@ -29,6 +29,7 @@ class Area:
     polygon: tuple[tuple[float, float], ...]  # (lat, lon), closed
     geometry: Polygon = field(compare=False, repr=False)
     point: tuple[float, float] = (0.0, 0.0)  # representative point inside the area
+    population: int = 0  # residents (a community's own; a larger area's is the sum of its communities)
 
     def name_in(self, tag: str) -> str:
         return self.name.get(tag) or self.name.get("en") or next(iter(self.name.values()))
@@ -50,6 +51,7 @@ class Area:
             "parent": self.parent,
             "name": self.name,
             "polygon": [list(p) for p in self.polygon],
+            **({"population": self.population} if self.population else {}),
         }
 
 
@@ -65,6 +67,7 @@ def area_from_record(record: dict) -> Area:
         polygon=polygon,
         geometry=geometry,
         point=(round(rep.y, 6), round(rep.x, 6)),
+        population=max(0, int(record.get("population") or 0)),
     )
 
 
@@ -82,6 +85,14 @@ class AreaRegistry:
             if a.parent:
                 self.children.setdefault(a.parent, []).append(a.code)
         self._grid = AreaGrid([a.geometry for a in self.areas])
+        self._population: dict[str, int] = {}
+        for a in reversed(self.areas):  # communities first: a parent's sum is ready when it is reached
+            below = self.children.get(a.code)
+            self._population[a.code] = sum(self._population.get(c, 0) for c in below) if below else a.population
+
+    def population(self, code: str) -> int:
+        """The residents of an area: a community's own figure, or the sum over its communities."""
+        return self._population.get(code, 0)
 
     def __len__(self) -> int:
         return len(self.areas)
@@ -130,6 +141,12 @@ class AreaRegistry:
 
 async def store_areas(redis: aioredis.Redis, records: list[dict]) -> int:
     """Replace the registry with `records` (validated), bumping the version for other processes."""
+    for r in records:
+        population = r.get("population", 0)
+        if isinstance(population, bool) or not isinstance(population, int) or population < 0:
+            raise ValueError(
+                f"area {r.get('code')}: population must be a whole number of residents, got {population!r}"
+            )
     areas = [area_from_record(r) for r in records]
     codes = {a.code for a in areas}
     for a in areas:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from foundation.i18n import SUPPORTED
-from publisher.coverage import affected_areas
+from publisher.coverage import affected_areas, impact
 from publisher.dispatch.context import DispatchContext
 from publisher.model import Message
 from publisher.policy import PUSH_CHANNELS, grades_for
@@ -50,4 +50,11 @@ async def preview(ctx: DispatchContext, message: Message) -> dict[str, Any]:
         "drill": message.content.is_drill,
         "channels": channels,
         "coverage": coverage,
+        "impact": {**impact(message.content, ctx.registry), "partners": await _partners(ctx, message, areas)},
     }
+
+
+async def _partners(ctx: DispatchContext, message: Message, areas: set[str]) -> int:
+    """How many partner systems the warning would be pushed to."""
+    partner = ctx.channels.get("partner")
+    return len(await partner.recipients(message, areas)) if partner is not None else 0

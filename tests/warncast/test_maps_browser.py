@@ -334,3 +334,20 @@ async def test_a_kiosk_with_a_map_shows_the_warnings_areas(browser, base_url, cl
     assert box["height"] > 100 and box["width"] > 300
     assert errors == []
     await context.close()
+
+
+async def test_the_compose_preview_shows_who_the_warning_reaches(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    district = next(a for a in services.registry.areas if a.level == "district")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await page.select_option("#areas", [district.code])
+    await _fill_texts(page, clock)
+    figures = page.locator("#channel-preview section.impact li").first
+    await figures.wait_for()
+    expected = f"{services.registry.population(district.code):,} residents in the communities alerted"
+    assert (await figures.text_content() or "").strip() == expected
+    await context.close()

@@ -4,6 +4,7 @@ Prometheus metrics and the short verify link used in messages."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
@@ -14,13 +15,15 @@ from foundation.errors import NotFound
 from foundation.i18n import N_
 from foundation.store import keys
 from foundation.store.streams import decoded_hash
+from publisher.coverage import affected_areas
 from publisher.dispatch.deadletters import list_dead, replay
 from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
 from publisher.identifiers import is_identifier
 from publisher.model import DRAFT, Message
 from publisher.policy import PUSH_CHANNELS, validate_policy
-from warncast.app_keys import AUDIT, CHANNELS, DISPATCH, POLICY, REDIS, SETTINGS, WARNINGS
+from warncast.app_keys import AREAS, AUDIT, CHANNELS, DISPATCH, POLICY, REDIS, SETTINGS, WARNINGS
+from warncast.web.live import outlets
 from warncast.web.pages import page
 from warncast.web.requests import json_body, json_dumps, require_actor
 
@@ -40,7 +43,7 @@ async def short_link(request: web.Request) -> web.Response:
 async def preview_saved(request: web.Request) -> web.Response:
     require_actor(request, "warning.read")
     message = await request.app[WARNINGS].get(request.match_info["id"])
-    return web.json_response(await preview(request.app[DISPATCH], message), dumps=json_dumps)
+    return web.json_response(await _preview(request, message), dumps=json_dumps)
 
 
 @routes.post("/api/v1/warnings/preview")
@@ -59,7 +62,16 @@ async def preview_unsaved(request: web.Request) -> web.Response:
         created=now,
         updated=now,
     )
-    return web.json_response(await preview(request.app[DISPATCH], draft), dumps=json_dumps)
+    return web.json_response(await _preview(request, draft), dumps=json_dumps)
+
+
+async def _preview(request: web.Request, message: Message) -> dict[str, Any]:
+    """The dispatch preview, and the display screens that would show the warning."""
+    result = await preview(request.app[DISPATCH], message)
+    areas = affected_areas(message.content, request.app[AREAS])
+    screens = await outlets(request).screens.screens()
+    result["impact"]["screens"] = sum(1 for s in screens.values() if s.area in areas)
+    return result
 
 
 @routes.get("/api/v1/warnings/{id}/deliveries")

@@ -90,8 +90,41 @@
         target.appendChild(pre);
       });
     });
+    showImpact(target, result.impact);
     box.hidden = false;
     hint.hidden = true;
+  }
+  // Residents, screens and partners reached, and communities alerted whole though only partly inside
+  // a drawn shape (over-alerting), from the area registry's populations.
+  function showImpact(target, impact) {
+    if (!impact) return;
+    function say(name, values) {
+      var text = box.getAttribute("data-" + name);
+      Object.keys(values).forEach(function (k) { text = text.replace("{" + k + "}", values[k]); });
+      return text;
+    }
+    var count = function (n) { return Number(n).toLocaleString(document.documentElement.lang || undefined); };
+    var section = el("section", "impact");
+    section.appendChild(el("h3", "", box.getAttribute("data-impact")));
+    var list = el("ul", "impact-figures");
+    list.appendChild(el("li", "", say("residents", { count: count(impact.residents) })));
+    if (impact.residents_inside !== impact.residents) {
+      list.appendChild(el("li", "", say("inside", { count: count(impact.residents_inside) })));
+    }
+    list.appendChild(el("li", "", say("screens", { count: count(impact.screens || 0) })));
+    list.appendChild(el("li", "", say("partners", { count: count(impact.partners || 0) })));
+    section.appendChild(list);
+    var partly = impact.communities.filter(function (c) { return c.covered < 1; });
+    if (partly.length) {
+      var over = el("ul", "impact-partly");
+      partly.forEach(function (c) {
+        var option = form.querySelector('select[name="areas"] option[value="' + c.code + '"]');
+        var name = option ? option.textContent.trim() : c.code;
+        over.appendChild(el("li", "", say("partly", { name: name, share: Math.round(c.covered * 100) + "%" })));
+      });
+      section.appendChild(over);
+    }
+    target.appendChild(section);
   }
   function refresh() {
     fetch("/api/v1/warnings/preview", {
