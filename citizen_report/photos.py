@@ -32,13 +32,10 @@ class CleanPhoto:
 
 def clean_photos(photos: list[Photo], config: ReportConfig) -> tuple[list[CleanPhoto], list[FieldError]]:
     """Re-encode every photo; CPU-bound, so callers run it in a thread."""
-    errors: list[FieldError] = []
     if len(photos) > config.max_photos:
-        errors.append(
-            FieldError("photos", "too_many", N_("Attach at most %(count)s photos."), {"count": config.max_photos})
-        )
-        return [], errors
+        return [], [too_many_photos(config.max_photos)]
     clean: list[CleanPhoto] = []
+    errors: list[FieldError] = []
     for index, photo in enumerate(photos):
         field = f"photos[{index}]"
         if len(photo.data) > config.max_photo_bytes:
@@ -52,6 +49,10 @@ def clean_photos(photos: list[Photo], config: ReportConfig) -> tuple[list[CleanP
         except _TooManyPixels:
             errors.append(FieldError(field, "too_many_pixels", N_("This image has too many pixels.")))
     return clean, errors
+
+
+def too_many_photos(most: int) -> FieldError:
+    return FieldError("photos", "too_many", N_("Attach at most %(count)s photos."), {"count": most})
 
 
 class _NotAnImage(Exception):

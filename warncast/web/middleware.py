@@ -15,6 +15,7 @@ from types import MappingProxyType
 from typing import NotRequired, TypedDict
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from channels.cache import redis_away
 from foundation.access.auth import csrf_matches
@@ -24,7 +25,18 @@ from warncast.app_keys import ACCOUNTS
 from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
 from warncast.web.open311 import open311_error
 from warncast.web.pages import page
-from warncast.web.requests import ACTOR, AUTH_KIND, CSRF, LOCALE, SESSION_COOKIE, client_ip, json_dumps, t
+from warncast.web.requests import (
+    ACTOR,
+    AUTH_KIND,
+    CSRF,
+    LOCALE,
+    SESSION_COOKIE,
+    BadRequest,
+    client_ip,
+    form_body,
+    json_dumps,
+    t,
+)
 
 log = logging.getLogger("warncast.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -130,7 +142,7 @@ async def _check_csrf(request: web.Request) -> None:
     """A write made with a console session must carry the session's CSRF token."""
     given: object = request.headers.get("X-CSRF-Token")  # a form field may be a file: checked below
     if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        given = (await request.post()).get("csrf_token")
+        given = (await form_body(request)).get("csrf_token")
     if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
         raise _http_error(
             request,
@@ -198,6 +210,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(error, Unavailable):
             log.warning("unavailable on %s %s: %s", request.method, request.path, error)
         return await error_response(request, error)
+    except HttpProcessingError:  # a body that breaks the parser while read (a line past its limit)
+        return await error_response(request, BadRequest(N_("The request body is malformed.")))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -20,7 +20,7 @@ from foundation.i18n import N_
 from foundation.store import keys
 from foundation.store.streams import decoded_list
 from warncast.app_keys import ACCOUNTS, AREAS, CATALOGS, REDIS, REPORTS, SETTINGS
-from warncast.web.requests import client_ip, locale, t
+from warncast.web.requests import client_ip, form_body, locale, t
 
 routes = web.RouteTableDef()
 FMT = "{fmt:xml|json}"
@@ -106,7 +106,7 @@ async def service_definition(request: web.Request) -> web.Response:
 @routes.post(f"/open311/v2/requests.{FMT}")
 @open311
 async def create_request(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await form_body(request)
     api_key = str(form.get("api_key") or request.query.get("api_key") or "")
     if not api_key or await request.app[ACCOUNTS].token_actor(api_key) is None:
         raise Forbidden403(N_("Invalid api_key received -- can't proceed with create_request."))

@@ -13,7 +13,7 @@ from foundation.i18n import tag_for
 from publisher.taxonomy import GRADE_NAMES, GRADES
 from warncast.app_keys import AREAS, AUDIT, REDIS
 from warncast.web.pages import page
-from warncast.web.requests import json_body, locale, login_required, require_actor, t
+from warncast.web.requests import form_body, json_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 PARTNER = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -158,7 +158,7 @@ async def console_partners(request: web.Request) -> web.Response:
 @routes.post("/console/partners")
 async def console_save(request: web.Request) -> web.Response:
     actor = require_actor(request, "partners.manage")
-    form = await request.post()
+    form = await form_body(request)
     edit = str(form.get("id", "")) if form.get("mode") == "edit" else None
     body = _form_body(form)
     try:

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDictProxy
 
 from foundation.access.audit import Actor
 from foundation.access.roles import allowed
@@ -122,6 +123,15 @@ async def json_body(request: web.Request) -> Any:
         raise BadRequest(N_("The body is not valid JSON: %(reason)s."), reason=str(exc)[:120]) from None
 
 
+async def form_body(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The request's form (URL-encoded or multipart), read within the app's size and field limits;
+    a body that is not one (a part without a name, a nested multipart) is a 400, not our error."""
+    try:
+        return await request.post()
+    except ValueError:
+        raise BadRequest(N_("The body is not a valid form.")) from None
+
+
 async def optional_text(request: web.Request, field: str) -> str:
     """A single text field from a JSON body (API) or a form (console)."""
     if request.content_type == "application/json":
@@ -130,7 +140,7 @@ async def optional_text(request: web.Request, field: str) -> str:
             raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
         value = body.get(field, "")
     else:
-        form = await request.post()
+        form = await form_body(request)
         value = form.get(field, "")
     if value is None:
         return ""
