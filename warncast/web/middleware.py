@@ -120,13 +120,15 @@ def _public_read(request: web.Request) -> bool:
 async def _identify(request: web.Request) -> None:
     accounts = request.app[ACCOUNTS]
     authorization = request.headers.get("Authorization", "")
-    if authorization.startswith("Bearer "):
-        failures, ip = request.app[AUTH_FAILURES], client_ip(request)
-        if wait := failures.wait(ip):  # this address has been guessing tokens
-            raise too_many_requests(wait)
-        actor = await accounts.token_actor(authorization[7:].strip())
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer":  # auth schemes are case-insensitive (RFC 9110 11.1)
+        # A valid token is always let in: one behind the same NAT as a guesser must not be locked
+        # out by the guesses. A wrong one from an address that has been guessing is a 429.
+        actor = await accounts.token_actor(credentials.strip())
         if actor is None:
-            failures.take(ip)
+            failures, ip = request.app[AUTH_FAILURES], client_ip(request)
+            if wait := failures.take(ip):
+                raise too_many_requests(wait)
             raise _http_error(request, 401, "unauthorized", N_("The API token is not valid."))
         request[ACTOR], request[AUTH_KIND] = actor, "token"
     elif session_id := cookies(request).get(SESSION_COOKIE):
