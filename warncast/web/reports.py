@@ -17,6 +17,7 @@ from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store.keys import REPORTS_BY_TRACKING
 from foundation.store.streams import decoded
+from foundation.text import without_bidi
 from warncast.app_keys import AREAS, REDIS, REPORTS, SETTINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
@@ -83,7 +84,7 @@ async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Pho
             data = await budget.read(part, MAX_TEXT_PART)
             if data is None:
                 raise ValidationFailed([FieldError(part.name, "too_long", N_("This field is too long."))])
-            fields[part.name] = data.decode("utf-8", errors="replace")
+            fields[part.name] = without_bidi(data.decode("utf-8", errors="replace"))
     raise BadRequest(N_("The form has too many parts."))
 
 
