@@ -74,7 +74,9 @@ def _clean(data: bytes, config: ReportConfig) -> CleanPhoto:
             image.load()  # decodes every pixel: a truncated or forged file fails here
             upright = ImageOps.exif_transpose(image) or image
             pixels = upright.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, hit already when it opens the file
+        raise _TooManyPixels from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _NotAnImage from exc
     pixels.thumbnail((config.photo_edge, config.photo_edge))
     # A fresh image holds pixels only: no info dict, no EXIF, no ICC profile to carry over.
