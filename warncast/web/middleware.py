@@ -191,8 +191,8 @@ def retry_after_of(error: WarncastError) -> int | None:
 
 async def error_response(request: web.Request, error: WarncastError) -> web.Response:
     """`error` in the format of the request's area, with Retry-After when it has one."""
-    if isinstance(error, (TooManyRequests, Unavailable)) and request.path.startswith("/open311/"):
-        return open311_error(request, error)  # raised before the Open311 handler: still its format
+    if request.path.startswith("/open311/"):
+        return open311_error(request, error)  # raised outside the Open311 handlers: still its format
     retry_after = retry_after_of(error)
     body = error_body(request, error)
     if wants_json(request):
@@ -222,10 +222,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             405: N_("Method not allowed."),
             413: N_("The request body is too large."),
         }.get(exc.status, exc.reason)
-        body = {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": t(request, message)}}
-        if wants_json(request):
-            return web.json_response(body, status=exc.status, dumps=json_dumps)
-        return await error_page(request, exc.status, body)
+        problem = _http_error(request, exc.status, exc.reason.lower().replace(" ", "_"), message)
+        response = await error_response(request, problem)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource has (RFC 9110 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception as exc:
         if redis_away(exc):
             log.warning("redis away on %s %s: %r", request.method, request.path, exc)
