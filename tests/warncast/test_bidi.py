@@ -84,6 +84,6 @@ async def test_no_output_carries_a_bidi_control(client, services, staff, clock):
         assert resp.status == 200, (name, resp.status)
         seen[name] = await resp.text()
     assert "mrotsniar" in seen["cap"] and "mrotsniar" in seen["preview (SMS, chat, screens)"]
-    assert "mrotsniar" in seen["cap"] and "enod" in seen["open311 json"]
+    assert "mrotsniar" in seen["cap"] and "enod" in seen["open311 json"] and "wodniw" in seen["incidents"]
     carrying = [name for name, text in seen.items() if BIDI.search(text)]
     assert carrying == [], f"bidi controls in {carrying}"
