@@ -43,6 +43,7 @@ from foundation.store.batched_script import BatchedScript
 from foundation.store.durable import durable
 from foundation.store.scripts import script
 from foundation.store.streams import decoded
+from foundation.text import without_bidi
 
 EMAIL = re.compile(r"^[^@\s<>]{1,64}@[^@\s<>]{1,190}\.[^@\s<>]{2,}$")
 LIFE_SAFETY_TEXT = re.compile("|".join(map(re.escape, LIFE_SAFETY_WORDS)))  # lower-case words, lower-cased text
@@ -277,7 +278,7 @@ def _text(value: Any, field: str, errors: list[FieldError]) -> str | None:
     if not isinstance(value, str):
         errors.append(FieldError(field, "type", N_("Must be text.")))
         return None
-    return CONTROL.sub("", value).strip()
+    return without_bidi(CONTROL.sub("", value)).strip()
 
 
 def _coordinates(lat: Any, lon: Any, errors: list[FieldError]) -> tuple[float | None, float | None]:

@@ -257,6 +257,33 @@ class Report:
     def from_record(cls, record: dict[str, Any]) -> Report:
         return cls(**record)
 
+    def staff_json(self) -> dict[str, Any]:
+        """What staff see of a report (the console's triage board, the staff APIs): its text, place,
+        photos (ids) and the reporter's contact; not the tracking code, the reporter's own secret."""
+        return {
+            "id": self.id,
+            "category": self.category,
+            "status": self.status,
+            "status_note": self.status_note,
+            "description": self.description,
+            "lat": self.lat,
+            "lon": self.lon,
+            "area": self.area,
+            "address": self.address,
+            "location_source": self.location_source,
+            "photos": list(self.photos),
+            "channel": self.channel,
+            "reply_channel": self.reply_channel,
+            "contact": dict(self.contact),
+            "locale": self.locale,
+            "life_safety": self.life_safety,
+            "created": self.created,
+            "updated": self.updated,
+            "incident": self.incident,
+            "department": self.department,
+            "history": [dict(step) for step in self.history],
+        }
+
     def public_json(self) -> dict[str, Any]:
         """What the tracking page and API show: status, never personal data or the free text."""
         return {

@@ -100,10 +100,35 @@ def request_row(
         "address": area.name_in(tag) if area else "",
         "address_id": "",
         "zipcode": "",
-        "lat": round(report.lat, PUBLIC_DECIMALS) if report.lat is not None else "",
-        "long": round(report.lon, PUBLIC_DECIMALS) if report.lon is not None else "",
+        **_location(report),
         "media_url": "",
     }
+
+
+def _location(report: Report) -> dict[str, float]:
+    """lat and long, rounded for the public; absent (not "") for a request without a location:
+    a client reads the numbers as numbers."""
+    if report.lat is None or report.lon is None:
+        return {}
+    return {"lat": round(report.lat, PUBLIC_DECIMALS), "long": round(report.lon, PUBLIC_DECIMALS)}
+
+
+# Our field names as Open311's POST names them, for its error descriptions.
+FIELD_NAMES = {
+    "lon": "long",
+    "area": "address_id",
+    "address": "address_string",
+    "category": "service_code",
+    "contact.phone": "phone",
+    "contact.email": "email",
+    "phone": "phone",
+    "email": "email",
+    PEOPLE_AT_RISK: f"attribute[{PEOPLE_AT_RISK}]",
+}
+
+
+def field_name(field: str) -> str:
+    return FIELD_NAMES.get(field, field)
 
 
 def discovery(base_url: str, contact: str) -> dict[str, Any]:

@@ -32,13 +32,10 @@ class CleanPhoto:
 
 def clean_photos(photos: list[Photo], config: ReportConfig) -> tuple[list[CleanPhoto], list[FieldError]]:
     """Re-encode every photo; CPU-bound, so callers run it in a thread."""
-    errors: list[FieldError] = []
     if len(photos) > config.max_photos:
-        errors.append(
-            FieldError("photos", "too_many", N_("Attach at most %(count)s photos."), {"count": config.max_photos})
-        )
-        return [], errors
+        return [], [too_many_photos(config.max_photos)]
     clean: list[CleanPhoto] = []
+    errors: list[FieldError] = []
     for index, photo in enumerate(photos):
         field = f"photos[{index}]"
         if len(photo.data) > config.max_photo_bytes:
@@ -52,6 +49,10 @@ def clean_photos(photos: list[Photo], config: ReportConfig) -> tuple[list[CleanP
         except _TooManyPixels:
             errors.append(FieldError(field, "too_many_pixels", N_("This image has too many pixels.")))
     return clean, errors
+
+
+def too_many_photos(most: int) -> FieldError:
+    return FieldError("photos", "too_many", N_("Attach at most %(count)s photos."), {"count": most})
 
 
 class _NotAnImage(Exception):
@@ -73,7 +74,9 @@ def _clean(data: bytes, config: ReportConfig) -> CleanPhoto:
             image.load()  # decodes every pixel: a truncated or forged file fails here
             upright = ImageOps.exif_transpose(image) or image
             pixels = upright.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # Pillow's own limit, hit already when it opens the file
+        raise _TooManyPixels from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise _NotAnImage from exc
     pixels.thumbnail((config.photo_edge, config.photo_edge))
     # A fresh image holds pixels only: no info dict, no EXIF, no ICC profile to carry over.

@@ -30,6 +30,7 @@ from foundation.i18n import N_
 from foundation.store import keys
 from foundation.store.scripts import script
 from foundation.store.streams import as_fields, decoded
+from foundation.text import without_bidi
 from foundation.xml_signature import split_certificates, verify
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,7 @@ def parse_cap_alert(
 
     def text(parent: Any, name: str) -> str:
         found = parent.find(f"{{{namespace}}}{name}")
-        return (found.text or "").strip()[:500] if found is not None else ""
+        return without_bidi(found.text or "").strip()[:500] if found is not None else ""
 
     identifier, sender = text(root, "identifier"), text(root, "sender")
     missing = [n for n in ("identifier", "sender", "sent", "status", "msgType") if not text(root, n)]

@@ -80,6 +80,8 @@ class Settings:
     processes: int = 1  # `warncast serve` processes on this host (warncast/processes.py); 1: no supervisor
     # Reverse proxies whose X-Forwarded-For is believed (publisher/web/requests.py: client_ip).
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Networks partner webhooks may post to although not public (channels/partners/addresses.py).
+    partner_allow_networks: tuple[IPv4Network | IPv6Network, ...] = ()
     # Public reads, per process (publisher/web/limits.py): a token bucket per client address.
     public_rate: float = 20.0  # requests per second per client address, sustained
     public_burst: int = 60  # requests a client address may send at once
@@ -174,6 +176,7 @@ class Settings:
             run_workers=env.get("WARNCAST_SERVE_WORKERS", "1") != "0",
             processes=parse_processes(env.get("WARNCAST_PROCESSES", ""), "WARNCAST_PROCESSES"),
             trusted_proxies=_networks(env, "WARNCAST_TRUSTED_PROXIES"),
+            partner_allow_networks=_networks(env, "WARNCAST_PARTNER_ALLOW_NETWORKS"),
             public_rate=_float(env, "WARNCAST_PUBLIC_RATE", 20.0),
             public_burst=_int(env, "WARNCAST_PUBLIC_BURST", 60, 1, 1_000_000),
             public_max_ips=_int(env, "WARNCAST_PUBLIC_MAX_IPS", 50_000, 100, 10_000_000),

@@ -17,6 +17,7 @@ from shapely.validation import explain_validity
 from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
+from foundation.text import without_bidi
 from publisher.model import Circle, Content, InfoText
 from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
@@ -297,7 +298,7 @@ def clean_text(errs: Collector, field: str, value: Any, limit: int, *, required:
     if not isinstance(value, str):
         errs.add(field, "type", N_("Must be text."))
         return ""
-    text = value.replace("\r\n", "\n").strip()
+    text = without_bidi(value.replace("\r\n", "\n")).strip()
     if _CONTROL.search(text):
         errs.add(field, "control_characters", N_("Contains control characters."))
         return ""

@@ -16,6 +16,8 @@ from channels.events import EventFollower
 from channels.feeds.cap_index import cap_index
 from channels.feeds.render import ATOM, CONTENT_TYPES, RSS, warnings_feed
 from channels.feeds.select import FeedQuery, matching, published_messages
+from publisher.cap_xml import render_cap
+from publisher.model import Message
 
 __all__ = ["ATOM", "RSS", "FeedQuery", "Feeds"]
 
@@ -48,7 +50,22 @@ class Feeds:
             if kind == "cap":
                 body = cap_index(messages, query, registry=registry, settings=settings, catalogs=catalogs)
             else:
-                body = warnings_feed(kind, messages, query, registry=registry, settings=settings, catalogs=catalogs)
+                sizes = await self._cap_sizes(messages) if kind == RSS else {}
+                body = warnings_feed(
+                    kind, messages, query, registry=registry, settings=settings, catalogs=catalogs, cap_sizes=sizes
+                )
             return Rendering(body, content_type, last_modified=version_time(version[0]))
 
         return await self.cache.get(key, version, 0.0, render)
+
+    async def _cap_sizes(self, messages: list[Message]) -> dict[str, int]:
+        """Each message's CAP document in bytes, as /cap/{id}.xml serves it: an RSS enclosure says
+        its length (RSS 2.0), which a reader uses to decide whether to fetch it."""
+        svc, sizes = self.ctx, {}
+        for message in messages:
+            references = [await svc.warnings.get(ref) for ref in message.references]
+            cap = render_cap(
+                message, references=references, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs
+            )
+            sizes[message.id] = len(cap)
+        return sizes

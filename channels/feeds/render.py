@@ -105,7 +105,9 @@ def warnings_feed(
     registry: AreaRegistry,
     settings: Settings,
     catalogs: Catalogs,
+    cap_sizes: dict[str, int] | None = None,
 ) -> bytes:
+    """`cap_sizes`: each message's CAP document in bytes (RSS enclosures say their length)."""
     locale = locale_for_tag(query.tag) or "en"
 
     def t(msgid: str, **params: object) -> str:
@@ -122,7 +124,14 @@ def warnings_feed(
         for message in entries:
             w = word(message, query.tag, registry=registry, catalogs=catalogs, settings=settings)
             add_entry(
-                fg.add_entry(order="append"), kind, message, w, registry=registry, settings=settings, labels=labels
+                fg.add_entry(order="append"),
+                kind,
+                message,
+                w,
+                registry=registry,
+                settings=settings,
+                labels=labels,
+                cap_size=(cap_sizes or {}).get(message.id, 0),
             )
         return fg.atom_str(pretty=True) if kind == ATOM else fg.rss_str(pretty=True)
 
@@ -148,6 +157,7 @@ def add_entry(
     registry: AreaRegistry,
     settings: Settings,
     labels: dict[str, str],
+    cap_size: int = 0,
 ) -> None:
     content = message.content
     page, cap = message_links(settings, message)
@@ -165,7 +175,7 @@ def add_entry(
     else:
         fe.guid(page, permalink=True)
         fe.link(href=page, rel="alternate")
-        fe.enclosure(url=cap, length="0", type="application/cap+xml")
+        fe.enclosure(url=cap, length=str(cap_size), type="application/cap+xml")
         fe.description(body)
     categories = [
         ("grade", content.grade, w.grade_warning),

@@ -25,6 +25,7 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 
 from channels.context import ChannelContext
+from channels.partners.addresses import PublicOnlyResolver, RefusedDestination, literal_host, refused
 from channels.partners.registry import PartnerRegistry
 from foundation.access.audit import SYSTEM, AuditLog
 from foundation.store import keys
@@ -168,6 +169,9 @@ class PartnerChannel:
             "X-Warncast-Delivery": reference,
         }
         timeout = aiohttp.ClientTimeout(total=self.ctx.settings.provider_timeout)
+        allowed = self.ctx.settings.partner_allow_networks
+        if (host := literal_host(partner.url)) and refused(host, allowed):  # an address: nothing to resolve
+            raise PermanentError(f"partner {address}: {host} may not be posted to", code="refused_address")
         try:
             async with self.session.post(
                 partner.url, data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -176,6 +180,10 @@ class PartnerChannel:
                 status, retry_after = response.status, response.headers.get("Retry-After")
         except TimeoutError as exc:
             raise TemporaryError(f"partner {address} did not answer in time", code="timeout") from exc
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, RefusedDestination):
+                raise PermanentError(f"partner {address}: {exc.os_error}", code="refused_address") from exc
+            raise TemporaryError(f"partner {address} unreachable: {exc.__class__.__name__}", code="connection") from exc
         except aiohttp.ClientError as exc:
             raise TemporaryError(f"partner {address} unreachable: {exc.__class__.__name__}", code="connection") from exc
         if 200 <= status < 300:
@@ -197,7 +205,8 @@ class PartnerChannel:
 
     async def start(self) -> None:
         # One session for every partner post, closed with the app.
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        resolver = PublicOnlyResolver(self.ctx.settings.partner_allow_networks)
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64, resolver=resolver))
 
     async def close(self) -> None:
         if self.session:

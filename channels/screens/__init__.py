@@ -22,7 +22,7 @@ from channels.cache import RenderCache, Rendering, redis_away, version_time
 from channels.context import ChannelContext
 from channels.events import EventFollower
 from channels.screens.registry import Screen, ScreenRegistry
-from channels.screens.render import encode_text, screen_state, screen_text, screen_warnings, state_bytes
+from channels.screens.render import CHARSETS, encode_text, screen_state, screen_text, screen_warnings, state_bytes
 from foundation.errors import NotFound
 from foundation.i18n import N_, locale_for_tag
 from publisher.model import Message
@@ -140,7 +140,7 @@ class ScreenOutputs:
             body = encode_text(screen_text(json.loads(state.body), screen.line_width), screen.encoding)
             return Rendering(
                 body,
-                f"text/plain; charset={screen.encoding}",
+                f"text/plain; charset={CHARSETS.get(screen.encoding, screen.encoding)}",
                 last_modified=state.last_modified,
                 valid_until=state.valid_until,
                 stale=state.stale,

@@ -158,12 +158,30 @@ def screen_text(state: dict[str, Any], width: int) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+# What a board that cannot show a character shows instead, when its compatibility form (NFKC) does
+# not help: typographic punctuation English text is full of.
+_PLAIN = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
+# The IANA names of the encodings a board may take, for Content-Type (RFC 2046: "US-ASCII").
+CHARSETS = {"ascii": "US-ASCII"}
+
+
 def encode_text(text: str, encoding: str) -> bytes:
-    """Encode for the board; characters it cannot show become '?' (same width class kept)."""
+    """Encode for the board. A character it cannot show is replaced by its compatibility form (the
+    narrow no-break space of English times becomes a space, a full-width parenthesis a plain one
+    and a space) or plain punctuation; only what has neither becomes '?'. The columns stay the
+    character's (the lines are already laid out)."""
     out = bytearray()
     for char in text:
         try:
             out += char.encode(encoding)
+            continue
         except UnicodeEncodeError:
-            out += b"??" if char_width(char) == 2 else b"?"
+            pass
+        width = char_width(char)
+        plain = " " if unicodedata.category(char) == "Zs" else unicodedata.normalize("NFKC", char).translate(_PLAIN)
+        try:
+            fitted = plain.encode(encoding)[:width] if text_width(plain) == len(plain) else b""
+        except UnicodeEncodeError:
+            fitted = b""
+        out += fitted.ljust(width) if fitted else b"?" * width
     return bytes(out)

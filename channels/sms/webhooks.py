@@ -52,7 +52,10 @@ def unavailable_503(handler: Handler) -> Handler:
 async def _verified_form(request: web.Request) -> dict[str, str] | None:
     settings = request.app[SMS_CHANNEL].ctx.settings
     token = settings.twilio_auth_token
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # not a form: Twilio never sends that
+        return None
     url = settings.public_url + request.path_qs  # what Twilio signed, not our bind address
     signature = request.headers.get("X-Twilio-Signature", "")
     if not token or not signature or not RequestValidator(token).validate(url, form, signature):

@@ -91,6 +91,10 @@ async def test_rss_and_language(client, services, staff, clock):
     enclosure = red.enclosures[0]
     assert enclosure.href.endswith(f"/cap/{w['red']['id']}.xml") and enclosure.type == "application/cap+xml"
     assert red.published_parsed is not None and re.search(r"[+-]\d{4}$", red.published)
+    for entry in feed.entries:  # an enclosure's length is its document's size in bytes (RSS 2.0)
+        [enclosure] = entry.enclosures
+        cap = await (await client.get(enclosure.href.replace("http://warncast.test", ""))).read()
+        assert int(enclosure.length) == len(cap) > 0, entry.title
     en, _, _ = await parsed(client, "/feeds/warnings.rss?lang=en")
     assert en.feed.language == "en" and "Red rainstorm warning" in en.entries[-1].title
 

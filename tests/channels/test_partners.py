@@ -4,16 +4,19 @@ signed posts to a real HTTP receiver on 127.0.0.1 (JSON and CAP), retries, dead 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from ipaddress import ip_network
 from typing import Any
 
 import pytest
 from aiohttp import web
 from lxml import etree
 
+from channels.partners.addresses import refused
 from channels.partners.channel import verify_signature
 from foundation.store import keys
 from publisher.dispatch.channel import PermanentError, TemporaryError
@@ -21,6 +24,7 @@ from tests.delivery_helpers import drain
 from tests.publisher.test_cap import SCHEMA
 from tests.publisher.test_workflow import act, published
 from tests.warncast.test_console import login
+from warncast.web.app import create_app
 
 D1, D2 = "990101", "990102"  # two districts of the demo city
 CAP_NS = "{urn:oasis:names:tc:emergency:cap:1.2}"
@@ -92,7 +96,13 @@ async def receiver():
 
 @pytest.fixture
 def settings(settings: Any) -> Any:
-    return settings.with_(dispatch_backoff=0.01, provider_timeout=0.5, dispatch_max_attempts=3)
+    # The receiver listens on 127.0.0.1, which partners may post to only when an admin allows it.
+    return settings.with_(
+        dispatch_backoff=0.01,
+        provider_timeout=0.5,
+        dispatch_max_attempts=3,
+        partner_allow_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")),
+    )
 
 
 async def register(client: Any, staff: Any, receiver: Receiver, pid: str, **fields: Any) -> str:
@@ -310,6 +320,68 @@ async def test_channel_classifies_answers(client, services, staff, clock, receiv
     with pytest.raises(TemporaryError) as refused:  # nothing listens on the discard port
         await channel.send("p", rendition, reference=message.id)
     assert refused.value.code == "connection"
+
+
+# Private destinations: refused at registration and at send time, after the name is resolved
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",  # a cloud's metadata service
+        "http://localhost:6379/",  # our own Redis
+        "http://[::1]:8080/hook",
+        "http://127.0.0.1:9/x",
+        "http://10.1.2.3/hook",
+        "http://192.168.1.10/hook",
+        "http://[fd00::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://0.0.0.0/hook",
+        "http://100.64.0.1/hook",  # carrier-grade NAT: not public
+    ],
+)
+async def test_private_partner_urls_are_refused_at_registration(aiohttp_client, settings, services, staff, url):
+    strict = await aiohttp_client(create_app(settings.with_(partner_allow_networks=())))  # no allow-list
+    admin = {**staff["admin"], "Accept-Language": "en"}
+    resp = await strict.post("/api/v1/partners", json={"id": "p1", "name": "Partner", "url": url}, headers=admin)
+    assert resp.status == 422, await resp.text()
+    [problem] = (await resp.json())["error"]["fields"]
+    assert problem["field"] == "url" and problem["code"] == "private_address"
+    assert "public addresses only" in problem["message"]
+    assert (await (await strict.get("/api/v1/partners", headers=admin)).json())["partners"] == []
+    allowed = await aiohttp_client(
+        create_app(settings.with_(partner_allow_networks=(ip_network("0.0.0.0/0"), ip_network("::/0"))))
+    )
+    assert (
+        await allowed.post("/api/v1/partners", json={"id": "p1", "name": "P", "url": url}, headers=admin)
+    ).status == 201
+
+
+async def test_refused_without_the_allow_list_even_when_registered_before(client, services, staff, receiver, clock):
+    """A partner registered while its network was allowed (or a name re-pointed at a private address
+    since) is refused when sent: the check runs again after resolution, and nothing is posted."""
+    await register(client, staff, receiver, "p")
+    await register(client, staff, receiver, "named", url=receiver.url("named").replace("127.0.0.1", "localhost"))
+    channel = services.channels["partner"]
+    message = await services.warnings.get((await published(client, staff, clock))["id"])
+    rendition = await channel.render(message, "json", kind="alert")
+    channel.ctx = dataclasses.replace(channel.ctx, settings=channel.ctx.settings.with_(partner_allow_networks=()))
+    await channel.close()
+    await channel.start()
+    for pid in ("p", "named"):
+        receiver.received.clear()
+        with pytest.raises(PermanentError) as refused:
+            await channel.send(pid, rendition, reference=message.id)
+        assert refused.value.code == "refused_address", pid
+        assert receiver.received == [], pid
+
+
+def test_what_is_public() -> None:
+    assert not refused("93.184.215.14", ()) and not refused("2606:2800:21f:cb07:6820:80da:af6b:8b2c", ())
+    for address in ("127.0.0.1", "::1", "169.254.169.254", "fe80::1%eth0", "10.0.0.1", "172.16.0.1", "224.0.0.1"):
+        assert refused(address, ()), address
+    assert not refused("10.0.0.1", (ip_network("10.0.0.0/8"),))
+    assert refused("2002:7f00:1::", ()), "6to4 of 127.0.0.1"
 
 
 # The registry: validation, roles, secrets, audit, console

@@ -11,6 +11,7 @@ import pytest
 from channels.screens.render import encode_text, screen_text, text_width, wrap
 from foundation.store import keys
 from tests.channels.test_feeds import COMMUNITY_IN_990102
+from tests.conftest import warning_body
 from tests.publisher.test_workflow import act, published
 from tests.warncast.test_console import login
 
@@ -91,7 +92,8 @@ async def test_led_text_width_and_encoding(client, services, staff, clock, encod
     await add_screen(client, staff, line_width=24, encoding=encoding)
     await published(client, staff, clock, grade="red", areas=["990101"])
     resp = await client.get("/screens/station-1.txt")
-    assert resp.status == 200 and resp.headers["Content-Type"] == f"text/plain; charset={encoding}"
+    charset = {"ascii": "US-ASCII"}.get(encoding, encoding)  # the IANA name (RFC 2046)
+    assert resp.status == 200 and resp.headers["Content-Type"] == f"text/plain; charset={charset}"
     text = (await resp.read()).decode(encoding)
     blocks = text.rstrip("\n").split("\n\n")
     assert len(blocks) == 1  # one warning, one block
@@ -102,6 +104,23 @@ async def test_led_text_width_and_encoding(client, services, staff, clock, encod
     else:
         assert any(line.startswith("滨江区暴雨红色预警") for line in lines)
     assert any("Stop outdoor activities." in line for line in lines)
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "gb2312"])
+async def test_an_english_board_shows_no_question_marks(client, services, staff, clock, encoding):
+    """English times carry U+202F (narrow no-break space) before AM/PM: a board without it shows a
+    space, not "?"; typographic quotes and dashes become plain ones."""
+    await add_screen(client, staff, line_width=40, encoding=encoding, languages=["en"])
+    info = warning_body(clock)["info"]
+    info["en"]["instruction"] = "Don\u2019t drive \u2013 roads flooded."
+    await published(client, staff, clock, grade="red", areas=["990101"], info=info)
+    text = (await (await client.get("/screens/station-1.txt?lang=en")).read()).decode(encoding)
+    assert "Red rainstorm warning" in text and "roads flooded." in text
+    if encoding == "ascii":  # GB2312 has the typographic quote and dash
+        assert "Don't drive - roads flooded." in text
+    assert "?" not in text, text
+    assert encode_text("3:00\u202fPM \uff08\u201cA\u201d\uff09", "ascii") == b'3:00 PM ( "A") '
+    assert encode_text("\u2026\u4e2d", "ascii") == b".??"  # still one column, and two
 
 
 async def test_led_text_blocks_and_rare_characters(client, services):

@@ -3,6 +3,8 @@ SMS / Telegram entry points for the chat channels."""
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -207,3 +209,117 @@ async def test_telegram_conversation_files_a_report(client, services):
     assert other.text("江湾街道").buttons and other.draft.area == "990101001"
     assert other.choose("skip").text and other.state == "description"
     assert other.text("/cancel").finished is None and other.state == "cancelled"
+
+
+# Exactly the spec: every error as its list of {code, description}, in both formats
+
+
+async def both(client: Any, method: str, path: str, **kwargs: Any) -> tuple[int, list[Any], dict[str, str]]:
+    """One request in JSON and in XML: (status, [json document, xml document as JSON-like values],
+    the JSON answer's headers); the two statuses are the same."""
+    answers = []
+    for fmt in ("json", "xml"):
+        sent = dict(kwargs)
+        if isinstance(sent.get("data"), bytes):  # a large body is sent from a file-like object
+            sent["data"] = io.BytesIO(sent["data"])
+        resp = await client.request(method, path.replace("{fmt}", fmt), **sent)
+        text = await resp.text()
+        if fmt == "json":
+            assert resp.headers["Content-Type"] == "application/json; charset=utf-8", text
+            status, headers, document = resp.status, dict(resp.headers), json.loads(text)
+        else:
+            assert resp.status == status and resp.headers["Content-Type"] == "text/xml; charset=utf-8", text
+            document = from_xml(etree.fromstring(text.encode()))
+        answers.append(document)
+    return status, answers, headers
+
+
+def from_xml(element: Any) -> Any:
+    """An Open311 XML document as the values its JSON form holds (lists of items, texts)."""
+    if element.tag in ("errors", "service_requests", "services"):
+        return [from_xml(child) for child in element]
+    if len(element) == 0:
+        return element.text
+    return {child.tag: from_xml(child) for child in element}
+
+
+def as_text(document: Any) -> Any:
+    """JSON values as the texts XML carries."""
+    if isinstance(document, list):
+        return [as_text(item) for item in document]
+    if isinstance(document, dict):
+        return {k: as_text(v) for k, v in document.items()}
+    if isinstance(document, bool):
+        return "true" if document else "false"
+    return None if document in ("", None) else str(document)
+
+
+def assert_errors(answers: list[Any], code: int, *starts: str) -> None:
+    as_json, as_xml = answers
+    assert as_text(as_json) == as_xml, "the two formats say the same"
+    assert [e["code"] for e in as_json] == [code] * len(as_json) and all(
+        set(e) == {"code", "description"} for e in as_json
+    )
+    for start in starts:
+        assert any(e["description"].startswith(start) for e in as_json), (start, as_json)
+
+
+async def test_every_error_is_the_spec_list_in_both_formats(client, services, staff):
+    status, answers, _ = await both(client, "GET", "/open311/v2/nowhere.{fmt}")
+    assert status == 404
+    assert_errors(answers, 404)
+    resp = await client.get("/open311/v2/services.csv")  # an unknown format: the default, XML
+    assert resp.status == 404 and resp.headers["Content-Type"] == "text/xml; charset=utf-8"
+    assert etree.fromstring(await resp.read()).findtext("error/code") == "404"
+    status, answers, headers = await both(client, "DELETE", "/open311/v2/requests.{fmt}")
+    assert status == 405 and set(headers["Allow"].split(",")) >= {"GET", "POST"}
+    assert_errors(answers, 405)
+    big = b"description=" + b"x" * (2 * 1024 * 1024)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, answers, _ = await both(client, "POST", "/open311/v2/requests.{fmt}", data=big, headers=form)
+    assert status == 413
+    assert_errors(answers, 413)
+    status, answers, _ = await both(client, "GET", "/open311/v2/services.{fmt}", headers={"Authorization": "Bearer no"})
+    assert status == 403
+    assert_errors(answers, 403)
+
+
+async def test_post_errors_name_open311_fields_and_attributes_are_checked(client, services, staff):
+    api_key = staff["admin"]["Authorization"].split()[1]
+    base = {"api_key": api_key, "service_code": "waterlogging", "description": "Water over the kerb"}
+    cases = [
+        ({"lat": "30.6", "long": "500"}, "long: "),
+        ({"lat": "30.6"}, "long: "),
+        ({"attribute[people_at_risk]": "maybe"}, "attribute[people_at_risk]: "),
+        ({"attribute[colour]": "red", "address_string": "Riverside Road"}, "attribute[colour]: "),
+    ]
+    for change, start in cases:
+        status, answers, _ = await both(client, "POST", "/open311/v2/requests.{fmt}?lang=en", data={**base, **change})
+        assert status == 400, (change, answers)
+        assert_errors(answers, 400, start)
+        assert not any(e["description"].startswith("lon:") for e in answers[0]), answers
+    assert await items(services.reports) == []
+
+
+async def test_a_request_without_a_location_has_no_lat_long_and_notices_only_media(client, services, staff):
+    api_key = staff["admin"]["Authorization"].split()[1]
+    form = {"api_key": api_key, "service_code": "waterlogging", "description": "Water over the kerb"}
+    form |= {"address_string": "Riverside Road by the school", "attribute[people_at_risk]": "no"}
+    resp = await client.post("/open311/v2/requests.json", data=form)
+    assert resp.status == 200, await resp.text()
+    [created] = await resp.json()
+    assert created["service_notice"] == "", "no media_url was sent"
+    status, answers, _ = await both(client, "GET", f"/open311/v2/requests/{created['service_request_id']}.{{fmt}}")
+    assert status == 200
+    [row], [xml_row] = answers
+    assert set(row) == REQUEST_FIELDS - {"lat", "long"}, "absent, not empty strings"
+    assert as_text(row) == xml_row, "field by field the same in both formats"
+    with_media = await client.post(
+        "/open311/v2/requests.json?lang=en", data={**form, "media_url": "https://x.example/a.jpg"}
+    )
+    [notice] = await with_media.json()
+    assert "media_url" in notice["service_notice"]
+    located = await client.post("/open311/v2/requests.xml", data={**form, "lat": "30.666", "long": "121.0625"})
+    request_id = etree.fromstring(await located.read()).findtext("request/service_request_id")
+    [row] = await get(client, f"requests/{request_id}", "json")
+    assert row["lat"] == 30.666 and row["long"] == 121.062  # numbers, rounded to ~100 m

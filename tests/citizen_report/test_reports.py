@@ -8,6 +8,8 @@ import dataclasses
 import io
 import json
 import re
+import struct
+import zlib
 from typing import Any
 
 import pytest
@@ -391,6 +393,46 @@ async def test_receipt_is_the_rendered_notification(client, services):
             assert receipt(desk.text_env, services.catalogs, variant, url) == expected, variant
     [(_id, stored)] = await services.redis.xrange(keys.REPORT_NOTIFICATIONS)
     assert stored == render_notification(desk.text_env, services.catalogs, done.report, url)
+
+
+@pytest.mark.parametrize("life_safety", [False, True])
+async def test_every_line_of_a_reporters_message_stands_apart(client, services, life_safety):
+    """The tracking code's sentence, the danger line and the status link are lines of their own
+    (they ran together as "...TNV6X.Status: http...")."""
+    done = await submit_report(
+        services.reports, ReportInput(**BODY, channel="api", phone="+8613800138000", consent=True)
+    )
+    desk, url = services.reports, services.settings.public_url
+    report = dataclasses.replace(done.report, life_safety=life_safety)
+    for locale in ("en", "zh_Hans"):
+        text = render_notification(desk.text_env, services.catalogs, dataclasses.replace(report, locale=locale), url)
+        lines = text["text"].split("\n")
+        assert lines[0].endswith((f"{report.tracking_code}.", f"{report.tracking_code}。")), lines
+        assert lines[-1].endswith(f"{url}/report/{report.tracking_code}") and len(lines) == 2 + life_safety, lines
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG that claims `width` x `height` pixels: the bomb's header, without its megabytes."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+async def test_a_pixel_bomb_is_named_as_such(client, services):
+    """A 20000 x 20000 PNG is refused for its pixels, not as "not an image"."""
+    form = FormData()
+    for name, value in BODY.items():
+        form.add_field(name, str(value))
+    form.add_field("photos", png_header(20000, 20000), filename="bomb.png", content_type="image/png")
+    resp = await client.post("/api/v1/reports?lang=en", data=form)
+    assert resp.status == 422
+    assert (await resp.json())["error"]["fields"] == [
+        {"field": "photos[0]", "code": "too_many_pixels", "message": "This image has too many pixels."}
+    ]
+    assert await queued(services) == []
 
 
 async def test_reports_with_photos_are_limited_and_replayed_before_decoding(client, services):

@@ -81,6 +81,24 @@ async def test_forged_token_is_refused(client, services):
     assert "token" in (await resp.json())["error"]["message"]
 
 
+async def test_a_valid_token_is_never_locked_out_by_guesses_from_its_address(client, services, staff):
+    """Anyone behind the same NAT could otherwise block every API client there with ten guesses."""
+    wrong = {"Authorization": "Bearer wct_guess"}
+    statuses = [(await client.get("/api/v1/incidents", headers=wrong)).status for _ in range(11)]
+    assert statuses == [401] * 10 + [429], statuses  # the guessing limit holds
+    for name in ("admin", "triage"):
+        resp = await client.get("/api/v1/incidents", headers=staff[name])
+        assert resp.status == 200, (name, resp.status)
+    assert (await client.get("/api/v1/incidents", headers=wrong)).status == 429  # and still holds after
+
+
+async def test_the_bearer_scheme_is_case_insensitive(client, services, staff):
+    token = staff["admin"]["Authorization"].split(" ", 1)[1]
+    for scheme in ("bearer", "BEARER", "Bearer"):
+        resp = await client.get("/api/v1/incidents", headers={"Authorization": f"{scheme} {token}"})
+        assert resp.status == 200, scheme
+
+
 async def test_another_drafters_draft_is_not_yours(client, services, staff, clock):
     message = await create(client, staff, clock)
     await act(client, staff, "drafter2", message["id"], "submit", status=403)

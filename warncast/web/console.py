@@ -21,7 +21,7 @@ from publisher.taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
 from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SETTINGS, WARNINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import SESSION_COOKIE, client_ip, locale, login_required, require_actor, t
+from warncast.web.requests import SESSION_COOKIE, client_ip, form_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 LOGIN_CSRF_COOKIE = "wc_login_csrf"
@@ -43,7 +43,7 @@ async def login_form(request: web.Request) -> web.Response:
 
 @routes.post("/console/login")
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await form_body(request)
     given, expected = form.get("csrf_token"), request.cookies.get(LOGIN_CSRF_COOKIE)
     if not expected or not isinstance(given, str) or not secrets.compare_digest(given, expected):
         raise _form_expired()
@@ -201,7 +201,7 @@ async def compose_form(request: web.Request) -> web.Response:
 @routes.post("/console/compose")
 async def compose(request: web.Request) -> web.Response:
     actor = require_actor(request, "warning.create")
-    form = await request.post()
+    form = await form_body(request)
     try:
         message = await request.app[WARNINGS].create(actor, form_to_body(form, request.app[SETTINGS].languages))
         if form.get("then") == "submit":
@@ -253,7 +253,7 @@ async def edit_form(request: web.Request) -> web.Response:
 async def edit(request: web.Request) -> web.Response:
     actor = require_actor(request)
     message_id, mode = request.match_info["id"], request.match_info["mode"]
-    form = await request.post()
+    form = await form_body(request)
     body = form_to_body(form, request.app[SETTINGS].languages)
     try:
         if mode == "edit":
@@ -278,7 +278,7 @@ async def edit(request: web.Request) -> web.Response:
 async def act(request: web.Request) -> web.Response:
     actor = require_actor(request)
     message_id, action = request.match_info["id"], request.match_info["action"]
-    form = await request.post()
+    form = await form_body(request)
     text = str(form.get("comment", ""))
     flow = request.app[WARNINGS]
     try:
@@ -328,7 +328,7 @@ async def rules_page(request: web.Request) -> web.Response:
 @routes.post("/console/rules")
 async def save_rules(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
-    form = await request.post()
+    form = await form_body(request)
     body: dict[str, Any] = {}
     for key in RULE_KEYS:
         try:

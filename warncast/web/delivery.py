@@ -25,7 +25,7 @@ from publisher.policy import PUSH_CHANNELS, validate_policy
 from warncast.app_keys import AREAS, AUDIT, CHANNELS, DISPATCH, POLICY, REDIS, SETTINGS, WARNINGS
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import json_body, json_dumps, require_actor
+from warncast.web.requests import form_body, json_body, json_dumps, require_actor
 
 routes = web.RouteTableDef()
 
@@ -196,7 +196,7 @@ async def delivery_replay(request: web.Request) -> web.Response:
 @routes.post("/console/delivery/policy")
 async def delivery_policy(request: web.Request) -> web.Response:
     actor = require_actor(request, "rules.edit")
-    form = await request.post()
+    form = await form_body(request)
     body = {
         grade: {ch: str(form.get(f"{grade}.{ch}", "")) for ch in PUSH_CHANNELS}
         for grade in ("blue", "yellow", "orange", "red")

@@ -140,7 +140,7 @@ def bucket_key(ip: str) -> str:
 
 
 PUBLIC_LIMITS: web.AppKey[Buckets] = web.AppKey("public_limits")
-# Wrong API tokens per address: a few typos pass, guessing does not (nor does it cost a lookup).
+# Wrong API tokens per address: a few typos pass, guessing does not (a valid token always does).
 AUTH_FAILURES: web.AppKey[Buckets] = web.AppKey("auth_failures")
 AUTH_FAILURE_RATE, AUTH_FAILURE_BURST = 0.2, 10
 LIVE_STREAMS: web.AppKey[StreamLimit] = web.AppKey("live_streams")

@@ -16,6 +16,7 @@ from typing import NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from channels.cache import redis_away
 from foundation.access.auth import csrf_matches
@@ -25,7 +26,18 @@ from warncast.app_keys import ACCOUNTS, SETTINGS
 from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
 from warncast.web.open311 import open311_error
 from warncast.web.pages import page
-from warncast.web.requests import ACTOR, AUTH_KIND, CSRF, LOCALE, SESSION_COOKIE, client_ip, json_dumps, t
+from warncast.web.requests import (
+    ACTOR,
+    AUTH_KIND,
+    CSRF,
+    LOCALE,
+    SESSION_COOKIE,
+    BadRequest,
+    client_ip,
+    form_body,
+    json_dumps,
+    t,
+)
 
 log = logging.getLogger("warncast.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,13 +133,15 @@ def _public_read(request: web.Request) -> bool:
 async def _identify(request: web.Request) -> None:
     accounts = request.app[ACCOUNTS]
     authorization = request.headers.get("Authorization", "")
-    if authorization.startswith("Bearer "):
-        failures, ip = request.app[AUTH_FAILURES], client_ip(request)
-        if wait := failures.wait(ip):  # this address has been guessing tokens
-            raise too_many_requests(wait)
-        actor = await accounts.token_actor(authorization[7:].strip())
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() == "bearer":  # auth schemes are case-insensitive (RFC 9110 11.1)
+        # A valid token is always let in: one behind the same NAT as a guesser must not be locked
+        # out by the guesses. A wrong one from an address that has been guessing is a 429.
+        actor = await accounts.token_actor(credentials.strip())
         if actor is None:
-            failures.take(ip)
+            failures, ip = request.app[AUTH_FAILURES], client_ip(request)
+            if wait := failures.take(ip):
+                raise too_many_requests(wait)
             raise _http_error(request, 401, "unauthorized", N_("The API token is not valid."))
         request[ACTOR], request[AUTH_KIND] = actor, "token"
     elif session_id := cookies(request).get(SESSION_COOKIE):
@@ -143,7 +157,7 @@ async def _check_csrf(request: web.Request) -> None:
     """A write made with a console session must carry the session's CSRF token."""
     given: object = request.headers.get("X-CSRF-Token")  # a form field may be a file: checked below
     if given is None and request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        given = (await request.post()).get("csrf_token")
+        given = (await form_body(request)).get("csrf_token")
     if not csrf_matches(request[CSRF], given if isinstance(given, str) else None):
         raise _http_error(
             request,
@@ -190,8 +204,8 @@ def retry_after_of(error: WarncastError) -> int | None:
 
 async def error_response(request: web.Request, error: WarncastError) -> web.Response:
     """`error` in the format of the request's area, with Retry-After when it has one."""
-    if isinstance(error, (TooManyRequests, Unavailable)) and request.path.startswith("/open311/"):
-        return open311_error(request, error)  # raised before the Open311 handler: still its format
+    if request.path.startswith("/open311/"):
+        return open311_error(request, error)  # raised outside the Open311 handlers: still its format
     retry_after = retry_after_of(error)
     body = error_body(request, error)
     if wants_json(request):
@@ -211,6 +225,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if isinstance(error, Unavailable):
             log.warning("unavailable on %s %s: %s", request.method, request.path, error)
         return await error_response(request, error)
+    except HttpProcessingError:  # a body that breaks the parser while read (a line past its limit)
+        return await error_response(request, BadRequest(N_("The request body is malformed.")))
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -219,10 +235,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             405: N_("Method not allowed."),
             413: N_("The request body is too large."),
         }.get(exc.status, exc.reason)
-        body = {"error": {"code": exc.reason.lower().replace(" ", "_"), "message": t(request, message)}}
-        if wants_json(request):
-            return web.json_response(body, status=exc.status, dumps=json_dumps)
-        return await error_page(request, exc.status, body)
+        problem = _http_error(request, exc.status, exc.reason.lower().replace(" ", "_"), message)
+        response = await error_response(request, problem)
+        if "Allow" in exc.headers:  # a 405 says which methods the resource has (RFC 9110 15.5.6)
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception as exc:
         if redis_away(exc):
             log.warning("redis away on %s %s: %r", request.method, request.path, exc)

@@ -20,7 +20,7 @@ from foundation.i18n import N_
 from foundation.store import keys
 from foundation.store.streams import decoded_list
 from warncast.app_keys import ACCOUNTS, AREAS, CATALOGS, REDIS, REPORTS, SETTINGS
-from warncast.web.requests import client_ip, locale, t
+from warncast.web.requests import client_ip, form_body, locale, t
 
 routes = web.RouteTableDef()
 FMT = "{fmt:xml|json}"
@@ -34,8 +34,14 @@ class Forbidden403(WarncastError):
     code = "forbidden"
 
 
+def _format(request: web.Request) -> str:
+    """The route's format; outside a route (an unknown path or format, a 405) the path's suffix,
+    XML when it is neither: the spec's default."""
+    return request.match_info.get("fmt") or ("json" if request.path.endswith(".json") else "xml")
+
+
 def _respond(request: web.Request, root: str, value: object, status: int = 200) -> web.Response:
-    body, content_type = spec.render(request.match_info.get("fmt", "xml"), root, value)
+    body, content_type = spec.render(_format(request), root, value)
     return web.Response(text=body, status=status, headers={"Content-Type": content_type})
 
 
@@ -60,14 +66,15 @@ def open311(handler: Handler) -> Handler:
 
 
 def open311_error(request: web.Request, error: WarncastError) -> web.Response:
-    """The spec's list of {code, description}: 404 missing, 403 api_key, 429 too many requests and 503
-    briefly unavailable (both with Retry-After), 400 the rest. The error middleware uses it too, for
-    errors raised before a handler."""
+    """The spec's list of {code, description}: 404 missing, 403 api_key (and any refused identity),
+    405 and 413 as HTTP says, 429 too many requests and 503 briefly unavailable (both with
+    Retry-After), 400 the rest. A field is named as Open311 names it (`long`, `address_string`, ...).
+    The error middleware uses it too, for every error raised outside a handler under /open311/."""
     if isinstance(error, ValidationFailed):
-        errors = [(400, f"{e.field}: {t(request, e.message, **e.params)}") for e in error.errors]
+        errors = [(400, f"{spec.field_name(e.field)}: {t(request, e.message, **e.params)}") for e in error.errors]
     else:
-        code = error.status if error.status in (403, 404, 429, 503) else 400
-        errors = [(code, t(request, error.message, **error.params))]
+        code = 403 if error.status == 401 else error.status
+        errors = [(code if code in (403, 404, 405, 413, 429, 503) else 400, t(request, error.message, **error.params))]
     response = _respond(request, "errors", spec.errors_doc(errors), status=errors[0][0])
     if isinstance(error, (TooManyRequests, Unavailable)) and error.retry_after:
         response.headers["Retry-After"] = str(error.retry_after)
@@ -106,7 +113,7 @@ async def service_definition(request: web.Request) -> web.Response:
 @routes.post(f"/open311/v2/requests.{FMT}")
 @open311
 async def create_request(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await form_body(request)
     api_key = str(form.get("api_key") or request.query.get("api_key") or "")
     if not api_key or await request.app[ACCOUNTS].token_actor(api_key) is None:
         raise Forbidden403(N_("Invalid api_key received -- can't proceed with create_request."))
@@ -116,6 +123,7 @@ async def create_request(request: web.Request) -> web.Response:
         raise ValidationFailed([FieldError("service_code", "required", N_("Choose what kind of hazard it is."))])
     if code not in CATEGORIES:
         raise NotFound(N_("No service with this service_code."))
+    people_at_risk = _attributes(fields)
     address_id = fields.get("address_id") or None
     if address_id and request.app[AREAS].get(address_id) is None:
         raise ValidationFailed([FieldError("address_id", "unknown", N_("Choose an area from the list."))])
@@ -128,15 +136,33 @@ async def create_request(request: web.Request) -> web.Response:
         address=fields.get("address_string", ""),
         phone=fields.get("phone") or None,
         email=fields.get("email") or None,
-        people_at_risk=fields.get(f"attribute[{spec.PEOPLE_AT_RISK}]", "") == "yes",
+        people_at_risk=people_at_risk,
         channel="open311",
         locale=locale(request),
         client=client_ip(request),
     )
     submitted = await submit_report(request.app[REPORTS], data, idempotency_key=request.headers.get("Idempotency-Key"))
-    notice = t(request, N_("Photos by media_url are not fetched; send them with POST /api/v1/reports."))
+    notice = ""
+    if fields.get("media_url"):  # said only to a client that sent one
+        notice = t(request, N_("Photos by media_url are not fetched; send them with POST /api/v1/reports."))
     row = {"service_request_id": submitted.report.id, "service_notice": notice, "account_id": ""}
     return _respond(request, "service_requests", [row])
+
+
+def _attributes(fields: dict[str, str]) -> bool:
+    """The service definition's attributes (only people_at_risk, yes or no): whether anyone is in
+    danger. An unknown attribute or a value outside the list is a 400 naming it."""
+    errors = []
+    for name, value in fields.items():
+        if not name.startswith("attribute["):
+            continue
+        if name != f"attribute[{spec.PEOPLE_AT_RISK}]":
+            errors.append(FieldError(name, "unknown", N_("This service has no such attribute.")))
+        elif value not in ("yes", "no", ""):
+            errors.append(FieldError(name, "choice", N_("Use one of the listed values: yes or no.")))
+    if errors:
+        raise ValidationFailed(errors)
+    return fields.get(f"attribute[{spec.PEOPLE_AT_RISK}]") == "yes"
 
 
 @routes.get(f"/open311/v2/requests.{FMT}")

@@ -6,14 +6,15 @@ from typing import Any
 
 from aiohttp import web
 
+from channels.partners.addresses import refused_url
 from channels.partners.registry import FORMATS, Partner, PartnerRegistry, parse_partner
 from foundation.access.audit import Actor
-from foundation.errors import ValidationFailed
-from foundation.i18n import tag_for
+from foundation.errors import FieldError, ValidationFailed
+from foundation.i18n import N_, tag_for
 from publisher.taxonomy import GRADE_NAMES, GRADES
-from warncast.app_keys import AREAS, AUDIT, REDIS
+from warncast.app_keys import AREAS, AUDIT, REDIS, SETTINGS
 from warncast.web.pages import page
-from warncast.web.requests import json_body, locale, login_required, require_actor, t
+from warncast.web.requests import form_body, json_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 PARTNER = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -38,18 +39,27 @@ def _with_secret(partner: Partner, secret: str) -> web.Response:
 
 async def _create(request: web.Request, actor: Actor, body: Any) -> tuple[Partner, str]:
     await request.app[AREAS].refresh(request.app[REDIS])
-    partner, secret = await _registry(request).create(parse_partner(body, request.app[AREAS]))
+    partner, secret = await _registry(request).create(await _checked(request, parse_partner(body, request.app[AREAS])))
     await request.app[AUDIT].append(actor.label, "partner.create", partner.id, after=partner.as_json())
     return partner, secret
 
 
 async def _replace(request: web.Request, actor: Actor, body: Any, partner_id: str) -> Partner:
     await request.app[AREAS].refresh(request.app[REDIS])
-    before, after = await _registry(request).replace(parse_partner(body, request.app[AREAS], partner_id=partner_id))
+    partner = await _checked(request, parse_partner(body, request.app[AREAS], partner_id=partner_id))
+    before, after = await _registry(request).replace(partner)
     await request.app[AUDIT].append(
         actor.label, "partner.edit", partner_id, before=before.as_json(), after=after.as_json()
     )
     return after
+
+
+async def _checked(request: web.Request, partner: Partner) -> Partner:
+    """A partner whose URL points at a private, loopback or link-local address is refused."""
+    if address := await refused_url(partner.url, request.app[SETTINGS].partner_allow_networks):
+        message = N_("Partners are posted to public addresses only; %(address)s is not one.")
+        raise ValidationFailed([FieldError("url", "private_address", message, {"address": address})])
+    return partner
 
 
 async def _rotate(request: web.Request, actor: Actor, partner_id: str) -> tuple[Partner, str]:
@@ -158,7 +168,7 @@ async def console_partners(request: web.Request) -> web.Response:
 @routes.post("/console/partners")
 async def console_save(request: web.Request) -> web.Response:
     actor = require_actor(request, "partners.manage")
-    form = await request.post()
+    form = await form_body(request)
     edit = str(form.get("id", "")) if form.get("mode") == "edit" else None
     body = _form_body(form)
     try:

@@ -12,18 +12,21 @@ from citizen_report.incidents import load_incident
 from citizen_report.intake import Submitted, load_report, submit_report
 from citizen_report.model import CATEGORIES, STATUS_NAMES, Photo, Report, ReportInput, normalise_tracking_code
 from citizen_report.open311 import PEOPLE_AT_RISK
+from citizen_report.photos import too_many_photos
 from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store.keys import REPORTS_BY_TRACKING
 from foundation.store.streams import decoded
+from foundation.text import without_bidi
 from warncast.app_keys import AREAS, REDIS, REPORTS, SETTINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, json_body, locale
+from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, form_body, json_body, locale
 
 routes = web.RouteTableDef()
 MAX_TEXT_PART = 16 * 1024
 MAX_PARTS = 30
+MAX_TEXT_TOTAL = 256 * 1024  # the text parts of one form, all together
 API_FIELDS = {
     "category",
     "description",
@@ -40,21 +43,24 @@ API_FIELDS = {
 
 
 async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Photo]]:
-    """Stream a multipart body with caps per part, so a huge upload is refused while it arrives."""
+    """Stream a multipart body with caps counted while it arrives: parts, photos, bytes per part and
+    bytes in all. The first part over a cap stops the read, so a chunked body (no Content-Length)
+    never holds more than `max_photos` photos in memory."""
     config = request.app[REPORTS].config
-    cap = config.max_photos * config.max_photo_bytes + 256 * 1024
+    cap = config.max_photos * config.max_photo_bytes + MAX_TEXT_TOTAL
     if request.content_length and request.content_length > cap:
         raise web.HTTPRequestEntityTooLarge(max_size=cap, actual_size=request.content_length)
     fields: dict[str, str] = {}
     photos: list[Photo] = []
     if request.get(AUTH_KIND) == "session":  # the CSRF check already read the form (1 MB cap)
-        for name, value in (await request.post()).items():
+        for name, value in (await form_body(request)).items():
             if isinstance(value, str):
                 fields[name] = value
             elif isinstance(value, web.FileField) and (upload := value.file.read()):
                 photos.append(Photo(upload, value.filename))
         return fields, photos
     reader = await request.multipart()
+    budget = _Budget(cap)
     for _ in range(MAX_PARTS):
         part = await reader.next()
         if part is None:
@@ -62,7 +68,11 @@ async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Pho
         if not isinstance(part, BodyPartReader):
             raise BadRequest(N_("Nested multipart bodies are not accepted."))
         if part.filename is not None:
-            data = await _read_capped(part, config.max_photo_bytes)
+            # The photo after the last one allowed is refused at its first bytes, not once read.
+            most = config.max_photo_bytes if len(photos) < config.max_photos else 0
+            data = await budget.read(part, most)
+            if data is None and most == 0:
+                raise ValidationFailed([too_many_photos(config.max_photos)])
             if data is None:
                 mb = config.max_photo_bytes // (1024 * 1024)
                 raise ValidationFailed(
@@ -71,21 +81,31 @@ async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Pho
             if data:  # an empty file input sends an empty part
                 photos.append(Photo(data, part.filename))
         elif part.name:
-            data = await _read_capped(part, MAX_TEXT_PART)
+            data = await budget.read(part, MAX_TEXT_PART)
             if data is None:
                 raise ValidationFailed([FieldError(part.name, "too_long", N_("This field is too long."))])
-            fields[part.name] = data.decode("utf-8", errors="replace")
+            fields[part.name] = without_bidi(data.decode("utf-8", errors="replace"))
     raise BadRequest(N_("The form has too many parts."))
 
 
-async def _read_capped(part: BodyPartReader, limit: int) -> bytes | None:
-    chunks, size = [], 0
-    while chunk := await part.read_chunk(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+class _Budget:
+    """The bytes a whole multipart body may still bring, spent chunk by chunk as parts arrive."""
+
+    def __init__(self, total: int) -> None:
+        self.total = self.left = total
+
+    async def read(self, part: BodyPartReader, limit: int) -> bytes | None:
+        """The part's bytes, or None at the first chunk past `limit`; 413 past the body's total."""
+        chunks, size = [], 0
+        while chunk := await part.read_chunk(64 * 1024):
+            size += len(chunk)
+            self.left -= len(chunk)
+            if self.left < 0:
+                raise web.HTTPRequestEntityTooLarge(max_size=self.total, actual_size=self.total - self.left)
+            if size > limit:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list[Photo], channel: str) -> ReportInput:
@@ -202,7 +222,7 @@ async def submit_form(request: web.Request) -> web.Response:
     """The no-JavaScript form: errors re-render the form with every field kept; success redirects."""
     fields, photos = await read_multipart(request) if request.content_type == "multipart/form-data" else ({}, [])
     if not fields:
-        fields = {k: str(v) for k, v in (await request.post()).items() if isinstance(v, str)}
+        fields = {k: str(v) for k, v in (await form_body(request)).items() if isinstance(v, str)}
     data = input_from_fields(request, fields, photos, "web")
     try:
         submitted = await submit_report(request.app[REPORTS], data, idempotency_key=fields.get("submission"))

@@ -8,11 +8,13 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from foundation.access.audit import Actor
 from foundation.access.roles import allowed
 from foundation.errors import FieldError, Forbidden, Unauthorized, ValidationFailed, WarncastError
 from foundation.i18n import N_, PoTranslations
+from foundation.text import BIDI_CONTROLS, without_bidi, without_bidi_in
 from warncast.app_keys import CATALOGS, SETTINGS
 
 ACTOR = web.RequestKey("actor", Actor)
@@ -117,9 +119,21 @@ async def json_body(request: web.Request) -> Any:
         raise BadRequest(N_("Send a JSON body with Content-Type: application/json."))
     raw = await request.read()
     try:
-        return orjson.loads(raw) if raw else {}
+        return without_bidi_in(orjson.loads(raw)) if raw else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(N_("The body is not valid JSON: %(reason)s."), reason=str(exc)[:120]) from None
+
+
+async def form_body(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The request's form (URL-encoded or multipart), read within the app's size and field limits;
+    a body that is not one (a part without a name, a nested multipart) is a 400, not our error."""
+    try:
+        form = await request.post()
+    except ValueError:
+        raise BadRequest(N_("The body is not a valid form.")) from None
+    if not any(isinstance(v, str) and BIDI_CONTROLS.search(v) for v in form.values()):
+        return form
+    return MultiDictProxy(MultiDict((k, without_bidi(v) if isinstance(v, str) else v) for k, v in form.items()))
 
 
 async def optional_text(request: web.Request, field: str) -> str:
@@ -130,7 +144,7 @@ async def optional_text(request: web.Request, field: str) -> str:
             raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
         value = body.get(field, "")
     else:
-        form = await request.post()
+        form = await form_body(request)
         value = form.get(field, "")
     if value is None:
         return ""

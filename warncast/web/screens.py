@@ -24,7 +24,7 @@ from warncast.web.conditional import respond
 from warncast.web.limits import live_streams
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import client_ip, json_body, locale, login_required, require_actor, t
+from warncast.web.requests import client_ip, form_body, json_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
 SCREEN = "{id:[a-z0-9][a-z0-9-]{0,39}}"
@@ -248,7 +248,7 @@ async def console_screens(request: web.Request) -> web.Response:
 
 @routes.post("/console/screens")
 async def console_save(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await form_body(request)
     edit = str(form.get("id", "")) if form.get("mode") == "edit" else None
     try:
         screen = await _save(request, _form_body(form), edit)

@@ -25,7 +25,7 @@ from publisher.taxonomy import GRADE_COLOUR
 from warncast.app_keys import AREAS, AUDIT, CATALOGS, REDIS, REPORTS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import locale, login_required, require_actor
+from warncast.web.requests import form_body, locale, login_required, require_actor
 
 routes = web.RouteTableDef()
 FILTERS = ("status", "priority", "department", "category", "kind", "area")
@@ -115,7 +115,7 @@ async def triage_board(request: web.Request) -> web.Response:
 @routes.post(r"/console/triage/{id}/{action:verify|assign|progress|resolve|reject|merge}")
 async def triage_action(request: web.Request) -> web.Response:
     actor = require_actor(request, "report.triage")
-    form = await request.post()
+    form = await form_body(request)
     back = str(form.get("back", ""))
     try:
         await act(
@@ -203,7 +203,7 @@ async def _routing_page(
 @routes.post("/console/routing")
 async def save_routing_form(request: web.Request) -> web.Response:
     actor = require_actor(request, "routing.edit")
-    form = await request.post()
+    form = await form_body(request)
     before = await load_routing(request.app[REDIS])
     rules = []
     for category, area, department in zip(

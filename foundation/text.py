@@ -1,0 +1,31 @@
+"""Text from outside, made safe to store: bidirectional embedding, override and isolate controls
+removed.
+
+U+202A–U+202E and U+2066–U+2069 reorder what follows them when displayed, so a report or a warning
+carrying them reads differently in CAP, feeds, pages, SMS and Open311 than what was typed (a
+"Trojan Source" reversal of a phone number or a link). Chinese and English text never needs them;
+right-to-left scripts are laid out by the Unicode bidi algorithm without them. Every stored text
+passes through `without_bidi`; the web layer applies it to every body it reads.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def without_bidi(text: str) -> str:
+    return BIDI_CONTROLS.sub("", text) if BIDI_CONTROLS.search(text) else text
+
+
+def without_bidi_in(value: Any) -> Any:
+    """`without_bidi` on every string of a JSON value (keys too), leaving other values as they are."""
+    if isinstance(value, str):
+        return without_bidi(value)
+    if isinstance(value, list):
+        return [without_bidi_in(item) for item in value]
+    if isinstance(value, dict):
+        return {without_bidi_in(key): without_bidi_in(item) for key, item in value.items()}
+    return value
