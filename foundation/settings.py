@@ -59,6 +59,10 @@ class Settings:
     sms_max_segments: int = 3
     sms_rate: float = 10.0  # message segments per second, all workers together
     telegram_rate: float = 30.0  # messages per second, all workers together
+    # Duty-group robots (channels/duty_groups): each tool's webhook host; tests point them at stand-ins.
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    dingtalk_api_base: str = "https://oapi.dingtalk.com"
+    feishu_api_base: str = "https://open.feishu.cn"
     dispatch_concurrency: int = 64  # sends in flight per worker
     provider_timeout: float = 10.0  # seconds for one provider API call
     dispatch_max_attempts: int = 5
@@ -150,6 +154,9 @@ class Settings:
             sms_max_segments=_int(env, "WARNCAST_SMS_MAX_SEGMENTS", 3, 1, 10),
             sms_rate=_float(env, "WARNCAST_SMS_RATE", 10.0),
             telegram_rate=_float(env, "WARNCAST_TELEGRAM_RATE", 30.0),
+            wecom_api_base=env.get("WARNCAST_WECOM_API_BASE", cls.wecom_api_base).rstrip("/"),
+            dingtalk_api_base=env.get("WARNCAST_DINGTALK_API_BASE", cls.dingtalk_api_base).rstrip("/"),
+            feishu_api_base=env.get("WARNCAST_FEISHU_API_BASE", cls.feishu_api_base).rstrip("/"),
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
             dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 10.0),

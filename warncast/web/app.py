@@ -36,6 +36,7 @@ from warncast.web import (
     reports,
     screens,
     triage,
+    units,
 )
 from warncast.web.limits import install_limits
 from warncast.web.middleware import MIDDLEWARES
@@ -53,7 +54,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, partners, reports, triage, monitoring, open311):
+    for module in (delivery, feeds, screens, partners, units, reports, triage, monitoring, open311):
         app.add_routes(module.routes)
     add_webhook_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)

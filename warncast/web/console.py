@@ -92,7 +92,15 @@ async def logout(request: web.Request) -> web.Response:
 @routes.get("/console")
 async def dashboard(request: web.Request) -> web.Response:
     login_required(request)
+    actor = require_actor(request)
     messages = await request.app[WARNINGS].list(limit=200)
+    org = await request.app[WARNINGS].units.organisation()
+    own = actor.unit or org.root.id
+    if unit_filter := request.query.get("unit"):
+        messages = [m for m in messages if (m.unit or org.root.id) == unit_filter]
+    # Platform sharing: everything is listed; the drafts and approvals of one's own unit (and of a
+    # sub-centre's proposals to it) first, newest first within each group (the list is newest first).
+    messages.sort(key=lambda m: 0 if (m.unit or org.root.id) == own or m.proposed_by == own else 1)
     threads = {m.thread: await request.app[WARNINGS].thread(m.thread) for m in messages}
     return await page(
         request,
@@ -101,8 +109,11 @@ async def dashboard(request: web.Request) -> web.Response:
         threads=threads,
         events=EVENTS,
         tag=tag_for(locale(request)),
-        waiting=[m for m in messages if m.state == SUBMITTED],
+        waiting=[m for m in messages if m.state == SUBMITTED and org.within(m.unit, own)],
         to_review=[m for m in messages if m.needs_review],
+        org=org,
+        own_unit=own,
+        unit_filter=unit_filter or "",
     )
 
 
@@ -213,13 +224,17 @@ async def detail(request: web.Request) -> web.Response:
     login_required(request)
     message = await request.app[WARNINGS].get(request.match_info["id"])
     thread = await request.app[WARNINGS].thread(message.thread)
-    quorum = await request.app[WARNINGS].rules.quorum_for(message)
+    org = await request.app[WARNINGS].units.organisation()
+    quorum = await request.app[WARNINGS].rules.quorum_for(message, org.root.id)
     return await page(
         request,
         "console/detail.html",
         message=message,
         thread=thread,
         missing=quorum.missing(message),
+        centre_chiefs=bool(quorum.centre) and org.configured,
+        unit=org.find(message.unit),
+        proposer=org.find(message.proposed_by) if message.proposed_by else None,
         events=EVENTS,
         tag=tag_for(locale(request)),
         registry=request.app[AREAS],

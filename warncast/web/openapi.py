@@ -146,7 +146,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ),
     ("get", "/api/v1/approval-rules", "Approval quorum per grade", "any staff role", None),
     ("put", "/api/v1/approval-rules", "Replace the approval rules", "admin", {"type": "object"}),
-    ("get", "/api/v1/audit", "The newest audit log entries", "chief, admin", None),
+    ("get", "/api/v1/audit", "The newest audit log entries (?unit=: those about one unit)", "chief, admin", None),
     (
         "get",
         "/api/v1/warnings/{id}/preview",
@@ -217,6 +217,26 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ),
     ("delete", "/api/v1/partners/{id}", "Remove a partner", "admin", None),
     ("post", "/api/v1/partners/{id}/rotate-secret", "A new signing secret, shown this once", "admin", None),
+    # Issuing units: who issues which event types where (classified management; see README).
+    (
+        "get",
+        "/api/v1/units",
+        "Issuing units (configured false: the one implicit release centre)",
+        "any staff role",
+        None,
+    ),
+    ("post", "/api/v1/units", "Add an issuing unit", "admin", {"$ref": "#/components/schemas/UnitBody"}),
+    ("get", "/api/v1/units/{id}", "One issuing unit", "any staff role", None),
+    ("put", "/api/v1/units/{id}", "Replace a unit's record", "admin", {"$ref": "#/components/schemas/UnitBody"}),
+    ("delete", "/api/v1/units/{id}", "Remove a unit (none under it, no users in it)", "admin", None),
+    (
+        "get",
+        "/api/v1/units/{id}/warnings",
+        "What a unit issued, newest first (?under=true: and the units under it); the public sees published ones",
+        None,
+        None,
+    ),
+    ("put", "/api/v1/users/{name}/unit", "Move a user to a unit", "admin", {"type": "object"}),
     (
         "post",
         "/api/v1/reports",
@@ -286,6 +306,29 @@ PARTNER_BODY: dict[str, Any] = {
         "areas": {"type": "array", "items": {"type": "string"}, "description": "area codes; empty: every area"},
         "active": {"type": "boolean"},
         "include_drills": {"type": "boolean"},
+    },
+}
+UNIT_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "names", "kind", "sender", "code"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$", "description": "ignored by PUT"},
+        "names": {
+            "type": "object",
+            "required": ["zh-CN", "en"],
+            "properties": {"zh-CN": {"type": "string", "maxLength": 80}, "en": {"type": "string", "maxLength": 80}},
+        },
+        "kind": {"enum": ["centre", "department", "subcentre"]},
+        "parent": {"type": "string", "description": "a unit id; empty for the one release centre at the top"},
+        "areas": {"type": "array", "items": {"type": "string"}, "description": "jurisdiction; empty: the city"},
+        "events": {"type": "array", "items": {"enum": list(EVENTS)}, "description": "empty: every event type"},
+        "sender": {"type": "string", "maxLength": 120, "description": "CAP sender"},
+        "code": {"type": "string", "pattern": "^\\d{6}$", "description": "GB/T 35965.1 sector + unit code"},
+        "contacts": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}, "phone": {"type": "string"}}},
+        },
     },
 }
 REPORT_BODY: dict[str, Any] = {
@@ -362,6 +405,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "WarningBody": WARNING_BODY,
                 "ScreenBody": SCREEN_BODY,
                 "PartnerBody": PARTNER_BODY,
+                "UnitBody": UNIT_BODY,
                 "ReportBody": REPORT_BODY,
                 "Error": ERROR,
             },
