@@ -63,6 +63,8 @@ class Settings:
     wecom_api_base: str = "https://qyapi.weixin.qq.com"
     dingtalk_api_base: str = "https://oapi.dingtalk.com"
     feishu_api_base: str = "https://open.feishu.cn"
+    # At most one post per group this often: inside WeCom's and DingTalk's 20 a minute per robot.
+    duty_group_interval_ms: int = 3000
     dispatch_concurrency: int = 64  # sends in flight per worker
     provider_timeout: float = 10.0  # seconds for one provider API call
     dispatch_max_attempts: int = 5
@@ -157,6 +159,7 @@ class Settings:
             wecom_api_base=env.get("WARNCAST_WECOM_API_BASE", cls.wecom_api_base).rstrip("/"),
             dingtalk_api_base=env.get("WARNCAST_DINGTALK_API_BASE", cls.dingtalk_api_base).rstrip("/"),
             feishu_api_base=env.get("WARNCAST_FEISHU_API_BASE", cls.feishu_api_base).rstrip("/"),
+            duty_group_interval_ms=_int(env, "WARNCAST_DUTY_GROUP_INTERVAL_MS", 3000, 0, 600_000),
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
             dispatch_reclaim_after=_float(env, "WARNCAST_DISPATCH_RECLAIM_AFTER", 10.0),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins  # `Warnings.list` shadows the built-in inside the class
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -20,7 +20,7 @@ from redis.exceptions import WatchError
 
 from foundation.access.audit import SYSTEM, Actor, AuditLog
 from foundation.access.roles import allowed
-from foundation.access.units import Units, implicit_centre
+from foundation.access.units import Organisation, Units, implicit_centre
 from foundation.areas.registry import AreaRegistry
 from foundation.clock import Clock
 from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -81,6 +81,9 @@ class Warnings:
         self.catalogs = catalogs
         self.rules = ApprovalRules(redis)
         self.units = Units(redis, settings)
+        # Told of each message that starts waiting for approval (the duty groups' pager, wired by
+        # the composition root): the message, and whether a chief of the release centre must approve.
+        self.on_submitted: list[Callable[[Message, bool], Awaitable[None]]] = []
         self._clock = clock or (lambda: datetime.now(settings.tz))
 
     def now(self) -> datetime:
@@ -224,6 +227,7 @@ class Warnings:
 
         message = await self._mutate(message_id, change)
         await self.audit.append(actor.label, "submit", message.id, **_unit_details(message))
+        await self._announce(message, org)
         return message
 
     async def approve(self, actor: Actor, message_id: str, comment: str = "") -> Message:
@@ -319,6 +323,7 @@ class Warnings:
         await self.audit.append(
             actor.label, "update", message.id, updates=current.id, grade=content.grade, **_unit_details(message)
         )
+        await self._announce(message, org)
         return message
 
     async def cancel(self, actor: Actor, message_id: str, reason: str = "") -> Message:
@@ -349,7 +354,20 @@ class Warnings:
         await self.audit.append(
             actor.label, "cancel", message.id, cancels=current.id, reason=reason, **_unit_details(message)
         )
+        await self._announce(message, org)
         return message
+
+    async def _announce(self, message: Message, org: Organisation) -> None:
+        """Tell the listeners a message waits for approval. It is submitted whatever they do: a
+        page that cannot be queued is logged, never the submission's failure."""
+        if not self.on_submitted:
+            return
+        centre_chiefs = bool((await self.rules.quorum_for(message, org.root.id)).centre)
+        for listener in self.on_submitted:
+            try:
+                await listener(message, centre_chiefs)
+            except Exception:
+                log.exception("could not page the approvers of %s", message.id)
 
     async def _current_published(self, message_id: str) -> Message:
         message = await self.get(message_id)

@@ -13,6 +13,7 @@ import jinja2
 import redis.asyncio as aioredis
 
 from channels.context import ChannelContext
+from channels.duty_groups.pages import Pager
 from citizen_report.desk import ReportDesk
 from foundation.access.audit import AuditLog
 from foundation.access.auth import Accounts
@@ -44,6 +45,7 @@ class Services:
     policy: ChannelPolicy
     env: jinja2.Environment
     reports: ReportDesk
+    pager: Pager  # duty-group pages: approvals waiting on a unit, incidents routed to one
     dispatch: DispatchContext
     channel_context: ChannelContext
 
@@ -64,6 +66,8 @@ class Services:
         policy = ChannelPolicy(redis)
         env = build_environment(names=template_names())
         reports = ReportDesk(settings, redis, registry, catalogs, audit, build_environment(enable_async=False), clock)
+        pager = Pager(redis, settings, catalogs)
+        warnings.on_submitted.append(pager.submitted)
         return cls(
             settings=settings,
             redis=redis,
@@ -76,6 +80,7 @@ class Services:
             policy=policy,
             env=env,
             reports=reports,
+            pager=pager,
             dispatch=DispatchContext(settings, redis, registry, warnings, subscribers, policy),
             channel_context=ChannelContext(
                 settings, redis, env, catalogs, registry, subscribers, warnings, audit, reports

@@ -27,6 +27,7 @@ from publisher.wording import render_template, word
 class TelegramChannel:
     name = "telegram"
     subscriber_channel = True
+    takes_notices = True
     max_units = 1
     per_address_interval_ms: int | None = 1000  # Telegram allows about one message a second into one chat
 

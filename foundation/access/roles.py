@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Issuing units and their duty-group robots: every unit sees the organisation; admins edit it.
     "units.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "units.manage": frozenset({"admin"}),
+    "duty_groups.manage": frozenset({"admin"}),
     # Citizen reports and the monitoring queue.
     "report.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "report.triage": frozenset({"triage", "chief"}),

@@ -27,6 +27,7 @@ from warncast.web import (
     api,
     console,
     delivery,
+    duty_groups,
     feeds,
     live,
     monitoring,
@@ -54,7 +55,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, partners, units, reports, triage, monitoring, open311):
+    for module in (delivery, feeds, screens, partners, units, duty_groups, reports, triage, monitoring, open311):
         app.add_routes(module.routes)
     add_webhook_routes(app)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
@@ -87,6 +88,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.run_scheduler:
         supervisor.add(scheduler_loop(services.registry, services.redis, services.warnings))
         supervisor.add(monitoring_loop(app[REPORTS]))
+        supervisor.add(Loop("duty-pages", partial(services.pager.follow_incidents, app[REPORTS]), within=30.0))
     if settings.run_workers:
         supervisor.add(*dispatch_loops(app[DISPATCH]))
     supervisor.start()

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from channels.duty_groups.tools import TOOLS
 from channels.outbox import read_outbox
 from foundation.errors import NotFound
 from foundation.i18n import N_
@@ -74,7 +75,7 @@ async def deliveries(request: web.Request) -> web.Response:
 
 def _channel(request: web.Request) -> str:
     name = request.match_info["channel"]
-    if name not in PUSH_CHANNELS:
+    if name not in (*PUSH_CHANNELS, *TOOLS):  # resident channels and the duty-group robots
         raise NotFound(N_("No such channel."))
     return name
 

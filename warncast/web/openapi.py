@@ -237,6 +237,24 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
         None,
     ),
     ("put", "/api/v1/users/{name}/unit", "Move a user to a unit", "admin", {"type": "object"}),
+    # Duty groups: a unit's WeCom, DingTalk and Feishu group robots (keys and secrets never shown back).
+    ("get", "/api/v1/duty-groups", "Registered duty groups (?unit=)", "any staff role", None),
+    (
+        "post",
+        "/api/v1/duty-groups",
+        "Register a unit's group robot",
+        "admin",
+        {"$ref": "#/components/schemas/DutyGroupBody"},
+    ),
+    ("get", "/api/v1/duty-groups/{id}", "One duty group", "any staff role", None),
+    (
+        "put",
+        "/api/v1/duty-groups/{id}",
+        "Replace a duty group (token and secret kept unless given)",
+        "admin",
+        {"$ref": "#/components/schemas/DutyGroupBody"},
+    ),
+    ("delete", "/api/v1/duty-groups/{id}", "Remove a duty group", "admin", None),
     (
         "post",
         "/api/v1/reports",
@@ -331,6 +349,24 @@ UNIT_BODY: dict[str, Any] = {
         },
     },
 }
+DUTY_GROUP_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "unit", "tool", "name"],
+    "properties": {
+        "id": {"type": "string", "pattern": SCREEN_ID, "description": "ignored by PUT"},
+        "unit": {"type": "string", "description": "a unit id from /api/v1/units"},
+        "tool": {"enum": ["wecom", "dingtalk", "feishu"]},
+        "name": {"type": "string", "maxLength": 80},
+        "token": {"type": "string", "description": "the robot's key / access token / hook id; empty: outbox"},
+        "secret": {"type": "string", "description": "signing secret (DingTalk SEC..., Feishu)"},
+        "min_grade": {"enum": list(GRADES)},
+        "receives": {"type": "array", "items": {"enum": ["warnings", "approvals", "incidents"]}},
+        "lang": {"enum": ["zh-CN", "en"]},
+        "active": {"type": "boolean"},
+        "include_drills": {"type": "boolean"},
+    },
+}
 REPORT_BODY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -366,7 +402,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         }
         if "{channel}" in path:
             operation["parameters"] = [
-                {"name": "channel", "in": "path", "required": True, "schema": {"enum": ["sms", "telegram"]}}
+                {
+                    "name": "channel",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": ["sms", "telegram", "wecom", "dingtalk", "feishu"]},
+                }
             ]
         if "{id}" in path and path.startswith("/api/v1/warnings"):
             operation["parameters"] = [
@@ -406,6 +447,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "ScreenBody": SCREEN_BODY,
                 "PartnerBody": PARTNER_BODY,
                 "UnitBody": UNIT_BODY,
+                "DutyGroupBody": DUTY_GROUP_BODY,
                 "ReportBody": REPORT_BODY,
                 "Error": ERROR,
             },
