@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import warning_body
+from tests.delivery_helpers import drain
 from tests.warncast.test_console import CSRF, login
 from tests.warncast.units_helpers import UNITS, organise
 
@@ -245,3 +246,84 @@ async def test_console_lists_own_units_warnings_first(client, services, staff, m
     page = await (await client.get("/console")).text()
     assert own in page and other in page, "every unit sees everything"
     assert page.index(own) < page.index(other), "its own unit's first, though older"
+
+
+async def test_delivery_statistics_and_the_console_by_unit(client, services, staff, members, clock, users):
+    body = {**_body(clock, "jiangwan", "inside", "inside"), "grade": "yellow"}
+    draft = await (await client.post("/api/v1/warnings", json=body, headers=members["drafter@jiangwan"])).json()
+    await client.post(f"/api/v1/warnings/{draft['id']}/submit", headers=members["drafter@jiangwan"])
+    await client.post(f"/api/v1/warnings/{draft['id']}/approve", json={}, headers=members["approver@jiangwan"])
+    await services.subscribers.subscribe("telegram", "555", "990101001001", lang="zh-CN")
+    await drain(services)
+    own = await (await client.get("/api/v1/units/jiangwan/deliveries", headers=staff["chief"])).json()
+    assert [w["id"] for w in own["warnings"]] == [draft["id"]]
+    under = await (await client.get("/api/v1/units/binjiang/deliveries?under=true", headers=staff["chief"])).json()
+    assert own["totals"]["telegram"]["delivered"] == 1  # the outbox: no bot token in tests
+    assert under["totals"] == own["totals"]
+    other = await (await client.get("/api/v1/units/water_binjiang/deliveries", headers=staff["chief"])).json()
+    assert other["warnings"] == [] and other["totals"] == {}
+    await login(client, "admin", users["admin"])
+    page = await (await client.get("/console/delivery?unit=binjiang&lang=en")).text()
+    assert "unit-deliveries" in page
+    audit = await (await client.get("/console/audit?unit=jiangwan&lang=en")).text()
+    assert draft["id"] in audit
+    other_audit = await (await client.get("/console/audit?unit=water_binjiang&lang=en")).text()
+    assert draft["id"] not in other_audit
+
+
+def _compose_form(csrf: str, body: dict[str, Any]) -> dict[str, str]:
+    return {
+        "csrf_token": csrf,
+        "grade": body["grade"],
+        "event": body["event"],
+        "status": "Actual",
+        "expires": body["expires"][:16],
+        "areas": body["areas"][0],
+        **{f"{tag}.{part}": text for tag, texts in body["info"].items() for part, text in texts.items()},
+    }
+
+
+@pytest.mark.parametrize(("unit", "role", "event_case", "area_case"), [m for m in MATRIX if m[1] != "approver"])
+async def test_drafting_matrix_through_the_console(
+    client, services, staff, members, clock, unit, role, event_case, area_case
+):
+    name = f"{role}.{unit.replace('_', '-')}"
+    await services.accounts.create_user(name, [role], f"{name}-password", unit=unit)
+    csrf = await login(client, name, f"{name}-password")
+    before = await _record(client, staff)
+    form = _compose_form(csrf, _body(clock, unit, event_case, area_case))
+    resp = await client.post("/console/compose?lang=en", data=form, allow_redirects=False)
+    expected = _expected(unit, role, event_case, area_case)
+    if expected == "scope":
+        assert resp.status == 403
+        assert next(u["names"]["en"] for u in UNITS if u["id"] == unit) in await resp.text()
+        assert await _record(client, staff) == before, "a refusal changes nothing"
+        return
+    assert resp.status == 303, await resp.text()
+    message_id = resp.headers["Location"].rsplit("/", 1)[1]
+    message = await (await client.get(f"/api/v1/warnings/{message_id}", headers=staff["chief"])).json()
+    assert message["issuer"]["unit"] == (unit if expected == "own" else PARENTS[unit])
+
+
+@pytest.mark.parametrize(("approver_unit", "warning_unit", "allowed"), APPROVALS)
+async def test_approval_matrix_through_the_console(
+    client, services, staff, members, clock, approver_unit, warning_unit, allowed
+):
+    body = _body(clock, warning_unit, "inside", "inside")
+    draft = await (await client.post("/api/v1/warnings", json=body, headers=members[f"drafter@{warning_unit}"])).json()
+    await client.post(f"/api/v1/warnings/{draft['id']}/submit", headers=members[f"drafter@{warning_unit}"])
+    name = f"approver.{approver_unit.replace('_', '-')}"
+    await services.accounts.create_user(name, ["approver"], f"{name}-password", unit=approver_unit)
+    csrf = await login(client, name, f"{name}-password")
+    before = await _record(client, staff)
+    resp = await client.post(
+        f"/console/warnings/{draft['id']}/approve?lang=en", data={"csrf_token": csrf}, allow_redirects=False
+    )
+    after = await (await client.get(f"/api/v1/warnings/{draft['id']}", headers=staff["chief"])).json()
+    if allowed:
+        assert resp.status == 303 and after["state"] == "published"
+        return
+    assert resp.status == 403
+    assert next(u["names"]["en"] for u in UNITS if u["id"] == approver_unit) in await resp.text()
+    assert after["state"] == "submitted" and after["approvals"] == []
+    assert await _record(client, staff) == before

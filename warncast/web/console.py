@@ -22,6 +22,7 @@ from warncast.web.pages import page
 from warncast.web.requests import SESSION_COOKIE, client_ip, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
+AUDIT_SCAN = 10_000  # entries a filtered audit page looks through
 LOGIN_CSRF_COOKIE = "wc_login_csrf"
 
 
@@ -316,9 +317,24 @@ async def audit_page(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "audit.read")
     total = await request.app[AUDIT].count()
-    entries = (await request.app[AUDIT].entries(max(0, total - 300), -1))[::-1]
+    unit = request.query.get("unit", "")
+    if unit:  # the entries about one unit's warnings, its record and its duty groups
+        recent = await request.app[AUDIT].entries(max(0, total - AUDIT_SCAN), -1)
+        entries = [e for e in reversed(recent) if e.get("details", {}).get("unit") == unit][:300]
+    else:
+        entries = (await request.app[AUDIT].entries(max(0, total - 300), -1))[::-1]
     problems = await request.app[AUDIT].verify() if request.query.get("verify") else None
-    return await page(request, "console/audit.html", entries=entries, total=total, problems=problems)
+    org = await request.app[WARNINGS].units.organisation()
+    return await page(
+        request,
+        "console/audit.html",
+        entries=entries,
+        total=total,
+        problems=problems,
+        org=org,
+        unit_filter=unit,
+        tag=tag_for(locale(request)),
+    )
 
 
 @routes.get("/console/rules")

@@ -236,6 +236,13 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
         None,
         None,
     ),
+    (
+        "get",
+        "/api/v1/units/{id}/deliveries",
+        "Delivery statistics of a unit's published messages, per message and per channel (?under=true)",
+        "drafter, approver, chief, admin",
+        None,
+    ),
     ("put", "/api/v1/users/{name}/unit", "Move a user to a unit", "admin", {"type": "object"}),
     # Duty groups: a unit's WeCom, DingTalk and Feishu group robots (keys and secrets never shown back).
     ("get", "/api/v1/duty-groups", "Registered duty groups (?unit=)", "any staff role", None),

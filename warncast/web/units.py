@@ -12,9 +12,10 @@ from foundation.access.roles import allowed
 from foundation.access.units import KIND_NAMES, KINDS, Organisation, Unit, Units, parse_unit
 from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
+from publisher.dispatch.stats import COUNTS, delivery_stats
 from publisher.serialize import message_json
 from publisher.taxonomy import EVENTS
-from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, REDIS, SETTINGS, WARNINGS
+from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SETTINGS, WARNINGS
 from warncast.web.pages import page
 from warncast.web.requests import current_actor, json_body, json_dumps, locale, login_required, require_actor, t
 
@@ -138,6 +139,35 @@ async def unit_warnings(request: web.Request) -> web.Response:
 
 def _unit_of(org: Organisation, unit_id: str) -> str:
     return unit_id or org.root.id
+
+
+async def unit_deliveries(request: web.Request, unit_id: str, *, under: bool, limit: int = 200) -> dict[str, Any]:
+    """Delivery statistics of what a unit published (of its newest `limit` messages): per message
+    and summed per channel."""
+    org = await _units(request).organisation()
+    if org.find(unit_id) is None:
+        raise NotFound(N_("No unit with this id."))
+    wanted = {u.id for u in org.under(unit_id)} if under else {org.get(unit_id).id}
+    messages = await request.app[WARNINGS].list(limit=1000)
+    chosen = [m for m in messages if m.state == "published" and _unit_of(org, m.unit) in wanted][:limit]
+    rows: list[dict[str, Any]] = []
+    totals: dict[str, dict[str, int]] = {}
+    for message in chosen:
+        stats = await delivery_stats(request.app[DISPATCH], message.id)
+        rows.append({"id": message.id, "unit": _unit_of(org, message.unit), "channels": stats["channels"]})
+        for channel, row in stats["channels"].items():
+            total = totals.setdefault(channel, dict.fromkeys(COUNTS, 0))
+            for name in COUNTS:
+                total[name] += row[name]
+    return {"unit": unit_id, "warnings": rows, "totals": totals}
+
+
+@routes.get(f"/api/v1/units/{UNIT}/deliveries")
+async def deliveries(request: web.Request) -> web.Response:
+    """Delivery statistics of a unit's published messages (?under=true: with the units under it)."""
+    require_actor(request, "delivery.read")
+    body = await unit_deliveries(request, request.match_info["id"], under=request.query.get("under") == "true")
+    return web.json_response(body, dumps=json_dumps)
 
 
 # Console
