@@ -229,7 +229,7 @@ async def test_a_breach_is_routed_to_the_responsible_unit_and_pages_it(client, s
             await follower
     await notify_all(services, Notifier(services.dispatch, "test-pager"))
     (page,) = robots["wecom"].texts(water)
-    assert page.startswith("[滨江区水务局 收到事件]") or "滨江区水务局" in page, page
+    assert page.startswith("[滨江区水务局 收到事件]") and "SWL-3" in page, page
     assert robots["wecom"].texts(centre) == []
     board = await (await client.get("/api/v1/incidents/SWL-3", headers=staff["triage"])).json()
     assert board["department"] == "water_binjiang"
