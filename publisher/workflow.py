@@ -163,8 +163,7 @@ class Warnings:
             require_drafter_scope(org, actor, m)
             _own_or_chief(actor, m)
             content = self._parse(body, base=m.content)
-            if issuer_for(org, self.registry, actor, content).unit.id != issuing_unit(org, m).id:
-                raise Conflict(N_("This change would move the warning to another issuing unit; draft a new one."))
+            require_inside(issuing_unit(org, m), self.registry, content)  # the draft keeps its unit
             m.content = content
             m.state, m.rejection = DRAFT, None
 

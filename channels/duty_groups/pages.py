@@ -3,7 +3,9 @@
 A page is a ready text per group, queued on the durable notification stream the dispatch's
 notifier already sends from (`keys.REPORT_NOTIFICATIONS`: retries, dead letters, the channel's
 rate), addressed to the group on its tool's channel. Each subject is paged once per unit
-(`keys.duty_page`), whichever process sees it first.
+(`keys.duty_page`, kept for the delivery retention), whichever process sees it first. The incident
+follower reads the board's events from when it starts: an incident routed while no process ran it
+is on the board, not paged.
 """
 
 from __future__ import annotations
@@ -25,18 +27,24 @@ from publisher.model import SUBMITTED, Message
 from publisher.taxonomy import EVENTS, GRADE_NAMES
 
 log = logging.getLogger(__name__)
-PAGED_TTL = 30 * 86400
 APPROVAL_TEXT = N_('[To approve] %(unit)s: %(grade)s %(event)s warning "%(headline)s". %(link)s')
 INCIDENT_TEXT = N_("[Incident for %(unit)s] %(title)s (priority %(priority)s). %(link)s")
 
 
 async def page_groups(
-    redis: aioredis.Redis, unit: str, receives: str, subject: str, texts: dict[str, str], reference: str
+    redis: aioredis.Redis,
+    unit: str,
+    receives: str,
+    subject: str,
+    texts: dict[str, str],
+    reference: str,
+    *,
+    keep_seconds: int,
 ) -> int:
     """Queue one page per group of `unit` that takes `receives`; `texts` by BCP 47 tag."""
-    if not await redis.set(keys.duty_page(f"{subject}:{unit}"), "1", nx=True, ex=PAGED_TTL):
-        return 0  # paged already
     groups = await DutyGroups(redis).of_unit(unit, receives)
+    if not groups or not await redis.set(keys.duty_page(f"{subject}:{unit}"), "1", nx=True, ex=keep_seconds):
+        return 0  # nobody to page, or paged already
     for group in groups:
         text = texts.get(group.lang) or next(iter(texts.values()))
         fields = {
@@ -67,6 +75,7 @@ class Pager:
         self.settings = settings
         self.catalogs = catalogs
         self.units = Units(redis, settings)
+        self._keep = settings.delivery_retention_days * 86400  # like the notifications themselves
 
     async def submitted(self, message: Message, centre_chiefs: bool) -> None:
         """Page the units a message just submitted (or an update or cancellation) waits on."""
@@ -89,7 +98,8 @@ class Pager:
                     headline=info.headline,
                     link=link,
                 )
-            await page_groups(self.redis, target, "approvals", f"message:{message.id}:{message.rev}", texts, message.id)
+            subject = f"message:{message.id}:{message.rev}"
+            await page_groups(self.redis, target, "approvals", subject, texts, message.id, keep_seconds=self._keep)
 
     async def incident(self, incident: Incident) -> None:
         org = await self.units.organisation()
@@ -108,7 +118,8 @@ class Pager:
             )
             for tag in self.settings.languages
         }
-        await page_groups(self.redis, unit.id, "incidents", f"incident:{incident.id}", texts, incident.id)
+        subject = f"incident:{incident.id}"
+        await page_groups(self.redis, unit.id, "incidents", subject, texts, incident.id, keep_seconds=self._keep)
 
     async def follow_incidents(self, desk: ReportDesk, *, block_ms: int = 1000) -> None:
         """Page the unit each new or re-routed incident goes to (the live board's event stream)."""

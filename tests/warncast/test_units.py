@@ -327,3 +327,38 @@ async def test_approval_matrix_through_the_console(
     assert next(u["names"]["en"] for u in UNITS if u["id"] == approver_unit) in await resp.text()
     assert after["state"] == "submitted" and after["approvals"] == []
     assert await _record(client, staff) == before
+
+
+async def test_edits_keep_the_issuing_units_scope(client, services, staff, members, clock):
+    body = _body(clock, "water_binjiang", "inside", "inside")
+    draft = await (await client.post("/api/v1/warnings", json=body, headers=members["drafter@water_binjiang"])).json()
+    url = f"/api/v1/warnings/{draft['id']}"
+    resp = await client.patch(url, json={"event": "rainstorm"}, headers=members["drafter@water_binjiang"])
+    assert resp.status == 403, "outside the bureau's event types"
+    resp = await client.patch(url, json={"areas": ["990101002"]}, headers=members["chief@centre"])
+    assert resp.status == 200, "a chief of the centre may edit a department's draft; it stays the department's"
+    assert (await resp.json())["issuer"]["unit"] == "water_binjiang"
+    resp = await client.patch(url, json={"areas": ["990101002"]}, headers=members["chief@jiangwan"])
+    assert resp.status == 403, "not a unit above it"
+
+
+async def test_console_unit_form_shows_tree_errors(client, services, staff, members, users):
+    await login(client, "admin", users["admin"])
+    page = await (await client.get("/console/units")).text()
+    form = {
+        "csrf_token": CSRF.search(page).group(1),
+        "mode": "create",
+        "id": "stray",
+        "names.zh-CN": "外区分中心",
+        "names.en": "Stray sub-centre",
+        "kind": "subcentre",
+        "parent": "jiangwan",
+        "areas": "990102",
+        "sender": "stray@lanjiang.example",
+        "code": "000009",
+    }
+    resp = await client.post("/console/units?lang=en", data=form)
+    assert resp.status == 422
+    assert "A unit&#39;s jurisdiction lies inside its parent&#39;s." in await resp.text()
+    listed = await (await client.get("/api/v1/units", headers=staff["admin"])).json()
+    assert "stray" not in {u["id"] for u in listed["units"]}
