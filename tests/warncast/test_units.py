@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from citizen_report.queue import drain as consume_queue
+from tests.citizen_report.test_triage import CAP
 from tests.conftest import warning_body
 from tests.delivery_helpers import drain
 from tests.warncast.test_console import CSRF, login
@@ -362,3 +364,22 @@ async def test_console_unit_form_shows_tree_errors(client, services, staff, memb
     assert "A unit&#39;s jurisdiction lies inside its parent&#39;s." in await resp.text()
     listed = await (await client.get("/api/v1/units", headers=staff["admin"])).json()
     assert "stray" not in {u["id"] for u in listed["units"]}
+
+
+@pytest.mark.parametrize(
+    ("event_code", "expected"),
+    [
+        ("", "binjiang"),
+        ("<eventCode><valueName>warncast:event</valueName><value>flood</value></eventCode>", "water_binjiang"),
+    ],
+)
+async def test_upstream_cap_alert_goes_to_the_responsible_unit(client, services, staff, members, event_code, expected):
+    """A rainstorm for the whole of Binjiang: no unit issues rainstorms there (Jiangwan's street is
+    smaller), so the district's centre; a flood: the district's water bureau."""
+    body = CAP.replace("<urgency>", f"{event_code}<urgency>")
+    headers = {**staff["sensor"], "Content-Type": "application/cap+xml"}
+    resp = await client.post("/api/v1/monitoring/alerts", data=body.encode(), headers=headers)
+    assert resp.status == 202, await resp.text()
+    await consume_queue(services.reports)
+    found = await (await client.get("/api/v1/incidents?kind=alert", headers=staff["triage"])).json()
+    assert [i["department"] for i in found["incidents"]] == [expected]
