@@ -21,6 +21,8 @@ from citizen_report.desk import ReportDesk
 from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
 from citizen_report.routing import load_routing, route
+from citizen_report.signals import signal_events
+from foundation.access.units import organisation_of, stored_units
 from foundation.store import keys
 from foundation.store.streams import decoded_list
 
@@ -192,6 +194,11 @@ async def _absorb_signal(desk: ReportDesk, entry_id: str, fields: dict[str, str]
         now = desk.now()
         if incident is None or incident.status in TERMINAL:
             table = await load_routing(redis)
+            department = table["default"]
+            if units := await stored_units(redis):  # the unit responsible for its event type and area
+                org = organisation_of(units, desk.settings)
+                events = await signal_events(desk, fields)
+                department = org.responsible(events, fields.get("area") or None, desk.registry).id
             incident = Incident(
                 id=incident_id,
                 kind=kind,
@@ -204,7 +211,7 @@ async def _absorb_signal(desk: ReportDesk, entry_id: str, fields: dict[str, str]
                 updated=now.isoformat(),
                 deadline="",
                 priority=4,
-                department=table["default"],
+                department=department,
             )
         incident.items.append(entry_id)
         incident.title = fields.get("title", "")

@@ -4,6 +4,10 @@ The table is one JSON document: departments (code → names) and rules `{categor
 department}` where `category` may be "*" and `area` may be empty (everywhere). The most specific
 rule wins: an exact category beats "*", and a rule for a smaller area beats one for an area that
 contains it. Unmatched reports go to `default`.
+
+Once issuing units are configured (foundation.access.units), the departments are those units: the
+table's own list is replaced by them, and a rule or default naming something else falls back to
+the release centre.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from citizen_report.model import CATEGORIES
+from foundation.access.units import Unit, stored_units
 from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
@@ -49,7 +54,25 @@ DEFAULT_ROUTING: dict[str, Any] = {
 
 async def load_routing(redis: aioredis.Redis) -> dict[str, Any]:
     raw = await redis.get(keys.ROUTING)
-    return json.loads(raw) if raw else DEFAULT_ROUTING
+    table = json.loads(raw) if raw else DEFAULT_ROUTING
+    units = await stored_units(redis)
+    return with_units(table, units) if units else table
+
+
+def with_units(table: dict[str, Any], units: dict[str, Unit]) -> dict[str, Any]:
+    """The table with the units as its departments."""
+    root = next((u.id for u in units.values() if not u.parent), next(iter(units)))
+    return {
+        "default": table["default"] if table["default"] in units else root,
+        "departments": {u.id: dict(u.names) for u in units.values()},
+        "rules": [r for r in table["rules"] if r["department"] in units],
+    }
+
+
+async def unit_departments(redis: aioredis.Redis) -> dict[str, dict[str, str]] | None:
+    """The departments an edited table must use when units are configured (None: its own)."""
+    units = await stored_units(redis)
+    return {u.id: dict(u.names) for u in units.values()} if units else None
 
 
 async def save_routing(redis: aioredis.Redis, table: dict[str, Any]) -> None:
@@ -72,12 +95,15 @@ def route(table: dict[str, Any], registry: AreaRegistry, category: str, area: st
     return found
 
 
-def validate_routing(body: Any, registry: AreaRegistry) -> dict[str, Any]:
-    """Check an edited table; every problem named by its field."""
+def validate_routing(
+    body: Any, registry: AreaRegistry, units: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """Check an edited table; every problem named by its field. `units`: the configured units,
+    which are the departments whatever the body lists."""
     errors: list[FieldError] = []
     if not isinstance(body, dict):
         raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
-    departments = body.get("departments")
+    departments = units if units is not None else body.get("departments")
     if not isinstance(departments, dict) or not departments:
         errors.append(FieldError("departments", "required", N_("List at least one department.")))
         departments = {}

@@ -47,6 +47,15 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, Any]] = {
     "pm25": {"unit": "µg/m³", "yellow": 115, "red": 250, "name": {"zh-CN": "PM2.5", "en": "PM2.5"}},
     "gas_ppm": {"unit": "ppm", "yellow": 25, "red": 50, "name": {"zh-CN": "可燃气体浓度", "en": "Flammable gas"}},
 }
+# The event type a breach of each reading type warns of, which decides the responsible unit
+# (a threshold entry may name its own with "event").
+READING_EVENTS = {
+    "rainfall_1h": "rainstorm",
+    "water_level": "flood",
+    "wind_speed": "thunderstorm",
+    "pm25": "air_pollution",
+    "gas_ppm": "gas_leak",
+}
 
 # KEYS: sensor colours, queue. ARGV: sensor, colour, item fields... Raises an item on a change only.
 _COLOUR_CHANGE = script("sensor_colour_change")
@@ -61,6 +70,18 @@ def colour_of(value: float, limits: dict[str, Any]) -> str:
     if limits.get("direction") == "below":  # e.g. water pressure: low is bad
         return "red" if value <= limits["red"] else "yellow" if value <= limits["yellow"] else "green"
     return "red" if value >= limits["red"] else "yellow" if value >= limits["yellow"] else "green"
+
+
+async def signal_events(desk: ReportDesk, fields: dict[str, str]) -> list[str]:
+    """The event types a queue item of a breach or an upstream alert may be about, likeliest first:
+    a breach's reading type mapped to its event; an alert's event codes, then its event name."""
+    if fields.get("kind") == "breach":
+        limits = (await load_thresholds(desk)).get(fields.get("type", ""), {})
+        event = limits.get("event") or READING_EVENTS.get(fields.get("type", ""), "")
+        return [event] if event else []
+    codes = fields.get("event_codes", "").split()
+    name = fields.get("event", "").strip().lower().replace(" ", "_")
+    return [*codes, name] if name else codes
 
 
 async def ingest_readings(desk: ReportDesk, body: Any) -> list[dict[str, Any]]:
@@ -197,6 +218,8 @@ def parse_cap_alert(
     }
     if info is not None:
         item.update(event=text(info, "event"), severity=text(info, "severity"), urgency=text(info, "urgency"))
+        codes = [text(code, "value") for code in info.findall(f"{{{namespace}}}eventCode")]
+        item["event_codes"] = " ".join(c for c in codes if c and " " not in c)[:500]
         item["title"] = text(info, "headline") or item["event"] or identifier
         for area in info.findall(f"{{{namespace}}}area"):
             for geocode in area.findall(f"{{{namespace}}}geocode"):

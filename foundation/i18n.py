@@ -116,7 +116,34 @@ class Catalogs:
 
     def text(self, locale: str, message: str, **params: object) -> str:
         text = self.get(locale).gettext(message)
-        return text % params if params else text
+        if not params:
+            return text
+        shown = {k: v.render(self, locale) if isinstance(v, Localized) else v for k, v in params.items()}
+        return text % shown
+
+
+@dataclass(frozen=True)
+class Localized:
+    """An error parameter shown in the reader's language: a list of names given per BCP 47 tag (a
+    unit's, an area's) or msgids (event names), translated and joined when the web layer renders
+    the message (errors are raised before anyone knows the reader's language)."""
+
+    parts: tuple[str | tuple[tuple[str, str], ...], ...]
+
+    @classmethod
+    def names(cls, *name_sets: dict[str, str]) -> Localized:
+        return cls(tuple(tuple(names.items()) for names in name_sets))
+
+    def render(self, catalogs: Catalogs, locale: str) -> str:
+        tag = SUPPORTED.get(locale, "")
+        texts = []
+        for part in self.parts:
+            if isinstance(part, str):
+                texts.append(catalogs.get(locale).gettext(part))
+            else:
+                by_tag = dict(part)
+                texts.append(by_tag.get(tag) or by_tag.get("en") or next(iter(by_tag.values()), ""))
+        return join_list(texts, locale)
 
 
 def format_dt(value: datetime, locale: str, tz: tzinfo | None, fmt: str = "medium") -> str:

@@ -66,6 +66,12 @@ class Settings:
     sms_max_segments: int = 3
     sms_rate: float = 10.0  # message segments per second, all workers together
     telegram_rate: float = 30.0  # messages per second, all workers together
+    # Duty-group robots (channels/duty_groups): each tool's webhook host; tests point them at stand-ins.
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    dingtalk_api_base: str = "https://oapi.dingtalk.com"
+    feishu_api_base: str = "https://open.feishu.cn"
+    # At most one post per group this often: inside WeCom's and DingTalk's 20 a minute per robot.
+    duty_group_interval_ms: int = 3000
     dispatch_concurrency: int = 64  # sends in flight per worker
     provider_timeout: float = 10.0  # seconds for one provider API call
     dispatch_max_attempts: int = 5
@@ -167,6 +173,10 @@ class Settings:
             sms_max_segments=_int(env, "WARNCAST_SMS_MAX_SEGMENTS", 3, 1, 10),
             sms_rate=_float(env, "WARNCAST_SMS_RATE", 10.0),
             telegram_rate=_float(env, "WARNCAST_TELEGRAM_RATE", 30.0),
+            wecom_api_base=env.get("WARNCAST_WECOM_API_BASE", cls.wecom_api_base).rstrip("/"),
+            dingtalk_api_base=env.get("WARNCAST_DINGTALK_API_BASE", cls.dingtalk_api_base).rstrip("/"),
+            feishu_api_base=env.get("WARNCAST_FEISHU_API_BASE", cls.feishu_api_base).rstrip("/"),
+            duty_group_interval_ms=_int(env, "WARNCAST_DUTY_GROUP_INTERVAL_MS", 3000, 0, 600_000),
             dispatch_concurrency=_int(env, "WARNCAST_DISPATCH_CONCURRENCY", 64, 1, 1000),
             dispatch_max_attempts=_int(env, "WARNCAST_DISPATCH_MAX_ATTEMPTS", 5, 1, 20),
             thread_messages_per_hour=_int(env, "WARNCAST_THREAD_MESSAGES_PER_HOUR", 4, 1, 60),

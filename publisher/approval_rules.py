@@ -1,7 +1,9 @@
 """Approval quorum per grade, as data an admin edits.
 
 Defaults: blue and yellow need one approval, orange and red two of which one by a chief, and a
-cancellation one. The drafter never counts, whatever the rules say (separation of duties).
+cancellation one. The drafter never counts, whatever the rules say (separation of duties). A rule
+with `"chiefs_from": "centre"` (the default for orange and red) counts only chiefs of the release
+centre: the cross-unit quorum a department's or district's serious warning needs.
 """
 
 from __future__ import annotations
@@ -19,38 +21,46 @@ from publisher.model import Message
 from publisher.taxonomy import GRADES
 
 RULE_KEYS = (*GRADES, "cancel")
-DEFAULT_RULES: dict[str, dict[str, int]] = {
+DEFAULT_RULES: dict[str, dict[str, int | str]] = {
     "blue": {"approvals": 1, "chiefs": 0},
     "yellow": {"approvals": 1, "chiefs": 0},
-    "orange": {"approvals": 2, "chiefs": 1},
-    "red": {"approvals": 2, "chiefs": 1},
+    "orange": {"approvals": 2, "chiefs": 1, "chiefs_from": "centre"},
+    "red": {"approvals": 2, "chiefs": 1, "chiefs_from": "centre"},
     "cancel": {"approvals": 1, "chiefs": 0},
 }
+
+
+CHIEFS_FROM = ("unit", "centre")
 
 
 @dataclass(frozen=True)
 class Quorum:
     approvals: int
     chiefs: int
+    centre: str = ""  # only chiefs of this unit (the release centre) count; "": any chief in scope
+
+    def _counted(self, message: Message) -> tuple[int, int]:
+        valid = [a for a in message.approvals if a.user != message.drafter]
+        # An approval recorded before units existed has no unit: it was the release centre's.
+        chiefs = [a for a in valid if "chief" in a.roles and (a.unit or self.centre) == (self.centre or a.unit)]
+        return len(valid), len(chiefs)
 
     def met_by(self, message: Message) -> bool:
-        valid = [a for a in message.approvals if a.user != message.drafter]
-        chiefs = [a for a in valid if "chief" in a.roles]
-        return len(valid) >= self.approvals and len(chiefs) >= self.chiefs
+        valid, chiefs = self._counted(message)
+        return valid >= self.approvals and chiefs >= self.chiefs
 
     def missing(self, message: Message) -> tuple[int, int]:
-        valid = [a for a in message.approvals if a.user != message.drafter]
-        chiefs = sum(1 for a in valid if "chief" in a.roles)
-        return max(0, self.approvals - len(valid)), max(0, self.chiefs - chiefs)
+        valid, chiefs = self._counted(message)
+        return max(0, self.approvals - valid), max(0, self.chiefs - chiefs)
 
 
-def validate_rules(body: Any) -> dict[str, dict[str, int]]:
+def validate_rules(body: Any) -> dict[str, dict[str, int | str]]:
     errors: list[FieldError] = []
     if not isinstance(body, dict):
         raise ValidationFailed([FieldError("", "type", N_("The body must be a JSON object."))])
     for unknown in sorted(set(body) - set(RULE_KEYS)):
         errors.append(FieldError(unknown, "unknown_field", N_("Unknown field.")))
-    rules: dict[str, dict[str, int]] = {}
+    rules: dict[str, dict[str, int | str]] = {}
     for key in RULE_KEYS:
         rule = body.get(key, DEFAULT_RULES[key])
         approvals = rule.get("approvals") if isinstance(rule, dict) else None
@@ -75,7 +85,20 @@ def validate_rules(body: Any) -> dict[str, dict[str, int]]:
                 )
             )
             continue
+        chiefs_from = rule.get("chiefs_from", DEFAULT_RULES[key].get("chiefs_from", "unit"))
+        if chiefs_from not in CHIEFS_FROM:
+            errors.append(
+                FieldError(
+                    f"{key}.chiefs_from",
+                    "choice",
+                    N_("Choose one of: %(choices)s."),
+                    {"choices": ", ".join(CHIEFS_FROM)},
+                )
+            )
+            continue
         rules[key] = {"approvals": approvals, "chiefs": chiefs}
+        if chiefs_from == "centre":
+            rules[key]["chiefs_from"] = "centre"
     if errors:
         raise ValidationFailed(errors)
     return rules
@@ -85,14 +108,16 @@ class ApprovalRules:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
 
-    async def all(self) -> dict[str, dict[str, int]]:
+    async def all(self) -> dict[str, dict[str, int | str]]:
         raw = await self.redis.get(keys.APPROVAL_RULES)
         return {**DEFAULT_RULES, **(json.loads(raw) if raw else {})}
 
-    async def save(self, rules: dict[str, dict[str, int]]) -> None:
+    async def save(self, rules: dict[str, dict[str, int | str]]) -> None:
         await self.redis.set(keys.APPROVAL_RULES, json.dumps(rules))
 
-    async def quorum_for(self, message: Message) -> Quorum:
+    async def quorum_for(self, message: Message, centre: str) -> Quorum:
+        """`centre`: the release centre's unit id, whose chiefs a "chiefs_from": "centre" rule counts."""
         rules = await self.all()
         rule = rules["cancel"] if message.msg_type == "Cancel" else rules[message.content.grade]
-        return Quorum(rule["approvals"], rule["chiefs"])
+        counted = centre if rule.get("chiefs_from") == "centre" else ""
+        return Quorum(int(rule["approvals"]), int(rule["chiefs"]), counted)

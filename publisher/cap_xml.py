@@ -63,7 +63,7 @@ def render_cap(
         raise ValueError("only published messages have a CAP rendition")
     alert = etree.Element(f"{{{CAP_NS}}}alert", nsmap={None: CAP_NS})  # type: ignore[dict-item]  # stubs omit the None prefix (default namespace)
     _sub(alert, "identifier", message.id)
-    _sub(alert, "sender", settings.sender)
+    _sub(alert, "sender", message.sender_or(settings.sender))
     _sub(alert, "sent", cap_datetime(sent))
     _sub(alert, "status", content.status)
     _sub(alert, "msgType", message.msg_type)
@@ -75,7 +75,11 @@ def render_cap(
         notes.append(message.note)
     if notes:
         _sub(alert, "note", " ".join(notes))
-    refs = [f"{settings.sender},{m.id},{cap_datetime(datetime.fromisoformat(m.sent))}" for m in references if m.sent]
+    refs = [
+        f"{m.sender_or(settings.sender)},{m.id},{cap_datetime(datetime.fromisoformat(m.sent))}"
+        for m in references
+        if m.sent
+    ]
     if refs:
         _sub(alert, "references", " ".join(refs))
 
@@ -95,7 +99,7 @@ def render_cap(
         if content.onset:
             _sub(info, "onset", cap_datetime(content.onset))
         _sub(info, "expires", cap_datetime(content.expires))
-        _sub(info, "senderName", settings.sender_name)
+        _sub(info, "senderName", message.issuer_name(tag, settings.sender_name))
         prefix = f"{t(DRILL_PREFIX[content.status])} " if content.is_drill else ""
         _sub(info, "headline", prefix + texts.headline)
         description = texts.description

@@ -86,6 +86,7 @@ class Approval:
     roles: list[str]
     at: str
     comment: str = ""
+    unit: str = ""  # the approver's unit ("": the release centre, before units existed)
 
 
 @dataclass
@@ -106,10 +107,24 @@ class Message:
     review: dict[str, str] | None = None  # by, comment, at (after a fast path)
     note: str = ""  # e.g. the reason of a cancellation
     rev: int = 0
+    unit: str = ""  # the issuing unit's id ("": the release centre, before units existed)
+    proposed_by: str = ""  # a sub-centre that proposed it for an area above its jurisdiction
+    issuer: dict[str, object] = field(default_factory=dict)  # sender, names: as published, kept
 
     @property
     def needs_review(self) -> bool:
         return self.fast_path is not None and self.review is None
+
+    def sender_or(self, default: str) -> str:
+        """The CAP sender of the unit that issued it (`default`: the configured one, older messages)."""
+        return str(self.issuer.get("sender") or default)
+
+    def issuer_name(self, tag: str, default: str) -> str:
+        """The issuing unit's name in a language (BCP 47 tag), as CAP, pages, feeds and messages show it."""
+        names = self.issuer.get("names")
+        if isinstance(names, dict) and names:
+            return str(names.get(tag) or names.get("en") or next(iter(names.values())))
+        return default
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

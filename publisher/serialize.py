@@ -46,6 +46,11 @@ def message_json(message: Message, *, registry: AreaRegistry, settings: Settings
         "level": GRADE_LEVEL[message.content.grade],
         "drill": message.content.is_drill,
         "areas": areas,
+        "issuer": {
+            "unit": message.unit or "",
+            "sender": message.sender_or(settings.sender),
+            "name": {tag: message.issuer_name(tag, settings.sender_name) for tag in settings.languages},
+        },
         "links": {
             "self": f"{base}/api/v1/warnings/{message.id}",
             "page": f"{base}/warnings/{message.id}",
@@ -64,5 +69,6 @@ def message_json(message: Message, *, registry: AreaRegistry, settings: Settings
             fast_path=message.fast_path,
             review=message.review,
             needs_review=message.needs_review,
+            proposed_by=message.proposed_by,
         )
     return body

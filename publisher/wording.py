@@ -49,6 +49,7 @@ class Wording:
     expires: datetime
     until: str  # "Until 18:00, 1 July"
     link: str  # the short link that verifies the message
+    issuer: str = ""  # the issuing unit's name; "" for a deployment without units (the one centre)
 
     @property
     def marked_headline(self) -> str:
@@ -110,6 +111,7 @@ def word(
         expires=content.expires,
         until=t(N_("Until %(time)s"), time=expires),
         link=short_link(settings, message.id),
+        issuer=message.issuer_name(tag, "") if message.issuer.get("named") else "",
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins  # `Warnings.list` shadows the built-in inside the class
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from redis.exceptions import WatchError
 
 from foundation.access.audit import SYSTEM, Actor, AuditLog
 from foundation.access.roles import allowed
+from foundation.access.units import Organisation, Units, implicit_centre
 from foundation.areas.registry import AreaRegistry
 from foundation.clock import Clock
 from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -48,6 +49,14 @@ from publisher.model import (
     Message,
     Thread,
 )
+from publisher.scope import (
+    Issuer,
+    issuer_for,
+    issuing_unit,
+    require_approver_scope,
+    require_drafter_scope,
+    require_inside,
+)
 from publisher.taxonomy import GRADES
 from publisher.validation import Collector, clean_text, parse_content
 
@@ -71,6 +80,10 @@ class Warnings:
         self.settings = settings
         self.catalogs = catalogs
         self.rules = ApprovalRules(redis)
+        self.units = Units(redis, settings)
+        # Told of each message that starts waiting for approval (the duty groups' pager, wired by
+        # the composition root): the message, and whether a chief of the release centre must approve.
+        self.on_submitted: list[Callable[[Message, bool], Awaitable[None]]] = []
         self._clock = clock or (lambda: datetime.now(settings.tz))
 
     def now(self) -> datetime:
@@ -126,31 +139,52 @@ class Warnings:
     async def create(self, actor: Actor, body: Any) -> Message:
         _require(actor, "warning.create")
         content = self._parse(body)
-        message = await self._new_message(actor, content, "Alert", thread=None, state=DRAFT)
+        org = await self.units.organisation()
+        issuer = issuer_for(org, self.registry, actor, content)
+        message = await self._new_message(actor, content, "Alert", thread=None, state=DRAFT, issuer=issuer)
         await self.audit.append(
-            actor.label, "create", message.id, grade=content.grade, event=content.event, status=content.status
+            actor.label,
+            "create",
+            message.id,
+            grade=content.grade,
+            event=content.event,
+            status=content.status,
+            **_unit_details(message),
         )
         return message
 
     async def edit(self, actor: Actor, message_id: str, body: Any) -> Message:
         _require(actor, "warning.create")
+        org = await self.units.organisation()
 
         def change(m: Message, now: datetime) -> None:
             if m.state not in EDITABLE:
                 raise Conflict(N_("Only drafts and rejected warnings can be edited."))
+            require_drafter_scope(org, actor, m)
             _own_or_chief(actor, m)
-            m.content = self._parse(body, base=m.content)
+            content = self._parse(body, base=m.content)
+            require_inside(issuing_unit(org, m), self.registry, content)  # the draft keeps its unit
+            m.content = content
             m.state, m.rejection = DRAFT, None
 
         message = await self._mutate(message_id, change)
-        await self.audit.append(actor.label, "edit", message.id)
+        await self.audit.append(actor.label, "edit", message.id, **_unit_details(message))
         return message
 
     async def _new_message(
-        self, actor: Actor, content: Content, msg_type: str, *, thread: str | None, state: str, note: str = ""
+        self,
+        actor: Actor,
+        content: Content,
+        msg_type: str,
+        *,
+        thread: str | None,
+        state: str,
+        issuer: Issuer,
+        note: str = "",
     ) -> Message:
         now = self.now()
-        message_id = await new_identifier(self.redis, self.settings.id_prefix, now)
+        unit = issuer.unit
+        message_id = await new_identifier(self.redis, unit.identifier_prefix(self.settings.id_prefix), now)
         stamp = now.isoformat()
         message = Message(
             id=message_id,
@@ -162,6 +196,14 @@ class Warnings:
             created=stamp,
             updated=stamp,
             note=note,
+            unit=unit.id,
+            proposed_by=issuer.proposed_by,
+            issuer={
+                "sender": unit.sender or self.settings.sender,
+                "names": dict(unit.names),
+                # A configured unit is named in every message; the implicit centre as before.
+                **({"named": True} if unit != implicit_centre(self.settings) else {}),
+            },
         )
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.warning(message.id), json.dumps(message.to_json(), ensure_ascii=False))
@@ -173,34 +215,39 @@ class Warnings:
 
     async def submit(self, actor: Actor, message_id: str) -> Message:
         _require(actor, "warning.submit")
+        org = await self.units.organisation()
 
         def change(m: Message, now: datetime) -> None:
             if m.state not in EDITABLE:
                 raise Conflict(N_("Only drafts and rejected warnings can be submitted."))
+            require_drafter_scope(org, actor, m)
             _own_or_chief(actor, m)
             m.state, m.rejection, m.approvals = SUBMITTED, None, []
 
         message = await self._mutate(message_id, change)
-        await self.audit.append(actor.label, "submit", message.id)
+        await self.audit.append(actor.label, "submit", message.id, **_unit_details(message))
+        await self._announce(message, org)
         return message
 
     async def approve(self, actor: Actor, message_id: str, comment: str = "") -> Message:
         _require(actor, "warning.approve")
         comment = _comment(comment, "comment", required=False)
         message = await self.get(message_id)
-        quorum = await self.rules.quorum_for(message)
+        org = await self.units.organisation()
+        quorum = await self.rules.quorum_for(message, org.root.id)
 
         def change(m: Message, now: datetime) -> None:
+            unit = require_approver_scope(org, actor, m)
             if m.state != SUBMITTED:
                 raise Conflict(N_("Only submitted warnings can be approved."))
             if m.drafter == actor.name:
                 raise Forbidden(N_("You cannot approve a warning you drafted."))
             if any(a.user == actor.name for a in m.approvals):
                 raise Conflict(N_("You have already approved this warning."))
-            m.approvals.append(Approval(actor.name, sorted(actor.roles), now.isoformat(), comment))
+            m.approvals.append(Approval(actor.name, sorted(actor.roles), now.isoformat(), comment, unit=unit.id))
 
         message = await self._mutate(message_id, change)
-        await self.audit.append(actor.label, "approve", message.id, comment=comment)
+        await self.audit.append(actor.label, "approve", message.id, comment=comment, **_unit_details(message))
         if quorum.met_by(message):
             message = await self._release(message.id, actor)
         return message
@@ -208,8 +255,10 @@ class Warnings:
     async def reject(self, actor: Actor, message_id: str, comment: str) -> Message:
         _require(actor, "warning.reject")
         comment = _comment(comment, "comment", required=True)
+        org = await self.units.organisation()
 
         def change(m: Message, now: datetime) -> None:
+            require_approver_scope(org, actor, m)
             if m.state not in (SUBMITTED, SCHEDULED):
                 raise Conflict(N_("Only submitted or scheduled warnings can be rejected."))
             if m.drafter == actor.name:
@@ -219,15 +268,17 @@ class Warnings:
             m.approvals = []
 
         message = await self._mutate(message_id, change, unschedule=True)
-        await self.audit.append(actor.label, "reject", message.id, comment=comment)
+        await self.audit.append(actor.label, "reject", message.id, comment=comment, **_unit_details(message))
         return message
 
     async def fast_path(self, actor: Actor, message_id: str, reason: str) -> Message:
         """A chief publishes at once, with a written reason; the warning is flagged for review."""
         _require(actor, "warning.fast_path")
         reason = _comment(reason, "reason", required=True)
+        org = await self.units.organisation()
 
         def change(m: Message, now: datetime) -> None:
+            require_approver_scope(org, actor, m)
             if m.state not in PENDING:
                 raise Conflict(N_("This warning is not waiting for publication."))
             m.fast_path = {"by": actor.name, "reason": reason, "at": now.isoformat()}
@@ -238,8 +289,10 @@ class Warnings:
     async def review(self, actor: Actor, message_id: str, comment: str) -> Message:
         _require(actor, "warning.review")
         comment = _comment(comment, "comment", required=True)
+        org = await self.units.organisation()
 
         def change(m: Message, now: datetime) -> None:
+            require_approver_scope(org, actor, m)
             if not m.needs_review:
                 raise Conflict(N_("This warning does not need a review."))
             if m.fast_path and m.fast_path["by"] == actor.name:
@@ -255,18 +308,29 @@ class Warnings:
     async def update(self, actor: Actor, message_id: str, body: Any) -> Message:
         _require(actor, "warning.update")
         current = await self._current_published(message_id)
+        org = await self.units.organisation()
+        require_drafter_scope(org, actor, current)
         base = current.content
         if base.effective and base.effective <= self.now():
             base = replace(base, effective=None)  # an update takes effect when it is published
         content = self._parse(body, base=base)
-        message = await self._new_message(actor, content, "Update", thread=current.thread, state=SUBMITTED)
-        await self.audit.append(actor.label, "update", message.id, updates=current.id, grade=content.grade)
+        issuer = Issuer(issuing_unit(org, current), current.proposed_by)  # the thread keeps its unit
+        require_inside(issuer.unit, self.registry, content)
+        message = await self._new_message(
+            actor, content, "Update", thread=current.thread, state=SUBMITTED, issuer=issuer
+        )
+        await self.audit.append(
+            actor.label, "update", message.id, updates=current.id, grade=content.grade, **_unit_details(message)
+        )
+        await self._announce(message, org)
         return message
 
     async def cancel(self, actor: Actor, message_id: str, reason: str = "") -> Message:
         _require(actor, "warning.cancel")
         reason = _comment(reason, "reason", required=False)
         current = await self._current_published(message_id)
+        org = await self.units.organisation()
+        require_drafter_scope(org, actor, current)
         info = {}
         for tag, texts in current.content.info.items():
             locale = locale_for_tag(tag) or "en"
@@ -282,9 +346,27 @@ class Warnings:
             effective=None,
             onset=None,
         )
-        message = await self._new_message(actor, content, "Cancel", thread=current.thread, state=SUBMITTED, note=reason)
-        await self.audit.append(actor.label, "cancel", message.id, cancels=current.id, reason=reason)
+        issuer = Issuer(issuing_unit(org, current), current.proposed_by)
+        message = await self._new_message(
+            actor, content, "Cancel", thread=current.thread, state=SUBMITTED, issuer=issuer, note=reason
+        )
+        await self.audit.append(
+            actor.label, "cancel", message.id, cancels=current.id, reason=reason, **_unit_details(message)
+        )
+        await self._announce(message, org)
         return message
+
+    async def _announce(self, message: Message, org: Organisation) -> None:
+        """Tell the listeners a message waits for approval. It is submitted whatever they do: a
+        page that cannot be queued is logged, never the submission's failure."""
+        if not self.on_submitted:
+            return
+        centre_chiefs = bool((await self.rules.quorum_for(message, org.root.id)).centre)
+        for listener in self.on_submitted:
+            try:
+                await listener(message, centre_chiefs)
+            except Exception:
+                log.exception("could not page the approvers of %s", message.id)
 
     async def _current_published(self, message_id: str) -> Message:
         message = await self.get(message_id)
@@ -372,6 +454,7 @@ class Warnings:
                 msg_type=message.msg_type,
                 fast_path=message.fast_path is not None,
                 references=message.references,
+                **_unit_details(message),
             )
             log.info("published %s (%s, %s)", message.id, message.msg_type, message.content.grade)
         await durable(
@@ -466,6 +549,14 @@ def _require(actor: Actor, action: str) -> None:
 def _own_or_chief(actor: Actor, message: Message) -> None:
     if message.drafter != actor.name and "chief" not in actor.roles:
         raise Forbidden(N_("Only the drafter or a chief can change this draft."))
+
+
+def _unit_details(message: Message) -> dict[str, str]:
+    """What an audit entry records of the units involved, so the log can be read by unit."""
+    details = {"unit": message.unit}
+    if message.proposed_by:
+        details["proposed_by"] = message.proposed_by
+    return details
 
 
 def _expired(thread: Thread, now: datetime) -> bool:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from channels.context import ChannelContext
+from channels.duty_groups.channel import DutyGroupChannel
+from channels.duty_groups.tools import TOOLS
 from channels.partners.channel import PartnerChannel
 from channels.sms import webhooks as sms_webhooks
 from channels.sms.channel import SmsChannel
@@ -16,6 +18,7 @@ from publisher.dispatch.channel import Channel
 
 def build_channels(ctx: ChannelContext) -> dict[str, Channel]:
     channels: list[Channel] = [SmsChannel(ctx), TelegramChannel(ctx), PartnerChannel(ctx)]
+    channels += [DutyGroupChannel(ctx, tool) for tool in TOOLS]  # the units' group robots
     return {channel.name: channel for channel in channels}
 
 

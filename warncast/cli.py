@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         sub = admin.add_parser(name, help=f"create {what}")
         sub.add_argument("name")
         sub.add_argument("--role", action="append", required=True, choices=ROLES, help="repeat for several roles")
+        sub.add_argument("--unit", default="", help="issuing unit id (default: the release centre)")
         if name == "create-user":
             sub.add_argument("--password", help="default: ask, or generate one when not on a terminal")
+    mover = admin.add_parser("set-unit", help="move a console user to an issuing unit")
+    mover.add_argument("name")
+    mover.add_argument("unit", help="a unit id from /api/v1/units")
     admin.add_parser("list-users", help="list console users")
     admin.add_parser("load-demo", help="load the demo city, operators and a demo warning")
     admin.add_parser("verify-audit", help="check the audit log's hash chain")
@@ -221,8 +225,9 @@ async def _create_user(services: Services, args: argparse.Namespace) -> int:
             password, generated = secrets.token_urlsafe(12), True
     if await services.accounts.user_exists(args.name):
         raise ValueError(f"user {args.name} exists already")
-    await services.accounts.create_user(args.name, args.role, password)
-    await services.audit.append("cli", "user.create", args.name, roles=sorted(args.role))
+    unit = await _unit(services, args.unit)
+    await services.accounts.create_user(args.name, args.role, password, unit=unit)
+    await services.audit.append("cli", "user.create", args.name, roles=sorted(args.role), unit=unit)
     print(f"created user {args.name} ({', '.join(sorted(set(args.role)))})")
     if generated:
         print(f"password: {password}")
@@ -230,16 +235,33 @@ async def _create_user(services: Services, args: argparse.Namespace) -> int:
 
 
 async def _create_token(services: Services, args: argparse.Namespace) -> int:
-    token = await services.accounts.create_token(args.name, args.role)
-    await services.audit.append("cli", "token.create", args.name, roles=sorted(args.role))
+    unit = await _unit(services, args.unit)
+    token = await services.accounts.create_token(args.name, args.role, unit)
+    await services.audit.append("cli", "token.create", args.name, roles=sorted(args.role), unit=unit)
     print(token)
+    return 0
+
+
+async def _unit(services: Services, unit: str) -> str:
+    """A unit id that exists ("" stays the release centre)."""
+    if unit and (await services.warnings.units.organisation()).find(unit) is None:
+        raise ValueError(f"no unit {unit}; see /api/v1/units")
+    return unit
+
+
+async def _set_unit(services: Services, args: argparse.Namespace) -> int:
+    unit = await _unit(services, args.unit)
+    await services.accounts.set_unit(args.name, unit)
+    await services.audit.append("cli", "user.unit", args.name, unit=unit)
+    print(f"{args.name} now belongs to {unit or 'the release centre'}")
     return 0
 
 
 async def _list_users(services: Services, args: argparse.Namespace) -> int:
     for user in await services.accounts.list_users():
         disabled = "\t(disabled)" if user["disabled"] else ""
-        print(f"{user['name']}\t{','.join(user['roles'])}{disabled}")  # type: ignore[arg-type]  # list_users' records are untyped JSON
+        unit = f"\t{user['unit']}" if user.get("unit") else ""
+        print(f"{user['name']}\t{','.join(user['roles'])}{unit}{disabled}")  # type: ignore[arg-type]  # list_users' records are untyped JSON
     return 0
 
 
@@ -296,6 +318,7 @@ async def _stats(services: Services, args: argparse.Namespace) -> int:
 ADMIN: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
     "create-user": _create_user,
     "create-token": _create_token,
+    "set-unit": _set_unit,
     "list-users": _list_users,
     "load-demo": _load_demo,
     "verify-audit": _verify_audit,

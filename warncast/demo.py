@@ -6,9 +6,13 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from citizen_report.routing import save_routing, validate_routing
+from foundation.access.units import parse_unit
 from foundation.areas.registry import store_areas
 from publisher.model import Message
+from publisher.taxonomy import EVENTS
 from warncast.demo_city import demo_areas
+from warncast.demo_units import demo_routing, demo_units
 from warncast.services import Services
 
 DEMO_USERS = {
@@ -18,6 +22,17 @@ DEMO_USERS = {
     "chief2": ["chief"],
     "triage": ["triage"],
     "admin": ["admin"],
+    "met.drafter": ["drafter"],
+    "met.approver": ["approver"],
+    "binjiang.drafter": ["drafter"],
+    "binjiang.approver": ["approver"],
+}
+# Users outside the release centre, and their units.
+DEMO_USER_UNITS = {
+    "met.drafter": "meteorology",
+    "met.approver": "meteorology",
+    "binjiang.drafter": "binjiang_centre",
+    "binjiang.approver": "binjiang_centre",
 }
 
 
@@ -31,13 +46,20 @@ async def load_demo(services: Services) -> list[str]:
     count = await store_areas(services.redis, demo_areas())
     await services.registry.refresh(services.redis)
     notes.append(f"loaded {count} areas of the demo city")
+    if not (await services.warnings.units.organisation()).configured:
+        bodies = demo_units([a.as_json() for a in services.registry.areas if a.level == "district"])
+        units = [parse_unit(b, services.registry, set(EVENTS)) for b in bodies]
+        await services.warnings.units.replace_all(units, services.registry)
+        await save_routing(services.redis, validate_routing(demo_routing(bodies), services.registry))
+        notes.append(f"loaded {len(units)} issuing units")
     path = _logins_file(services)
     path.parent.mkdir(parents=True, exist_ok=True)
     logins = dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line) if path.exists() else {}
     for name, roles in DEMO_USERS.items():
         if not await services.accounts.user_exists(name):
             password = secrets.token_urlsafe(9)
-            await services.accounts.create_user(name, roles, password, display=name.title())
+            unit = DEMO_USER_UNITS.get(name, "")
+            await services.accounts.create_user(name, roles, password, display=name.title(), unit=unit)
             logins[name] = password
     path.write_text("".join(f"{name} {password}\n" for name, password in logins.items()))
     path.chmod(0o600)

@@ -13,6 +13,7 @@ import jinja2
 import redis.asyncio as aioredis
 
 from channels.context import ChannelContext
+from channels.duty_groups.pages import Pager
 from citizen_report.desk import ReportDesk
 from foundation.access.audit import AuditLog
 from foundation.access.auth import Accounts
@@ -46,6 +47,7 @@ class Services:
     policy: ChannelPolicy
     env: jinja2.Environment
     reports: ReportDesk
+    pager: Pager  # duty-group pages: approvals waiting on a unit, incidents routed to one
     dispatch: DispatchContext
     channel_context: ChannelContext
     cap_signer: Signer  # the key published CAP is signed with
@@ -68,6 +70,8 @@ class Services:
         env = build_environment(names=template_names())
         reports = ReportDesk(settings, redis, registry, catalogs, audit, build_environment(enable_async=False), clock)
         signer = cap_signer(settings)
+        pager = Pager(redis, settings, catalogs)
+        warnings.on_submitted.append(pager.submitted)
         return cls(
             settings=settings,
             redis=redis,
@@ -80,6 +84,7 @@ class Services:
             policy=policy,
             env=env,
             reports=reports,
+            pager=pager,
             dispatch=DispatchContext(settings, redis, registry, warnings, subscribers, policy),
             channel_context=ChannelContext(
                 settings, redis, env, catalogs, registry, subscribers, warnings, audit, reports, signer

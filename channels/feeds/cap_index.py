@@ -91,12 +91,12 @@ def add_cap_entry(
     entry_link(fe, cap, rel="alternate", type="application/cap+xml", title="CAP 1.2")
     entry_link(fe, page, rel="related", type="text/html")
     fe.summary(f"{w.drill}\n{w.description}".strip(), type="text")
-    fe.author({"name": settings.sender_name})
+    fe.author({"name": message.issuer_name(tag, settings.sender_name)})
     if box := geo_box(message, registry):
         fe.geo.box(box)
     ext: CapEntryExtension = fe.cap
     ext.add("identifier", message.id)
-    ext.add("sender", settings.sender)
+    ext.add("sender", message.sender_or(settings.sender))
     ext.add("sent", cap_datetime(sent))
     ext.add("status", content.status)
     ext.add("msgType", message.msg_type)

@@ -165,6 +165,8 @@ def add_entry(
     fe.title(w.title)
     fe.published(sent)
     fe.updated(sent)
+    if w.issuer:  # the issuing unit, when units are configured (the feed's author otherwise)
+        fe.author({"name": w.issuer})
     body = entry_html(w, page, cap, labels)
     if kind == ATOM:
         fe.id(page)

@@ -92,6 +92,7 @@ class PartnerChannel:
     name = NAME
     outbox_mode = False  # a partner's URL is its own "credential": there is nothing to hold back
     subscriber_channel = False  # partners are kept in their own registry
+    takes_notices = False
     rate = RATE
     max_units = 1
     per_address_interval_ms: int | None = None

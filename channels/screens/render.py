@@ -54,6 +54,7 @@ def screen_state(
                 "areas": w.areas,
                 "until": w.until,
                 "drill": w.drill,
+                "issuer": w.issuer,  # the issuing unit ("" without configured units)
             }
         warnings.append(
             {

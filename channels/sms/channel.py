@@ -89,6 +89,7 @@ def classify(exc: TwilioRestException) -> ChannelError:
 class SmsChannel:
     name = "sms"
     subscriber_channel = True
+    takes_notices = True
     per_address_interval_ms: int | None = None
 
     def __init__(self, ctx: ChannelContext) -> None:

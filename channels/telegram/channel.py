@@ -28,6 +28,7 @@ class TelegramChannel:
     name = "telegram"
     threads_replies = True  # an update answers the first message of its warning in the chat
     subscriber_channel = True
+    takes_notices = True
     max_units = 1
     per_address_interval_ms: int | None = 1000  # Telegram allows about one message a second into one chat
 

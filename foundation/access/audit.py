@@ -105,6 +105,7 @@ class Actor:
     name: str
     roles: frozenset[str]
     kind: str = "user"  # user | token | system
+    unit: str = ""  # issuing unit (foundation.access.units); "": the release centre
 
     @property
     def label(self) -> str:

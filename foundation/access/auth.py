@@ -48,7 +48,9 @@ class Accounts:
         self.hasher = PasswordHasher(memory_cost=memory_kib)
 
     # users
-    async def create_user(self, name: str, roles: list[str], password: str, *, display: str = "") -> None:
+    async def create_user(
+        self, name: str, roles: list[str], password: str, *, display: str = "", unit: str = ""
+    ) -> None:
         if not NAME_PATTERN.match(name):
             raise ValueError("user names are 2-32 characters: lower-case letters, digits, '.', '_' or '-'")
         if len(password) < MIN_PASSWORD:
@@ -61,6 +63,7 @@ class Accounts:
             "password": self.hasher.hash(password),
             "created": datetime.now(UTC).isoformat(),
             "disabled": "0",
+            "unit": unit,
         }
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(keys.user(name), mapping=as_fields(record))
@@ -74,7 +77,12 @@ class Accounts:
         record = decoded_hash(await self.redis.hgetall(keys.user(name)))
         if not record or record.get("disabled") == "1":
             return None
-        return Actor(name, frozenset(json.loads(record["roles"])))
+        return _actor(record)
+
+    async def set_unit(self, name: str, unit: str) -> None:
+        if not await self.user_exists(name):
+            raise ValueError(f"no user {name}")
+        await self.redis.hset(keys.user(name), "unit", unit)
 
     async def list_users(self) -> list[dict[str, object]]:
         names = decoded_list(sorted(await self.redis.smembers(keys.USERS)))
@@ -88,6 +96,7 @@ class Accounts:
                         "display": record.get("display", name),
                         "roles": json.loads(record["roles"]),
                         "disabled": record.get("disabled") == "1",
+                        "unit": record.get("unit", ""),
                     }
                 )
         return out
@@ -115,10 +124,10 @@ class Accounts:
         await self.redis.delete(throttle)
         if self.hasher.check_needs_rehash(record["password"]):
             await self.redis.hset(keys.user(name), "password", self.hasher.hash(password))
-        return Actor(name, frozenset(json.loads(record["roles"])))
+        return _actor(record)
 
     # API tokens
-    async def create_token(self, name: str, roles: list[str]) -> str:
+    async def create_token(self, name: str, roles: list[str], unit: str = "") -> str:
         if not NAME_PATTERN.match(name):
             raise ValueError("token names are 2-32 characters: lower-case letters, digits, '.', '_' or '-'")
         roles = check_roles(roles)
@@ -129,6 +138,7 @@ class Accounts:
                 "name": name,
                 "roles": json.dumps(roles),
                 "created": datetime.now(UTC).isoformat(),
+                "unit": unit,
             },
         )
         return token
@@ -139,7 +149,7 @@ class Accounts:
         record = decoded_hash(await self.redis.hgetall(keys.token(_sha256(token))))
         if not record:
             return None
-        return Actor(record["name"], frozenset(json.loads(record["roles"])), "token")
+        return Actor(record["name"], frozenset(json.loads(record["roles"])), "token", record.get("unit", ""))
 
     # console sessions
     async def open_session(self, actor: Actor, hours: int) -> tuple[str, str]:
@@ -164,6 +174,10 @@ class Accounts:
 
     async def close_session(self, session_id: str) -> None:
         await self.redis.delete(keys.session(_sha256(session_id)))
+
+
+def _actor(record: dict[str, str]) -> Actor:
+    return Actor(record["name"], frozenset(json.loads(record["roles"])), unit=record.get("unit", ""))
 
 
 def csrf_matches(expected: str, given: str | None) -> bool:

@@ -27,6 +27,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # Partner webhooks: staff see who receives warnings (never the secrets); admins register them.
     "partners.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "partners.manage": frozenset({"admin"}),
+    # Issuing units and their duty-group robots: every unit sees the organisation; admins edit it.
+    "units.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
+    "units.manage": frozenset({"admin"}),
+    "duty_groups.manage": frozenset({"admin"}),
     # Citizen reports and the monitoring queue.
     "report.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "report.triage": frozenset({"triage", "chief"}),

@@ -205,6 +205,21 @@ def report_rate(kind: str, subject: str, window: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Issuing units (foundation.access.units): one hash unit id -> JSON record, read whole.
+UNITS = f"{PREFIX}:{{units}}:by-id"
+# Duty-group robots of the units (channels.duty_groups): records apart from their webhook
+# credentials, one slot so a record and its credentials change together.
+DUTY_GROUPS = f"{PREFIX}:{{dutygroups}}:by-id"  # hash group id -> JSON record (no credentials)
+DUTY_GROUP_CREDENTIALS = f"{PREFIX}:{{dutygroups}}:credentials"  # hash group id -> JSON token, secret
+
+
+def duty_page(subject: str) -> str:
+    """Set once when a unit's duty groups were paged about `subject` (an incident and its unit, a
+    message waiting for approval), so every process may follow the events without paging twice."""
+    return f"{PREFIX}:{{dutygroups}}:paged:{subject}"
+
+
+# ---------------------------------------------------------------------------------------------
 # Partner webhooks (channels.partners): registered partner systems that receive each published
 # message. Records and secrets are kept apart so listing partners never loads a secret; one slot
 # (`{partners}`) so a record and its secret change together.

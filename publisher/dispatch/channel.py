@@ -86,6 +86,9 @@ class Channel(Protocol):
     # True: recipients are residents, found by area in the subscriber index under the channel policy;
     # False: the channel keeps its own recipients (`recipients`), such as partner systems.
     subscriber_channel: bool
+    # True: it also sends ready texts from the notification stream (reporters' notices on SMS and
+    # Telegram, duty-group pages on the robots); False: warnings only (partner systems).
+    takes_notices: bool
 
     async def recipients(self, message: Message, areas: set[str]) -> list[str]:
         """The addresses a message concerns, for a channel that keeps its own recipients."""

@@ -49,8 +49,9 @@ class Notifier:
         self.retry = RetryPolicy.from_settings(self.settings, cap=self.settings.dispatch_reclaim_after)
         # The same buckets as the dispatch workers': notices and warnings share a provider's rate.
         self.limiters = {name: RateLimiter(self.redis, name, ch.rate) for name, ch in ctx.channels.items()}
-        # Reporters hear back on the resident channels they wrote from (not on partner systems).
-        self.pushed = {name for name, ch in ctx.channels.items() if ch.subscriber_channel}
+        # Reporters hear back on the resident channels they wrote from, duty groups get their pages
+        # on their robots; partner systems get warnings only.
+        self.pushed = {name for name, ch in ctx.channels.items() if ch.takes_notices}
 
     async def run(self) -> None:
         await ensure_group(self.redis, keys.REPORT_NOTIFICATIONS, keys.REPORT_NOTIFY_GROUP)

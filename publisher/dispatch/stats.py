@@ -25,7 +25,8 @@ async def delivery_stats(ctx: DispatchContext, plan_id: str) -> dict[str, Any]:
     raw = await ctx.redis.hgetall(keys.delivery_stats(plan_id))
     published = int(raw.get("published_at", 0))
     channels: dict[str, dict[str, Any]] = {}
-    for channel in (*PUSH_CHANNELS, "partner"):  # partner webhooks: channels.partners
+    # Resident channels, partner webhooks and whatever else the process runs (duty groups).
+    for channel in dict.fromkeys((*PUSH_CHANNELS, "partner", *ctx.channels)):
         row: dict[str, Any] = {name: int(raw.get(f"{channel}.{name}", 0)) for name in COUNTS}
         first, last = int(raw.get(f"{channel}.first_at", 0)), int(raw.get(f"{channel}.last_at", 0))
         row["seconds_to_first"] = round((first - published) / 1000, 3) if first and published else None

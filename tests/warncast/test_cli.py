@@ -47,6 +47,14 @@ def test_admin_commands_on_embedded_redis(tmp_path: Path) -> None:
     wrong_role = run(tmp_path, "admin", "create-token", "y", "--role", "emperor", check=False)
     assert wrong_role.returncode == 2 and "invalid choice" in wrong_role.stderr
     assert "wang\tapprover,chief" in run(tmp_path, "admin", "list-users").stdout
+    # The demo city's units: a user and a token in the meteorological bureau, a move, a wrong unit.
+    assert "loaded 11 issuing units" in demo.stdout
+    run(tmp_path, "admin", "create-user", "li", "--role", "drafter", "--unit", "meteorology")
+    run(tmp_path, "admin", "set-unit", "wang", "binjiang_centre")
+    listed = run(tmp_path, "admin", "list-users").stdout
+    assert "li\tdrafter\tmeteorology" in listed and "wang\tapprover,chief\tbinjiang_centre" in listed
+    nowhere = run(tmp_path, "admin", "create-token", "z1", "--role", "drafter", "--unit", "nowhere", check=False)
+    assert nowhere.returncode != 0 and "no unit nowhere" in nowhere.stderr
 
     assert "audit log intact" in run(tmp_path, "admin", "verify-audit").stdout
     # Edit one audit entry directly in the stored data, then verify again.

@@ -20,6 +20,7 @@ from warncast.web.requests import current_actor, json_body, json_dumps, optional
 from warncast.web.warnings_query import parse_filter, render_list, wants_geojson
 
 routes = web.RouteTableDef()
+AUDIT_SCAN = 10_000  # entries a filtered audit read looks through
 
 
 def _staff(request: web.Request) -> bool:
@@ -204,8 +205,15 @@ async def put_rules(request: web.Request) -> web.Response:
 async def audit(request: web.Request) -> web.Response:
     require_actor(request, "audit.read")
     total = await request.app[AUDIT].count()
-    entries = await request.app[AUDIT].entries(max(0, total - 200), -1)
-    return web.json_response({"total": total, "entries": entries[::-1]}, dumps=json_dumps)
+    unit = request.query.get("unit")
+    if not unit:
+        entries = await request.app[AUDIT].entries(max(0, total - 200), -1)
+        return web.json_response({"total": total, "entries": entries[::-1]}, dumps=json_dumps)
+    # ?unit=: the newest 200 entries about that unit's warnings and the unit itself, from the
+    # newest AUDIT_SCAN entries (the whole chain stays for `warncast admin verify-audit`).
+    recent = await request.app[AUDIT].entries(max(0, total - AUDIT_SCAN), -1)
+    chosen = [e for e in reversed(recent) if e.get("details", {}).get("unit") == unit][:200]
+    return web.json_response({"total": total, "unit": unit, "entries": chosen}, dumps=json_dumps)
 
 
 @routes.get("/api/v1/openapi.json")

@@ -27,6 +27,7 @@ from warncast.web import (
     api,
     console,
     delivery,
+    duty_groups,
     feeds,
     live,
     maps,
@@ -37,6 +38,7 @@ from warncast.web import (
     reports,
     screens,
     triage,
+    units,
 )
 from warncast.web.limits import install_limits
 from warncast.web.middleware import MIDDLEWARES
@@ -54,7 +56,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, partners, reports, triage, monitoring, open311, maps):
+    for module in (delivery, feeds, screens, partners, units, duty_groups, reports, triage, monitoring, open311, maps):
         app.add_routes(module.routes)
     add_webhook_routes(app)
     maps.add_vendor_static(app)  # before /static, which would otherwise take /static/vendor/…
@@ -88,6 +90,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     if settings.run_scheduler:
         supervisor.add(scheduler_loop(services.registry, services.redis, services.warnings))
         supervisor.add(monitoring_loop(app[REPORTS]))
+        supervisor.add(Loop("duty-pages", partial(services.pager.follow_incidents, app[REPORTS]), within=30.0))
     if settings.run_workers:
         supervisor.add(*dispatch_loops(app[DISPATCH]))
     supervisor.start()

@@ -24,6 +24,7 @@ from warncast.web.pages import page
 from warncast.web.requests import SESSION_COOKIE, client_ip, form_body, locale, login_required, require_actor, t
 
 routes = web.RouteTableDef()
+AUDIT_SCAN = 10_000  # entries a filtered audit page looks through
 LOGIN_CSRF_COOKIE = "wc_login_csrf"
 
 
@@ -94,7 +95,15 @@ async def logout(request: web.Request) -> web.Response:
 @routes.get("/console")
 async def dashboard(request: web.Request) -> web.Response:
     login_required(request)
+    actor = require_actor(request)
     messages = await request.app[WARNINGS].list(limit=200)
+    org = await request.app[WARNINGS].units.organisation()
+    own = actor.unit or org.root.id
+    if unit_filter := request.query.get("unit"):
+        messages = [m for m in messages if (m.unit or org.root.id) == unit_filter]
+    # Platform sharing: everything is listed; the drafts and approvals of one's own unit (and of a
+    # sub-centre's proposals to it) first, newest first within each group (the list is newest first).
+    messages.sort(key=lambda m: 0 if (m.unit or org.root.id) == own or m.proposed_by == own else 1)
     threads = {m.thread: await request.app[WARNINGS].thread(m.thread) for m in messages}
     return await page(
         request,
@@ -103,8 +112,11 @@ async def dashboard(request: web.Request) -> web.Response:
         threads=threads,
         events=EVENTS,
         tag=tag_for(locale(request)),
-        waiting=[m for m in messages if m.state == SUBMITTED],
+        waiting=[m for m in messages if m.state == SUBMITTED and org.within(m.unit, own)],
         to_review=[m for m in messages if m.needs_review],
+        org=org,
+        own_unit=own,
+        unit_filter=unit_filter or "",
     )
 
 
@@ -224,13 +236,17 @@ async def detail(request: web.Request) -> web.Response:
     login_required(request)
     message = await request.app[WARNINGS].get(request.match_info["id"])
     thread = await request.app[WARNINGS].thread(message.thread)
-    quorum = await request.app[WARNINGS].rules.quorum_for(message)
+    org = await request.app[WARNINGS].units.organisation()
+    quorum = await request.app[WARNINGS].rules.quorum_for(message, org.root.id)
     return await page(
         request,
         "console/detail.html",
         message=message,
         thread=thread,
         missing=quorum.missing(message),
+        centre_chiefs=bool(quorum.centre) and org.configured,
+        unit=org.find(message.unit),
+        proposer=org.find(message.proposed_by) if message.proposed_by else None,
         events=EVENTS,
         tag=tag_for(locale(request)),
         registry=request.app[AREAS],
@@ -312,9 +328,24 @@ async def audit_page(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "audit.read")
     total = await request.app[AUDIT].count()
-    entries = (await request.app[AUDIT].entries(max(0, total - 300), -1))[::-1]
+    unit = request.query.get("unit", "")
+    if unit:  # the entries about one unit's warnings, its record and its duty groups
+        recent = await request.app[AUDIT].entries(max(0, total - AUDIT_SCAN), -1)
+        entries = [e for e in reversed(recent) if e.get("details", {}).get("unit") == unit][:300]
+    else:
+        entries = (await request.app[AUDIT].entries(max(0, total - 300), -1))[::-1]
     problems = await request.app[AUDIT].verify() if request.query.get("verify") else None
-    return await page(request, "console/audit.html", entries=entries, total=total, problems=problems)
+    org = await request.app[WARNINGS].units.organisation()
+    return await page(
+        request,
+        "console/audit.html",
+        entries=entries,
+        total=total,
+        problems=problems,
+        org=org,
+        unit_filter=unit,
+        tag=tag_for(locale(request)),
+    )
 
 
 @routes.get("/console/rules")

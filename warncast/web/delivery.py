@@ -10,9 +10,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from channels.duty_groups.tools import TOOLS
 from channels.outbox import read_outbox
 from foundation.errors import NotFound
-from foundation.i18n import N_
+from foundation.i18n import N_, tag_for
 from foundation.store import keys
 from foundation.store.streams import decoded_hash
 from publisher.coverage import affected_areas
@@ -25,7 +26,8 @@ from publisher.policy import PUSH_CHANNELS, validate_policy
 from warncast.app_keys import AREAS, AUDIT, CHANNELS, DISPATCH, POLICY, REDIS, SETTINGS, WARNINGS
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import form_body, json_body, json_dumps, require_actor
+from warncast.web.requests import form_body, json_body, json_dumps, locale, require_actor
+from warncast.web.units import unit_deliveries
 
 routes = web.RouteTableDef()
 
@@ -86,7 +88,7 @@ async def deliveries(request: web.Request) -> web.Response:
 
 def _channel(request: web.Request) -> str:
     name = request.match_info["channel"]
-    if name not in PUSH_CHANNELS:
+    if name not in (*PUSH_CHANNELS, *TOOLS):  # resident channels and the duty-group robots
         raise NotFound(N_("No such channel."))
     return name
 
@@ -174,6 +176,9 @@ async def delivery_page(request: web.Request) -> web.Response:
     require_actor(request, "delivery.read")
     outboxes = {ch: await read_outbox(request.app[REDIS], ch, count=50) for ch in PUSH_CHANNELS}
     total, dead = await list_dead(request.app[DISPATCH], count=100)
+    org = await request.app[WARNINGS].units.organisation()
+    unit = request.query.get("unit", "")
+    by_unit = await unit_deliveries(request, unit, under=True) if unit and org.find(unit) else None
     return await page(
         request,
         "console/delivery.html",
@@ -184,6 +189,10 @@ async def delivery_page(request: web.Request) -> web.Response:
         policy=await request.app[POLICY].get(),
         channels=PUSH_CHANNELS,
         now=datetime.now(request.app[SETTINGS].tz),
+        org=org,
+        unit_filter=unit,
+        by_unit=by_unit,
+        tag=tag_for(locale(request)),
     )
 
 

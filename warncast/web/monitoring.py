@@ -11,7 +11,7 @@ from aiohttp import web
 from citizen_report.incidents import Incident, board, load_incident
 from citizen_report.model import Report
 from citizen_report.queue import items
-from citizen_report.routing import load_routing, save_routing, validate_routing
+from citizen_report.routing import load_routing, save_routing, unit_departments, validate_routing
 from citizen_report.signals import MAX_CAP_BYTES, ingest_cap_alert, ingest_readings
 from citizen_report.triage import act
 from foundation.errors import FieldError, NotFound, ValidationFailed
@@ -129,7 +129,7 @@ async def get_routing(request: web.Request) -> web.Response:
 @routes.put("/api/v1/routing")
 async def put_routing(request: web.Request) -> web.Response:
     actor = require_actor(request, "routing.edit")
-    table = validate_routing(await json_body(request), request.app[AREAS])
+    table = validate_routing(await json_body(request), request.app[AREAS], await unit_departments(request.app[REDIS]))
     before = await load_routing(request.app[REDIS])
     await save_routing(request.app[REDIS], table)
     await request.app[AUDIT].append(actor.label, "policy.routing", "routing", before=before, after=table)

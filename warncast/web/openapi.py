@@ -154,7 +154,7 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ),
     ("get", "/api/v1/approval-rules", "Approval quorum per grade", "any staff role", None),
     ("put", "/api/v1/approval-rules", "Replace the approval rules", "admin", {"type": "object"}),
-    ("get", "/api/v1/audit", "The newest audit log entries", "chief, admin", None),
+    ("get", "/api/v1/audit", "The newest audit log entries (?unit=: those about one unit)", "chief, admin", None),
     (
         "get",
         "/api/v1/warnings/{id}/preview",
@@ -225,6 +225,51 @@ OPERATIONS: list[tuple[str, str, str, str | None, dict[str, Any] | None]] = [
     ),
     ("delete", "/api/v1/partners/{id}", "Remove a partner", "admin", None),
     ("post", "/api/v1/partners/{id}/rotate-secret", "A new signing secret, shown this once", "admin", None),
+    # Issuing units: who issues which event types where (classified management; see README).
+    (
+        "get",
+        "/api/v1/units",
+        "Issuing units (configured false: the one implicit release centre)",
+        "any staff role",
+        None,
+    ),
+    ("post", "/api/v1/units", "Add an issuing unit", "admin", {"$ref": "#/components/schemas/UnitBody"}),
+    ("get", "/api/v1/units/{id}", "One issuing unit", "any staff role", None),
+    ("put", "/api/v1/units/{id}", "Replace a unit's record", "admin", {"$ref": "#/components/schemas/UnitBody"}),
+    ("delete", "/api/v1/units/{id}", "Remove a unit (none under it, no users in it)", "admin", None),
+    (
+        "get",
+        "/api/v1/units/{id}/warnings",
+        "What a unit issued, newest first (?under=true: and the units under it); the public sees published ones",
+        None,
+        None,
+    ),
+    (
+        "get",
+        "/api/v1/units/{id}/deliveries",
+        "Delivery statistics of a unit's published messages, per message and per channel (?under=true)",
+        "drafter, approver, chief, admin",
+        None,
+    ),
+    ("put", "/api/v1/users/{name}/unit", "Move a user to a unit", "admin", {"type": "object"}),
+    # Duty groups: a unit's WeCom, DingTalk and Feishu group robots (keys and secrets never shown back).
+    ("get", "/api/v1/duty-groups", "Registered duty groups (?unit=)", "any staff role", None),
+    (
+        "post",
+        "/api/v1/duty-groups",
+        "Register a unit's group robot",
+        "admin",
+        {"$ref": "#/components/schemas/DutyGroupBody"},
+    ),
+    ("get", "/api/v1/duty-groups/{id}", "One duty group", "any staff role", None),
+    (
+        "put",
+        "/api/v1/duty-groups/{id}",
+        "Replace a duty group (token and secret kept unless given)",
+        "admin",
+        {"$ref": "#/components/schemas/DutyGroupBody"},
+    ),
+    ("delete", "/api/v1/duty-groups/{id}", "Remove a duty group", "admin", None),
     (
         "post",
         "/api/v1/reports",
@@ -296,6 +341,47 @@ PARTNER_BODY: dict[str, Any] = {
         "include_drills": {"type": "boolean"},
     },
 }
+UNIT_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "names", "kind", "sender", "code"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$", "description": "ignored by PUT"},
+        "names": {
+            "type": "object",
+            "required": ["zh-CN", "en"],
+            "properties": {"zh-CN": {"type": "string", "maxLength": 80}, "en": {"type": "string", "maxLength": 80}},
+        },
+        "kind": {"enum": ["centre", "department", "subcentre"]},
+        "parent": {"type": "string", "description": "a unit id; empty for the one release centre at the top"},
+        "areas": {"type": "array", "items": {"type": "string"}, "description": "jurisdiction; empty: the city"},
+        "events": {"type": "array", "items": {"enum": list(EVENTS)}, "description": "empty: every event type"},
+        "sender": {"type": "string", "maxLength": 120, "description": "CAP sender"},
+        "code": {"type": "string", "pattern": "^\\d{6}$", "description": "GB/T 35965.1 sector + unit code"},
+        "contacts": {
+            "type": "array",
+            "items": {"type": "object", "properties": {"name": {"type": "string"}, "phone": {"type": "string"}}},
+        },
+    },
+}
+DUTY_GROUP_BODY: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "unit", "tool", "name"],
+    "properties": {
+        "id": {"type": "string", "pattern": SCREEN_ID, "description": "ignored by PUT"},
+        "unit": {"type": "string", "description": "a unit id from /api/v1/units"},
+        "tool": {"enum": ["wecom", "dingtalk", "feishu"]},
+        "name": {"type": "string", "maxLength": 80},
+        "token": {"type": "string", "description": "the robot's key / access token / hook id; empty: outbox"},
+        "secret": {"type": "string", "description": "signing secret (DingTalk SEC..., Feishu)"},
+        "min_grade": {"enum": list(GRADES)},
+        "receives": {"type": "array", "items": {"enum": ["warnings", "approvals", "incidents"]}},
+        "lang": {"enum": ["zh-CN", "en"]},
+        "active": {"type": "boolean"},
+        "include_drills": {"type": "boolean"},
+    },
+}
 REPORT_BODY: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -331,7 +417,12 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         }
         if "{channel}" in path:
             operation["parameters"] = [
-                {"name": "channel", "in": "path", "required": True, "schema": {"enum": ["sms", "telegram"]}}
+                {
+                    "name": "channel",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"enum": ["sms", "telegram", "wecom", "dingtalk", "feishu"]},
+                }
             ]
         if "{id}" in path and path.startswith("/api/v1/warnings"):
             operation["parameters"] = [
@@ -370,6 +461,8 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                 "WarningBody": WARNING_BODY,
                 "ScreenBody": SCREEN_BODY,
                 "PartnerBody": PARTNER_BODY,
+                "UnitBody": UNIT_BODY,
+                "DutyGroupBody": DUTY_GROUP_BODY,
                 "ReportBody": REPORT_BODY,
                 "Error": ERROR,
             },

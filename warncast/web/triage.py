@@ -14,7 +14,7 @@ from aiohttp import web
 from citizen_report.incidents import MERGED, Incident, board
 from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, STATUS_NAMES, TERMINAL, Report
-from citizen_report.routing import load_routing, save_routing, validate_routing
+from citizen_report.routing import load_routing, save_routing, unit_departments, validate_routing
 from citizen_report.triage import ACTION_NAMES, act
 from foundation.areas.svg_map import render_svg
 from foundation.errors import NotFound, ValidationFailed
@@ -213,7 +213,7 @@ async def save_routing_form(request: web.Request) -> web.Response:
             rules.append({"category": str(category), "area": str(area), "department": str(department)})
     body = {"default": str(form.get("default", "")), "departments": before["departments"], "rules": rules}
     try:
-        table = validate_routing(body, request.app[AREAS])
+        table = validate_routing(body, request.app[AREAS], await unit_departments(request.app[REDIS]))
     except ValidationFailed as error:
         fields = error_body(request, error)["error"]["fields"]
         return await _routing_page(request, body, {f["field"]: f["message"] for f in fields}, saved=False, status=422)

@@ -1,0 +1,1 @@
+"""Duty groups: a unit's WeCom, DingTalk and Feishu/Lark group robots as delivery channels."""
