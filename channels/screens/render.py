@@ -85,6 +85,7 @@ def screen_state(
             "orientation": screen.orientation,
             "text_size": screen.text_size,
             "rotate_seconds": screen.rotate_seconds,
+            "time_zone": str(settings.tz),  # the kiosk's clock shows the city's time, not the device's
         },
         "warnings": warnings,
         "labels": labels,
