@@ -51,6 +51,7 @@ class Incident:
     note: str = ""
     merged_into: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    by_area: bool = False  # placed at its area's centre: its first report gave an area, no point
 
     @property
     def count(self) -> int:
@@ -128,7 +129,11 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
                     deadline="",
                     priority=4,
                     department=route(table, desk.registry, report.category, report.area),
+                    by_area=report.location_source == "area",
                 )
+            moved = incident.by_area and report.location_source != "area" and report.lat is not None
+            if moved:  # the first real point of a place known only by its area: the incident moves there
+                incident.lat, incident.lon, incident.by_area = report.lat, report.lon, False
             incident.reports.append(report.id)
             incident.items.append(entry_id)
             incident.life_safety = incident.life_safety or report.life_safety
@@ -140,7 +145,7 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
             pipe.multi()
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
             store_incident(pipe, incident, desk.now())
-            if incident.lat is not None and incident.lon is not None and incident.count == 1:
+            if incident.lat is not None and incident.lon is not None and (incident.count == 1 or moved):
                 pipe.geoadd(geo_key, (incident.lon, incident.lat, incident.id))
             try:
                 await pipe.execute()
@@ -197,8 +202,7 @@ def _same_place(desk: ReportDesk, report: Any, incident: Incident) -> bool:
         return True
     if report.location_source == "area" and report.area:
         return report.area in {a.code for a in registry.containing(incident.lat, incident.lon)}
-    by_area = incident.area and (area := registry.get(incident.area)) and area.point == (incident.lat, incident.lon)
-    return bool(by_area) and incident.area in {a.code for a in registry.containing(report.lat, report.lon)}
+    return incident.by_area and incident.area in {a.code for a in registry.containing(report.lat, report.lon)}
 
 
 def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -27,8 +27,8 @@ PADDING = 12.0
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ATTR_ENTITIES = MappingProxyType({'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 _LABEL_FALLBACK = MappingProxyType({"zh-CN": "区域地图", "en": "Area map"})
-# District names in view units: 1000 units drawn 360 px wide on a phone make 36 units about 13 px.
-LABEL_SIZE = 36
+# District names in view units: 1000 units drawn 330 px wide on a phone make 40 units about 13 px.
+LABEL_SIZE = 40
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def render_svg(
 def _point(point: MapPoint, project: Callable[[float, float], tuple[float, float]]) -> str:
     x, y = project(point.lat, point.lon)
     dot = (
-        f'<circle cx="{_num(x)}" cy="{_num(y)}" r="11" class={_attr("map-point " + point.css_class)}'
+        f'<circle cx="{_num(x)}" cy="{_num(y)}" r="14" class={_attr("map-point " + point.css_class)}'
         f' stroke="#ffffff" stroke-width="3"><title>{_text(point.label)}</title></circle>'
     )
     url = _safe_href(point.href)

@@ -116,9 +116,23 @@ async def _index(request: web.Request) -> web.Response:
         events=EVENTS,
         tag=tag,
         registry=request.app[AREAS],
+        warned=_warned_communities(active, request.app[AREAS], tag),
         version=await outlets(request).follower.current(),
         now=request.app[WARNINGS].now(),
     )
+
+
+def _warned_communities(messages: list[Message], registry: AreaRegistry, tag: str) -> list[tuple[str, str]]:
+    """(name, grade) of each community under a warning, highest grade there: the map's colours as
+    text, for a phone (no hover tooltips) and a screen reader."""
+    rank = {g: i for i, g in enumerate(GRADES)}
+    best: dict[str, str] = {}
+    for message in messages:
+        for code in registry.leaves_under(message.content.areas):
+            if code not in best or rank[message.content.grade] > rank[best[code]]:
+                best[code] = message.content.grade
+    named = [(area.name_in(tag), grade) for code, grade in best.items() if (area := registry.get(code))]
+    return sorted(named, key=lambda item: (-rank[item[1]], item[0]))
 
 
 @routes.get("/live")
