@@ -67,9 +67,7 @@ async def test_each_card_is_labelled_in_its_own_language(client, services, users
     labels = {
         tag: {name: json.loads(html_lib.unescape(value)) for name, value in found}
         for tag in ("zh-CN", "en")
-        for found in [
-            re.findall(r'data-(grades|events)="([^"]*)"', compose.split(f'data-preview-lang="{tag}"')[1])[:2]
-        ]
+        for found in [re.findall(r'data-(grades|events)="([^"]*)"', compose.split(f'data-preview-lang="{tag}"')[1])[:2]]
     }
     assert labels["zh-CN"]["grades"]["orange"] == "橙色 (II)" and labels["zh-CN"]["events"]["typhoon"] == "台风"
     assert labels["en"]["grades"]["orange"] == "Orange (II)" and labels["en"]["events"]["typhoon"] == "Typhoon"
