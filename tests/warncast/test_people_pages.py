@@ -45,6 +45,9 @@ async def test_lang_parameter_is_kept_for_the_next_pages(client, services):
     form = await (await client.get("/report?category=waterlogging", headers=english)).text()
     assert '<html lang="zh-CN">' in form and "提交上报" in form
     assert '<html lang="zh-CN">' in await (await client.get("/", headers=english)).text()
+    # The language switch goes back to the page without its ?lang=, which would choose Chinese again.
+    page = await (await client.get("/report?lang=zh&category=waterlogging", headers=english)).text()
+    assert 'href="/lang/en?next=/report%3Fcategory%3Dwaterlogging"' in page
     # Machines are not given the cookie.
     api = await client.get("/api/v1/areas?lang=en")
     assert "wc_lang" not in api.cookies

@@ -34,6 +34,9 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
             "can": (lambda action: actor is not None and allowed(actor.roles, action)),
             "csrf_token": request.get(CSRF, ""),
             "text_in": text_in,
+            # Where the language switch comes back to: this page without its ?lang=, which would
+            # otherwise choose the old language again.
+            "here": str(request.rel_url.without_query_params("lang")),
             "language_name": lambda tag: language_name(tag, locale(request)),
             **context,
         },
