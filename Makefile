@@ -19,11 +19,15 @@ run: $(STAMP)
 	$(BIN)/warncast admin load-demo
 	$(BIN)/warncast serve
 
-# Debian's chromium for the browser tests, and xmlsec1, the second verifier of our CAP signatures
-# (root on CI machines; skipped when present).
+# Debian's chromium for the browser tests and kiosks, a Chinese font, and xmlsec1, the second
+# verifier of our CAP signatures (root on CI machines; each skipped when present). The font is checked
+# on its own: a machine with chromium but no CJK font draws every Chinese character as a box, and a
+# kiosk is often such a machine.
 browser:
 	@command -v chromium >/dev/null 2>&1 && command -v xmlsec1 >/dev/null 2>&1 || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei xmlsec1 >/dev/null; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium xmlsec1 >/dev/null; }
+	@fc-list :lang=zh family 2>/dev/null | grep -q . || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-wqy-zenhei >/dev/null; }
 
 # Lint first: a backward import or a type error fails the run before any test starts.
 test: lint browser
@@ -39,7 +43,7 @@ lint: $(STAMP)
 # committed template is stale (`make pot POT=...` is how it extracts a fresh one).
 POT ?= locales/messages.pot
 pot: $(STAMP)
-	$(BIN)/pybabel -q extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 \
+	$(BIN)/pybabel -q extract -F babel.cfg -k _ -k N_ -k ngettext:1,2 -k text_in:2 \
 	  --no-location --sort-output --omit-header -o $(POT) .
 
 translations: pot

@@ -11,6 +11,7 @@ Absorbing is idempotent, so a queue item delivered twice changes nothing the sec
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,6 +53,7 @@ class Incident:
     note: str = ""
     merged_into: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    by_area: bool = False  # placed at its area's centre: its first report gave an area, no point
 
     @property
     def count(self) -> int:
@@ -129,7 +131,11 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
                     deadline="",
                     priority=4,
                     department=route(table, desk.registry, report.category, report.area),
+                    by_area=report.location_source == "area",
                 )
+            moved = incident.by_area and report.location_source != "area" and report.lat is not None
+            if moved:  # the first real point of a place known only by its area: the incident moves there
+                incident.lat, incident.lon, incident.by_area = report.lat, report.lon, False
             incident.reports.append(report.id)
             incident.items.append(entry_id)
             incident.life_safety = incident.life_safety or report.life_safety
@@ -141,7 +147,7 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
             pipe.multi()
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
             store_incident(pipe, incident, desk.now())
-            if incident.lat is not None and incident.lon is not None and incident.count == 1:
+            if incident.lat is not None and incident.lon is not None and (incident.count == 1 or moved):
                 pipe.geoadd(geo_key, (incident.lon, incident.lat, incident.id))
             try:
                 await pipe.execute()
@@ -152,25 +158,61 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
 
 
 async def _nearby_open(desk: ReportDesk, report: Any) -> Incident | None:
+    """The open incident this report corroborates: one of its category within the corroboration
+    radius, reported to recently. A place given only as an area (no GPS) has no radius: it joins an
+    incident inside that area; and a GPS report joins an incident known only by an area containing
+    its point. So one spot reported with and without GPS stays one incident."""
     config = desk.config
-    found = await desk.redis.geosearch(
-        keys.open_incidents(report.category),
-        longitude=report.lon,
-        latitude=report.lat,
-        radius=config.corroboration_metres,
-        unit="m",
-        sort="ASC",
-        count=20,
-    )
+    found = await _search(desk, report.category, report.lat, report.lon, config.corroboration_metres, 20)
+    if report.location_source == "area" and report.area:
+        inside = await _search(desk, report.category, report.lat, report.lon, AREA_SEARCH_METRES, 50)
+        found += [i for i in inside if i not in found]
+    else:
+        for area in desk.registry.containing(report.lat, report.lon):
+            found += [i for i in await _search(desk, report.category, *area.point, 1, 5) if i not in found]
     oldest = datetime.fromisoformat(report.created) - timedelta(hours=config.corroboration_hours)
-    for incident_id in decoded_list(found):
+    for incident_id in found:
         incident = await load_incident(desk, incident_id)
         if incident is None or incident.status in TERMINAL or incident.status == MERGED:
+            continue
+        if not _same_place(desk, report, incident):
             continue
         last = await load_report(desk, incident.reports[-1]) if incident.reports else None
         if last and datetime.fromisoformat(last.created) >= oldest:
             return incident
     return None
+
+
+AREA_SEARCH_METRES = 20_000  # an area-only report looks this far from its area's centre (then by area)
+
+
+async def _search(desk: ReportDesk, category: str, lat: float, lon: float, metres: float, count: int) -> list[str]:
+    found = await desk.redis.geosearch(
+        keys.open_incidents(category), longitude=lon, latitude=lat, radius=metres, unit="m", sort="ASC", count=count
+    )
+    return decoded_list(found)
+
+
+def _same_place(desk: ReportDesk, report: Any, incident: Incident) -> bool:
+    """Within the radius (the geo search said so), or one of the two is placed only by an area
+    that holds the other."""
+    registry = desk.registry
+    if incident.lat is None or incident.lon is None:
+        return False
+    near = _metres(report.lat, report.lon, incident.lat, incident.lon) <= desk.config.corroboration_metres
+    if near:
+        return True
+    if report.location_source == "area" and report.area:
+        return report.area in {a.code for a in registry.containing(incident.lat, incident.lon)}
+    return incident.by_area and incident.area in {a.code for a in registry.containing(report.lat, report.lon)}
+
+
+def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine), as Redis measures it."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 6_372_797.560856 * math.asin(math.sqrt(a))
 
 
 def store_incident(pipe: Any, incident: Incident, now: datetime) -> None:

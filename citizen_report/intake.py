@@ -265,9 +265,12 @@ def _locate(desk: ReportDesk, fields: dict[str, Any], photos: list[CleanPhoto], 
         if tagged:
             fields["lat"], fields["lon"] = tagged
             fields["location_source"] = "photo"
-    if fields["lat"] is not None and not fields["area"]:
+    if fields["lat"] is not None:
+        # The device's (or photo's) point wins over an area picked from the list: a resident in
+        # Binjiang who left "Yunling" selected is in Binjiang. A pick that holds the point is kept.
         inside = registry.containing(fields["lat"], fields["lon"])
-        fields["area"] = inside[-1].code if inside else None
+        if inside and fields["area"] not in {a.code for a in inside}:
+            fields["area"] = inside[-1].code
     elif fields["lat"] is None and fields["area"]:
         fields["lat"], fields["lon"] = registry.by_code[fields["area"]].point
 

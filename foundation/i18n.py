@@ -17,7 +17,7 @@ from pathlib import Path
 
 from babel import Locale
 from babel.core import negotiate_locale
-from babel.dates import format_datetime
+from babel.dates import format_skeleton
 from babel.messages.pofile import read_po
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
@@ -46,6 +46,16 @@ def normalize_locale(value: str | None) -> str | None:
     if not value:
         return None
     return _ALIASES.get(value.strip().lower().replace(" ", ""))
+
+
+def language_name(tag: str, in_locale: str) -> str:
+    """A language's name for a reader of `in_locale`: "中文（简体）", "English", "Chinese (Simplified)"."""
+    target = normalize_locale(tag) or tag.replace("-", "_")
+    reader = normalize_locale(in_locale) or in_locale
+    try:
+        return Locale.parse(target).get_display_name(Locale.parse(reader)) or tag
+    except (ValueError, LookupError):
+        return tag
 
 
 def tag_for(locale: str) -> str:
@@ -146,8 +156,38 @@ class Localized:
         return join_list(texts, locale)
 
 
+# Every time a person reads is in the city's zone, on the 24-hour clock, with the month as a word
+# (never "12/2/26", which half the world reads as 12 February): CLDR skeletons give each locale its
+# own order ("Dec 2, 2026, 14:27", "2026年12月2日 14:27"). "medium" names the zone's offset, so a
+# reader elsewhere knows what the time means; "short" (tables, SMS) drops the year and the zone.
+_DATE_SKELETON = {"medium": "yMMMd", "short": "MMMd", "date": "yMMMd"}
+
+
 def format_dt(value: datetime, locale: str, tz: tzinfo | None, fmt: str = "medium") -> str:
-    return format_datetime(value, format=fmt, tzinfo=tz, locale=Locale.parse(locale))
+    """A time for people: `fmt` "medium" (with year and zone), "short" (tables, SMS), "time"
+    (hours and minutes) or "date"."""
+    loc = Locale.parse(normalize_locale(locale) or locale)
+    if loc.language == "zh" and not loc.territory:
+        loc = Locale.parse("zh_Hans_CN")
+    moment = value.astimezone(tz) if tz is not None and value.tzinfo is not None else value
+    clock = format_skeleton("Hm", moment, locale=loc)
+    if fmt == "time":
+        return clock
+    day = format_skeleton(_DATE_SKELETON.get(fmt, "yMMMd"), moment, locale=loc)
+    if fmt == "date":
+        return day
+    text = str(loc.datetime_formats["medium"]).format(clock, day)
+    return f"{text} ({utc_offset(moment)})" if fmt == "medium" else text
+
+
+def utc_offset(moment: datetime) -> str:
+    """ "UTC+8", "UTC-3:30", "UTC": the offset in force at that moment."""
+    offset = moment.utcoffset()
+    if not offset:
+        return "UTC"
+    minutes = int(offset.total_seconds() // 60)
+    sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+    return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
 
 
 # CLDR's narrow "and" list: the separator alone, no conjunction ("滨江区、兰江市", "Binjiang, Lanjiang"),

@@ -58,6 +58,8 @@ class Settings:
     twilio_account_sid: str = ""
     twilio_auth_token: str = ""
     twilio_from: str = ""
+    # The number residents text (REPORT…, JOIN…) as the pages show it; empty: TWILIO_FROM's, else none shown.
+    sms_number: str = ""
     twilio_messaging_service_sid: str = ""
     twilio_api_base: str = "https://api.twilio.com"
     telegram_bot_token: str = ""
@@ -165,6 +167,7 @@ class Settings:
             twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
             twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
             twilio_from=env.get("TWILIO_FROM", ""),
+            sms_number=env.get("WARNCAST_SMS_NUMBER", "").strip() or env.get("TWILIO_FROM", "").strip(),
             twilio_messaging_service_sid=env.get("TWILIO_MESSAGING_SERVICE_SID", ""),
             twilio_api_base=env.get("TWILIO_API_BASE", "https://api.twilio.com").rstrip("/"),
             telegram_bot_token=env.get("TELEGRAM_BOT_TOKEN", ""),

@@ -12,9 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from babel.dates import format_datetime
 
-from foundation.i18n import PoTranslations
+from foundation.i18n import PoTranslations, format_dt
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -32,13 +31,15 @@ def _ngettext(ctx: jinja2.runtime.Context, singular: str, plural: str, n: int) -
 
 
 @jinja2.pass_context
-def _datetime(ctx: jinja2.runtime.Context, value: datetime | str | None, fmt: str = "medium") -> str:
+def _datetime(
+    ctx: jinja2.runtime.Context, value: datetime | str | None, fmt: str = "medium", lang: str | None = None
+) -> str:
+    """`lang`: a card in another language than the page's (a locale id or a BCP 47 tag)."""
     if not value:
         return ""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    locale = "zh_Hans_CN" if ctx["locale"] == "zh_Hans" else ctx["locale"]
-    return format_datetime(value, format=fmt, tzinfo=ctx["tz"], locale=locale)
+    return format_dt(value, lang or ctx["locale"], ctx["tz"], fmt)
 
 
 def build_environment(*, enable_async: bool = True, names: Mapping[str, Any] | None = None) -> jinja2.Environment:

@@ -111,4 +111,9 @@ VALUE_NAMES = {
 
 def template_names() -> dict[str, dict[str, str]]:
     """What every page and message template may use to show a grade."""
-    return {"grade_colour": GRADE_COLOUR, "grade_text_colour": GRADE_TEXT_COLOUR, "grade_level": GRADE_LEVEL}
+    return {
+        "grade_colour": GRADE_COLOUR,
+        "grade_text_colour": GRADE_TEXT_COLOUR,
+        "grade_level": GRADE_LEVEL,
+        "grade_severity": GRADE_SEVERITY,
+    }

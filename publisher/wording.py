@@ -90,7 +90,7 @@ def word(
     if content.polygons or content.circles:
         names.append(t(N_("Drawn area")))
     grade_name = t(GRADE_NAMES[content.grade])
-    expires = format_dt(content.expires, "zh_Hans_CN" if locale == "zh_Hans" else locale, settings.tz, "medium")
+    expires = format_dt(content.expires, locale, settings.tz, "medium")
     msg_type = MSG_TYPE_WORD[message.msg_type]
     return Wording(
         locale=locale,

@@ -1,4 +1,7 @@
-"""Demo data for `make run`: the fictional city, one operator per role and a warning in force."""
+"""Demo data for `make run`: the fictional city, one operator per role, a few hundred residents
+subscribed by SMS and Telegram (delivered into the outbox: the demo has no provider account), a
+registered kiosk screen and a warning in force, so a newcomer sees reach, outbox entries, delivery
+progress and a live screen."""
 
 from __future__ import annotations
 
@@ -6,10 +9,12 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+from channels.screens.registry import Screen, ScreenRegistry
 from citizen_report.routing import save_routing, validate_routing
 from foundation.access.units import parse_unit
 from foundation.areas.registry import store_areas
 from publisher.model import Message
+from publisher.subscribers import ACTIVE, Subscriber
 from publisher.taxonomy import EVENTS
 from warncast.demo_city import demo_areas
 from warncast.demo_units import demo_routing, demo_units
@@ -34,6 +39,9 @@ DEMO_USER_UNITS = {
     "binjiang.drafter": "binjiang_centre",
     "binjiang.approver": "binjiang_centre",
 }
+DEMO_SMS_SUBSCRIBERS = 300
+DEMO_TELEGRAM_SUBSCRIBERS = 200
+DEMO_SCREEN = "demo-plaza"
 
 
 def _logins_file(services: Services) -> Path:
@@ -63,10 +71,48 @@ async def load_demo(services: Services) -> list[str]:
             logins[name] = password
     path.write_text("".join(f"{name} {password}\n" for name, password in logins.items()))
     path.chmod(0o600)
+    notes.append(await _demo_subscribers(services))
+    notes.append(await _demo_screen(services))
     if not await services.warnings.active():
         message = await _demo_warning(services)
         notes.append(f"published demo warning {message.id}")
     return notes
+
+
+async def _demo_subscribers(services: Services) -> str:
+    """Residents in every community, in both languages; the fictional numbers are in the +86 138
+    0000 range and only ever reach the outbox. Half the SMS residents opted in to yellow warnings (an
+    SMS subscriber's default is orange and above), so the demo's yellow warning reaches some by SMS."""
+    communities = [a.code for a in services.registry.areas if a.level == "community"]
+    subscribers = []
+    for n in range(DEMO_SMS_SUBSCRIBERS):
+        subscribers.append(("sms", f"+86138000{n:05d}", "yellow" if n % 2 else "orange"))
+    for n in range(DEMO_TELEGRAM_SUBSCRIBERS):
+        subscribers.append(("telegram", str(900_000_000 + n), "blue" if n % 3 == 0 else "yellow"))
+    saved = []
+    for n, (channel, address, min_grade) in enumerate(subscribers):
+        lang = "en" if n % 4 == 0 else "zh_Hans"
+        before = await services.subscribers.get(channel, address)
+        sub = Subscriber(
+            channel,
+            address,
+            status=ACTIVE,
+            areas=[communities[n % len(communities)]],
+            lang=lang,
+            min_grade=min_grade,
+            source="demo",
+        )
+        saved.append(await services.subscribers.save(sub, before=before))
+    await services.subscribers.replicated(*saved)
+    return f"subscribed {DEMO_SMS_SUBSCRIBERS} demo residents by SMS and {DEMO_TELEGRAM_SUBSCRIBERS} by Telegram"
+
+
+async def _demo_screen(services: Services) -> str:
+    district = next(a for a in services.registry.areas if a.level == "district")
+    screen = Screen(DEMO_SCREEN, "地铁广场 Metro plaza", district.code, location="Metro hall, exit A")
+    screens = ScreenRegistry(services.redis)
+    await screens.save(screen, create=not (await screens.all(fresh=True)).get(DEMO_SCREEN))
+    return f"registered the kiosk screen /screens/{DEMO_SCREEN}"
 
 
 async def _demo_warning(services: Services) -> Message:

@@ -88,6 +88,7 @@ def screen_state(
             "text_size": screen.text_size,
             "rotate_seconds": screen.rotate_seconds,
             "show_map": screen.show_map,
+            "time_zone": str(settings.tz),  # the kiosk's clock shows the city's time, not the device's
         },
         "warnings": warnings,
         "labels": labels,

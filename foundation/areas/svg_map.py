@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
@@ -26,6 +27,19 @@ PADDING = 12.0
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _ATTR_ENTITIES = MappingProxyType({'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
 _LABEL_FALLBACK = MappingProxyType({"zh-CN": "区域地图", "en": "Area map"})
+# District names in view units: 1000 units drawn 330 px wide on a phone make 40 units about 13 px.
+LABEL_SIZE = 40
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    """A located item drawn on the map (an incident on the triage board): a dot with its name."""
+
+    lat: float
+    lon: float
+    label: str
+    css_class: str = ""
+    href: str | None = None
 
 
 def render_svg(
@@ -35,6 +49,7 @@ def render_svg(
     locale: str = "en",
     href: Callable[[dict], str | None] | None = None,
     title: str = "",
+    points: Sequence[MapPoint] = (),
 ) -> str:
     """Return an inline ``<svg>`` drawing every community of ``areas``.
 
@@ -47,7 +62,10 @@ def render_svg(
     means English).  If ``href(area)`` returns a URL the community's path is
     wrapped in a link; URLs with a scheme other than http(s) are ignored so
     data can never smuggle in ``javascript:``.  ``title`` becomes the map's
-    accessible name.
+    accessible name. A map with links is a group of named links (an image may hold nothing
+    interactive); one without is an image. ``points`` are drawn as dots above everything, each with
+    its label as its name. Sizing is left to the page's stylesheet: an inline ``style`` would be
+    refused by the site's Content-Security-Policy.
     """
     lang = _normalise_locale(locale)
     communities = [a for a in areas if a.get("level") == "community"]
@@ -55,10 +73,11 @@ def render_svg(
     project, height = _projection(communities + districts)
 
     label = title or _LABEL_FALLBACK[lang]
+    interactive = href is not None or any(p.href for p in points)
     parts = [
         f'<svg xmlns={_attr(SVG_NS)} viewBox="0 0 {_num(VIEW_WIDTH)} {_num(height)}"'
         f' width="100%" preserveAspectRatio="xMidYMid meet"'  # sizing: app.css (the CSP refuses style="")
-        f' role="img" aria-label={_attr(label)} lang={_attr(lang)}>',
+        f' role="{"group" if interactive else "img"}" aria-label={_attr(label)} lang={_attr(lang)}>',
         f"<title>{_text(label)}</title>",
         '<g stroke="#ffffff" stroke-width="0.8" stroke-linejoin="round">',
     ]
@@ -70,7 +89,8 @@ def render_svg(
             f"<title>{_text(_name(area, lang))}</title></path>"
         )
         url = _safe_href(href(area)) if href is not None else None
-        parts.append(f"<a href={_attr(url)}>{path}</a>" if url else path)
+        name = _attr(_name(area, lang))
+        parts.append(f"<a href={_attr(url)} aria-label={name}>{path}</a>" if url else path)
     parts.append("</g>")
 
     # Outlines and labels must not swallow clicks meant for the community links.
@@ -79,7 +99,7 @@ def render_svg(
         parts.append(f"<path d={_attr(_path_data(area['polygon'], project))} data-code={_attr(area['code'])}/>")
     parts.append("</g>")
     parts.append(
-        '<g font-family="system-ui, sans-serif" font-size="22" font-weight="600"'
+        f'<g font-family="system-ui, sans-serif" font-size="{LABEL_SIZE}" font-weight="600"'
         ' fill="#111827" text-anchor="middle" dominant-baseline="middle"'
         ' stroke="#ffffff" stroke-width="4" stroke-linejoin="round" paint-order="stroke"'
         ' pointer-events="none">'
@@ -87,8 +107,20 @@ def render_svg(
     for area in districts:
         x, y = project(*_label_point(area["polygon"]))
         parts.append(f'<text x="{_num(x)}" y="{_num(y)}">{_text(_name(area, lang))}</text>')
-    parts.append("</g></svg>")
+    parts.append("</g>")
+    parts.extend(_point(point, project) for point in points)
+    parts.append("</svg>")
     return "".join(parts)
+
+
+def _point(point: MapPoint, project: Callable[[float, float], tuple[float, float]]) -> str:
+    x, y = project(point.lat, point.lon)
+    dot = (
+        f'<circle cx="{_num(x)}" cy="{_num(y)}" r="14" class={_attr("map-point " + point.css_class)}'
+        f' stroke="#ffffff" stroke-width="3"><title>{_text(point.label)}</title></circle>'
+    )
+    url = _safe_href(point.href)
+    return f"<a href={_attr(url)} aria-label={_attr(point.label)}>{dot}</a>" if url else dot
 
 
 def _normalise_locale(locale: str) -> str:

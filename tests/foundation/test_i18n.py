@@ -53,6 +53,10 @@ def test_negotiation_order() -> None:
 
 async def test_pages_in_both_languages(client, services) -> None:
     en = await (await client.get("/?lang=en")).text()
+    # ?lang= is kept for the next clicks (a cookie): the browser's zh-CN no longer wins...
+    kept = await (await client.get("/", headers={"Accept-Language": "zh-CN"})).text()
+    assert '<html lang="en">' in kept
+    client.session.cookie_jar.clear()  # ...until the reader's choice is forgotten
     zh = await (await client.get("/", headers={"Accept-Language": "zh-CN"})).text()
     assert "Warnings in force" in en and '<html lang="en">' in en
     assert "生效中的预警" in zh and '<html lang="zh-CN">' in zh

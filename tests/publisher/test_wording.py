@@ -67,8 +67,8 @@ def test_a_warning_in_both_languages() -> None:
     assert en.kind == "alert" and en.msg_type == "" and not en.is_drill and en.drill_prefix == en.drill == ""
     assert en.title == "[Red warning (level I)] Red rainstorm warning"
     assert en.link == zh.link == "https://warncast.test/w/99010041600002030070110000001"
-    assert en.expires == datetime(2030, 7, 1, 18, 0, tzinfo=TZ) and en.until.startswith("Until Jul 1, 2030")
-    assert zh.until == "有效期至2030年7月1日 18:00:00"
+    assert en.expires == datetime(2030, 7, 1, 18, 0, tzinfo=TZ) and en.until == "Until Jul 1, 2030, 18:00 (UTC+8)"
+    assert zh.until == "有效期至2030年7月1日 18:00 (UTC+8)"  # 24 h, the zone named
     assert words(message(), "zh-CN") == zh, "a tag and a locale id are the same language"
 
 

@@ -16,6 +16,7 @@ from tests.delivery_helpers import drain
 from tests.publisher.test_dispatch import D1, D2, subscribe
 from tests.publisher.test_workflow import published
 from tests.warncast.test_cli import run
+from warncast.demo import DEMO_SMS_SUBSCRIBERS, DEMO_TELEGRAM_SUBSCRIBERS
 
 
 def test_every_key_name_of_keys_py_is_a_family() -> None:
@@ -98,7 +99,7 @@ def test_admin_stats_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     csv_file = tmp_path / "residents.csv"
     csv_file.write_text(
         "channel,address,area,language,min_grade\n"
-        + "".join(f"sms,+86138000000{i:02d},990101,zh,orange\n" for i in range(12)),
+        + "".join(f"sms,+86139000000{i:02d},990101,zh,orange\n" for i in range(12)),
         encoding="utf-8",
     )
     run(tmp_path, "admin", "import-subscribers", str(csv_file))
@@ -106,14 +107,15 @@ def test_admin_stats_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert table.startswith("Redis standalone, 1 primary: ")
     header = next(line for line in table.splitlines() if line.startswith("family"))
     assert header.split() == ["family", "pattern", "keys", "memory", "per", "key", "with", "TTL"]
-    assert any(line.split()[:3] == ["subscriber", "wc:{sub:*:*}", "12"] for line in table.splitlines())
-    assert "12 subscribers: " in table and any(line.startswith("total ") for line in table.splitlines())
+    residents = 12 + DEMO_SMS_SUBSCRIBERS + DEMO_TELEGRAM_SUBSCRIBERS  # the import and the demo's own
+    assert any(line.split()[:3] == ["subscriber", "wc:{sub:*:*}", str(residents)] for line in table.splitlines())
+    assert f"{residents} subscribers: " in table and any(line.startswith("total ") for line in table.splitlines())
     report = json.loads(run(tmp_path, "admin", "stats", "--json", "--sample", "5").stdout)
     rows = {row["family"]: row for row in report["families"]}
     assert (rows["subscriber"]["keys"], rows["subscriber"]["measured_keys"], rows["subscriber"]["estimated"]) == (
-        12,
+        residents,
         5,
         True,
     )
     assert rows["warning"]["keys"] == 1 and report["keys"] == sum(row["keys"] for row in report["families"])
-    assert report["subscribers"] == 12 and report["bytes_per_subscriber"] > 0
+    assert report["subscribers"] == residents and report["bytes_per_subscriber"] > 0

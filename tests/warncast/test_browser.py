@@ -87,7 +87,8 @@ async def test_compose_approve_and_see_it_public(browser, base_url, clock):
     await page.goto(f"{base}{detail_path}?lang=en")
     await page.fill("input[name=comment] >> nth=0", "Checked with the met office")
     await page.click("#approve")
-    await page.wait_for_url(f"**{detail_path}")
+    await page.wait_for_url(f"**{detail_path}?done=approve")
+    assert "The warning is published." in await page.locator("#done").text_content()
     assert await page.locator("#state").text_content() == "published"
     await approver.close()
 

@@ -255,7 +255,7 @@ async def check_away(client: TestClient, staff: Staff, clock: Any, seen: Before)
         "telegram": client.post("/webhooks/telegram", json=message_update(4242, "/start"), headers=telegram),
         "never rendered feed": client.get("/feeds/warnings.rss?area=990102", headers={"Accept-Language": "en"}),
         "never rendered page": client.get("/warnings/no-such-warning?lang=en"),
-        "api zh": client.get("/api/v1/warnings", headers=staff["drafter"]),
+        "api zh": client.get("/api/v1/warnings?lang=zh", headers=staff["drafter"]),  # pages above kept lang=en
     }
     stale = {path: client.get(path) for path in seen.bodies}
     stale["/ with a session"] = client.get("/", headers=console)

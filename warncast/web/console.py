@@ -16,9 +16,10 @@ from foundation.i18n import N_, tag_for
 from publisher.approval_rules import RULE_KEYS, validate_rules
 from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
-from publisher.model import SUBMITTED, Content
+from publisher.model import SUBMITTED, Content, Message
 from publisher.taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
 from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SETTINGS, WARNINGS
+from warncast.web.audit_words import action_name, readable_details
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
 from warncast.web.requests import SESSION_COOKIE, client_ip, form_body, locale, login_required, require_actor, t
@@ -253,6 +254,7 @@ async def detail(request: web.Request) -> web.Response:
         history=await request.app[WARNINGS].thread_messages(message.thread),
         preview=await preview(request.app[DISPATCH], message),
         stats=await delivery_stats(request.app[DISPATCH], message.id),
+        done=_done_notice(request, request.query.get("done", ""), message),
     )
 
 
@@ -320,7 +322,31 @@ async def act(request: web.Request) -> web.Response:
             error=body["error"],
             back=f"/console/warnings/{message_id}",
         )
-    raise web.HTTPSeeOther(f"/console/warnings/{message.id}")
+    raise web.HTTPSeeOther(f"/console/warnings/{message.id}?done={action}")
+
+
+# What the officer is told after an action, on the page it leads to (the state it left the warning in).
+DONE = {
+    "submit": N_("Submitted for approval."),
+    "approve": N_("Your approval is recorded."),
+    "reject": N_("Rejected: the drafter sees your reason."),
+    "publish": N_("Published on the emergency fast path."),
+    "review": N_("Marked as reviewed."),
+    "cancel": N_("The cancellation is drafted and waits for approval."),
+}
+DONE_STATE = {
+    "published": N_("The warning is published."),
+    "submitted": N_("It still waits for more approvals."),
+}
+
+
+def _done_notice(request: web.Request, action: str, message: Message) -> str:
+    if action not in DONE:
+        return ""
+    notice = t(request, DONE[action])
+    if action == "approve" and message.state in DONE_STATE:
+        notice += " " + t(request, DONE_STATE[message.state])
+    return notice
 
 
 @routes.get("/console/audit")
@@ -345,6 +371,8 @@ async def audit_page(request: web.Request) -> web.Response:
         org=org,
         unit_filter=unit,
         tag=tag_for(locale(request)),
+        action_name=action_name,
+        readable_details=readable_details,
     )
 
 

@@ -31,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 READS = frozenset({"GET", "HEAD"})
 # Not limited: probes and scrapers of the operator, static files (versioned, cached by browsers) and
 # provider webhooks (POSTs with signature checks; listed in case one ever reads).
-EXEMPT = ("/healthz", "/readyz", "/metrics", "/static/", "/webhooks/")
+EXEMPT = ("/healthz", "/readyz", "/metrics", "/static/", "/favicon.ico", "/webhooks/")  # the icon: static too
 STREAM_RETRY_SECONDS = 60  # a refused kiosk polls the JSON meanwhile (static/screens.js)
 
 

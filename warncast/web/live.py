@@ -36,6 +36,7 @@ async def outlets_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def close_streams(app: web.Application) -> None:
-    """On shutdown, end every live screen stream so the server need not wait for them."""
+    """On shutdown, end every live screen and page stream so the server need not wait for them."""
     if OUTLETS in app:
         app[OUTLETS].hub.close_all()
+        app[OUTLETS].pages.close_all()

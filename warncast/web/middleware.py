@@ -21,7 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from channels.cache import redis_away
 from foundation.access.auth import csrf_matches
 from foundation.errors import TooManyRequests, Unavailable, ValidationFailed, WarncastError
-from foundation.i18n import LANG_COOKIE, N_, negotiate
+from foundation.i18n import LANG_COOKIE, N_, negotiate, normalize_locale
 from warncast.app_keys import ACCOUNTS, SETTINGS
 from warncast.web.limits import AUTH_FAILURES, public_limit_middleware, too_many_requests
 from warncast.web.open311 import open311_error
@@ -36,6 +36,7 @@ from warncast.web.requests import (
     client_ip,
     form_body,
     json_dumps,
+    keep_language,
     t,
 )
 
@@ -99,12 +100,17 @@ def wants_json(request: web.Request) -> bool:
 
 @web.middleware
 async def locale_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request[LOCALE] = negotiate(
-        request.query.get("lang") if request.query_string else None,  # parsed only when there is one
-        cookies(request).get(LANG_COOKIE),
-        request.headers.get("Accept-Language"),
-    )
-    return await handler(request)
+    """A page opened with `?lang=` keeps that language for the next clicks: the choice is kept in
+    the language cookie (as the language switch does), on pages for people only."""
+    asked = (
+        normalize_locale(request.query.get("lang")) if request.query_string else None
+    )  # parsed only when there is one
+    kept = cookies(request).get(LANG_COOKIE)
+    request[LOCALE] = negotiate(asked, kept, request.headers.get("Accept-Language"))
+    response = await handler(request)
+    if asked and asked != normalize_locale(kept) and not wants_json(request) and not response.prepared:
+        keep_language(response, asked)
+    return response
 
 
 def cookies(request: web.Request) -> Mapping[str, str]:

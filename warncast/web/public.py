@@ -7,11 +7,13 @@ notice, reloading by itself) and a reader the last CAP, both marked stale, inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import html
 import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import urlparse
 
 from aiohttp import web
@@ -20,18 +22,22 @@ from channels.cache import Rendering
 from foundation.areas.registry import AreaRegistry
 from foundation.areas.svg_map import render_svg
 from foundation.errors import NotFound
-from foundation.i18n import LANG_COOKIE, N_, normalize_locale, tag_for
+from foundation.i18n import N_, normalize_locale, tag_for
 from foundation.store import keys
 from publisher.cap_xml import render_cap
 from publisher.model import PUBLISHED, Message
 from publisher.taxonomy import EVENTS, GRADE_COLOUR, GRADES
 from warncast.app_keys import AREAS, CAP_SIGNER, CATALOGS, REDIS, SETTINGS, SUPERVISOR, WARNINGS
 from warncast.web.conditional import STALE_HEADERS, respond
+from warncast.web.limits import live_streams
 from warncast.web.live import outlets
 from warncast.web.pages import page
-from warncast.web.requests import ACTOR, locale, t
+from warncast.web.requests import ACTOR, client_ip, keep_language, locale, t
 
 routes = web.RouteTableDef()
+PING_SECONDS = 20  # keeps proxies from closing an idle page stream
+RETRY_MS = 5000
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
 STALE_RELOAD_SECONDS = 30  # a page served stale reloads itself this often, until it is current again
 _REFRESH = re.compile(rb'<meta http-equiv="refresh" content="\d+">')
 STALE_NOTICE = N_(
@@ -103,7 +109,78 @@ async def _index(request: web.Request) -> web.Response:
         title=request.app[CATALOGS].text(locale(request), N_("Map of warnings in force")),
     )
     return await page(
-        request, "public/index.html", warnings=active, map_svg=svg, events=EVENTS, tag=tag, registry=request.app[AREAS]
+        request,
+        "public/index.html",
+        warnings=active,
+        map_svg=svg,
+        events=EVENTS,
+        tag=tag,
+        registry=request.app[AREAS],
+        warned=_warned_communities(active, request.app[AREAS], tag),
+        version=await outlets(request).follower.current(),
+        now=request.app[WARNINGS].now(),
+    )
+
+
+def _warned_communities(messages: list[Message], registry: AreaRegistry, tag: str) -> list[tuple[str, str]]:
+    """(name, grade) of each community under a warning, highest grade there: the map's colours as
+    text, for a phone (no hover tooltips) and a screen reader."""
+    rank = {g: i for i, g in enumerate(GRADES)}
+    best: dict[str, str] = {}
+    for message in messages:
+        for code in registry.leaves_under(message.content.areas):
+            if code not in best or rank[message.content.grade] > rank[best[code]]:
+                best[code] = message.content.grade
+    named = [(area.name_in(tag), grade) for code, grade in best.items() if (area := registry.get(code))]
+    return sorted(named, key=lambda item: (-rank[item[1]], item[0]))
+
+
+@routes.get("/live")
+async def live_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events for the public page: the version of what is published now, then each new
+    one. The page offers the latest to its reader (never reloads under them); it is what replaces a
+    timed refresh. Each address may hold WARNCAST_SSE_PER_IP streams, like the screens'."""
+    streams, ip = live_streams(request), client_ip(request)
+    streams.open(ip, request)
+    try:
+        return await _live_stream(request)
+    finally:
+        streams.close(ip, request)
+
+
+async def _live_stream(request: web.Request) -> web.StreamResponse:
+    live = outlets(request)
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    queue = live.pages.join()
+    try:
+        version = await live.follower.current()
+        await response.write(f"retry: {RETRY_MS}\n\nevent: version\ndata: {version}\n\n".encode())
+        while True:
+            try:
+                version = await asyncio.wait_for(queue.get(), PING_SECONDS)
+            except TimeoutError:
+                await response.write(b": ping\n\n")
+                continue
+            if not version:  # shutting down
+                break
+            await response.write(f"event: version\ndata: {version}\n\n".encode())
+    except ConnectionResetError:
+        return response
+    finally:
+        live.pages.leave(queue)
+    with contextlib.suppress(ConnectionResetError):
+        await response.write_eof()
+    return response
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.Response:
+    """Browsers ask for it on every site; an SVG answers for all of them."""
+    return web.Response(
+        body=FAVICON.read_bytes(), content_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
     )
 
 
@@ -177,6 +254,28 @@ async def cap_certificates(request: web.Request) -> web.Response:
     )
 
 
+@routes.get("/cap/{id}.html")
+async def cap_page(request: web.Request) -> web.Response:
+    """The CAP message for a person: its main fields, read, beside the raw XML (which the .xml
+    link downloads for machines)."""
+    return await public_page(request, lambda: _cap_page(request))
+
+
+async def _cap_page(request: web.Request) -> web.Response:
+    message_id = request.match_info["id"]
+    xml = await _cap(request, message_id)
+    message = await _published(request, message_id)
+    return await page(
+        request,
+        "public/cap.html",
+        message=message,
+        xml=xml.body.decode(),
+        events=EVENTS,
+        tag=tag_for(locale(request)),
+        registry=request.app[AREAS],
+    )
+
+
 @routes.get("/lang/{code}")
 async def switch_language(request: web.Request) -> web.Response:
     chosen = normalize_locale(request.match_info["code"]) or "zh_Hans"
@@ -185,7 +284,7 @@ async def switch_language(request: web.Request) -> web.Response:
     if parsed.scheme or parsed.netloc or not target.startswith("/") or target.startswith("//"):
         target = "/"  # only local redirects: no open redirect
     response = web.HTTPSeeOther(target)
-    response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="Lax", httponly=True)
+    keep_language(response, chosen)
     raise response
 
 

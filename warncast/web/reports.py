@@ -21,7 +21,7 @@ from foundation.text import without_bidi
 from warncast.app_keys import AREAS, REDIS, REPORTS, SETTINGS
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
-from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, form_body, json_body, locale
+from warncast.web.requests import AUTH_KIND, JSON_UTF8, BadRequest, client_ip, form_body, json_body, locale, t
 
 routes = web.RouteTableDef()
 MAX_TEXT_PART = 16 * 1024
@@ -193,7 +193,7 @@ async def get_report(request: web.Request) -> web.Response:
 async def report_form(request: web.Request) -> web.Response:
     category = request.query.get("category")
     if category not in CATEGORIES:
-        return await page(request, "report/choose.html", categories=CATEGORIES.values())
+        return await page(request, "report/choose.html", categories=CATEGORIES.values(), **_sms(request))
     if CATEGORIES[category].life_safety and request.query.get("safe") != "1":
         return await page(request, "report/emergency.html", category=CATEGORIES[category])
     return await _form(request, {"category": category}, {})
@@ -233,9 +233,28 @@ async def submit_form(request: web.Request) -> web.Response:
             name = problem["field"].split("[")[0].replace("contact.", "")
             errors[name] = f"{errors[name]} {problem['message']}" if name in errors else problem["message"]
         if fields.get("category") not in CATEGORIES:
-            return await page(request, "report/choose.html", status=422, categories=CATEGORIES.values())
+            return await page(
+                request, "report/choose.html", status=422, categories=CATEGORIES.values(), **_sms(request)
+            )
         return await _form(request, fields, errors, status=422)
     raise web.HTTPSeeOther(f"/report/{submitted.report.tracking_code}?new=1")
+
+
+def _sms(request: web.Request) -> dict[str, Any]:
+    return {"sms_number": request.app[SETTINGS].sms_number}
+
+
+@routes.get("/report/track")
+async def track(request: web.Request) -> web.Response:
+    """Where a reporter types the tracking code they kept: it leads to the report's page."""
+    code = "".join(request.query.get("code", "").split())
+    if not code:
+        return await page(request, "report/track.html", code="", error="")
+    report_id = await request.app[REDIS].hget(REPORTS_BY_TRACKING, code) if len(code) <= 64 else None
+    if not report_id:
+        error = t(request, N_("No report with this tracking code. Check the code and try again."))
+        return await page(request, "report/track.html", status=404, code=code[:64], error=error)
+    raise web.HTTPSeeOther(f"/report/{code}")
 
 
 @routes.get("/report/{tracking_code}")

@@ -13,7 +13,7 @@ from multidict import MultiDict, MultiDictProxy
 from foundation.access.audit import Actor
 from foundation.access.roles import allowed
 from foundation.errors import FieldError, Forbidden, Unauthorized, ValidationFailed, WarncastError
-from foundation.i18n import N_, PoTranslations
+from foundation.i18n import LANG_COOKIE, N_, PoTranslations
 from foundation.text import BIDI_CONTROLS, without_bidi, without_bidi_in
 from warncast.app_keys import CATALOGS, SETTINGS
 
@@ -151,3 +151,8 @@ async def optional_text(request: web.Request, field: str) -> str:
     if not isinstance(value, str):
         raise ValidationFailed([FieldError(field, "type", N_("Must be text."))])
     return value
+
+
+def keep_language(response: web.StreamResponse, locale: str) -> None:
+    """Remember a reader's language choice for the pages they open next."""
+    response.set_cookie(LANG_COOKIE, locale, max_age=365 * 86400, samesite="Lax", httponly=True)

@@ -16,7 +16,7 @@ from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, STATUS_NAMES, TERMINAL, Report
 from citizen_report.routing import load_routing, save_routing, unit_departments, validate_routing
 from citizen_report.triage import ACTION_NAMES, act
-from foundation.areas.svg_map import render_svg
+from foundation.areas.svg_map import MapPoint, render_svg
 from foundation.errors import NotFound, ValidationFailed
 from foundation.i18n import N_, tag_for
 from foundation.store import keys
@@ -108,8 +108,24 @@ async def triage_board(request: web.Request) -> web.Response:
         locale=context["tag"],
         href=lambda area: f"/console/triage?area={area['code']}",
         title=request.app[CATALOGS].text(locale(request), N_("Map of open incidents")),
+        points=_incident_points(request, context["incidents"]),
     )
     return await page(request, "console/triage.html", map_svg=svg, **context)
+
+
+def _incident_points(request: web.Request, incidents: list[Incident]) -> list[MapPoint]:
+    """Each located incident as a dot (a GPS point from a report), linked to its row on the board."""
+    catalogs, lang = request.app[CATALOGS], locale(request)
+    points = []
+    for incident in incidents:
+        if incident.lat is None or incident.lon is None:
+            continue
+        name = catalogs.text(lang, CATEGORIES[incident.category].name) if incident.kind == "reports" else incident.title
+        label = f"P{incident.priority} {name} ({incident.count})"
+        points.append(
+            MapPoint(incident.lat, incident.lon, label, f"prio-{incident.priority}", f"#incident-{incident.id}")
+        )
+    return points
 
 
 @routes.post(r"/console/triage/{id}/{action:verify|assign|progress|resolve|reject|merge}")

@@ -14,17 +14,21 @@
     document.querySelectorAll("[data-preview-lang]").forEach(function (card) {
       var lang = card.getAttribute("data-preview-lang");
       card.className = "warning-card preview-card grade-border-" + grade;
+      // Labels in the card's language (data-grades, data-events), not the console's.
+      var grades = JSON.parse(card.getAttribute("data-grades") || "{}");
+      var events = JSON.parse(card.getAttribute("data-events") || "{}");
       var badge = card.querySelector('[data-out="grade"]');
-      badge.textContent = selectedText("grade");
+      badge.textContent = grades[grade] || selectedText("grade");
       badge.className = "badge grade-" + grade;
-      card.querySelector('[data-out="event"]').textContent = selectedText("event");
+      card.querySelector('[data-out="event"]').textContent = events[form.elements["event"].value] || selectedText("event");
       card.querySelector(".drill").hidden = !drill;
       var total = 0;
       ["headline", "description", "instruction"].forEach(function (part) {
         var input = form.elements[lang + "." + part];
         var value = input ? input.value : "";
         total += value.length;
-        card.querySelector('[data-out="' + part + '"]').textContent = value;
+        var out = card.querySelector('[data-out="' + part + '"]');
+        out.textContent = value || out.getAttribute("data-empty") || "";
       });
       var chars = card.querySelector('[data-out="chars"]');
       chars.textContent = chars.getAttribute("data-label").replace("{count}", total);
@@ -126,11 +130,18 @@
     }
     target.appendChild(section);
   }
+  // Only a form with what a preview needs is sent: an empty one would only be refused (422).
+  function ready(data) {
+    var headline = Object.keys(data.info).some(function (lang) { return data.info[lang].headline.trim(); });
+    return data.areas.length > 0 && !!data.expires && headline;
+  }
   function refresh() {
+    var data = body();
+    if (!ready(data)) { box.hidden = true; hint.hidden = false; return; }
     fetch("/api/v1/warnings/preview", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements["csrf_token"].value },
-      body: JSON.stringify(body())
+      body: JSON.stringify(data)
     }).then(function (r) { return r.ok ? r.json() : null; })
       .then(function (result) {
         if (result) { show(result); } else { box.hidden = true; hint.hidden = false; }

@@ -11,6 +11,12 @@
       document.getElementById("lat").value = pos.coords.latitude.toFixed(6);
       document.getElementById("lon").value = pos.coords.longitude.toFixed(6);
       status.textContent = "✓ " + pos.coords.latitude.toFixed(4) + ", " + pos.coords.longitude.toFixed(4);
+      // The device's point is where the hazard is: a list pick would only contradict it.
+      var area = document.getElementById("area");
+      if (area && area.value) {
+        area.value = "";
+        status.textContent += " · " + (button.getAttribute("data-replaces") || "");
+      }
     }, function (err) {
       status.textContent = "✗ " + err.message;
     }, { enableHighAccuracy: true, timeout: 15000 });

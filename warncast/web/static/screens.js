@@ -63,7 +63,12 @@
 
   function clock() {
     var lang = languages()[slot % languages().length];
-    el("clock").textContent = new Date().toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    // The city's time (a kiosk's own zone is often UTC), on the 24-hour clock in every language.
+    var zone = (state && state.screen.time_zone) || body.getAttribute("data-time-zone") || undefined;
+    var options = { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone: zone };
+    var node = el("clock");
+    node.textContent = new Date().toLocaleTimeString(lang, options);
+    node.setAttribute("data-time-zone", zone || "");
   }
 
   function apply(next) {

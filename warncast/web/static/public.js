@@ -1,0 +1,37 @@
+// The public page without a timed refresh: the live stream (/live) says when what is published
+// changes, and the reader is offered the latest (a button) instead of a reload under them. Without
+// JavaScript the page says when it was shown and the reader reloads when they choose.
+(function () {
+  "use strict";
+  document.documentElement.classList.add("js");
+  var live = document.getElementById("live");
+  var news = document.getElementById("news");
+  var show = document.getElementById("show-news");
+  if (!live || !news || !show || !window.EventSource || !window.DOMParser) return;
+  var latest = live.getAttribute("data-version");
+  var stream = new EventSource("/live");
+  stream.addEventListener("version", function (event) {
+    if (event.data && event.data !== live.getAttribute("data-version")) {
+      latest = event.data;
+      news.hidden = false;
+    }
+  });
+  show.addEventListener("click", function () {
+    fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { return r.ok ? r.text() : Promise.reject(r.status); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("live");
+        if (!fresh) return;
+        ["live-content", "shown-at"].forEach(function (id) {
+          var now = fresh.querySelector("#" + id);
+          var old = document.getElementById(id);
+          if (now && old) old.replaceWith(document.importNode(now, true));
+        });
+        live.setAttribute("data-version", fresh.getAttribute("data-version") || latest);
+        news.hidden = true;
+        var heading = document.getElementById("list-title");
+        if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
+      })
+      .catch(function () { window.location.reload(); });
+  });
+})();
