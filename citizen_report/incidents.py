@@ -20,6 +20,7 @@ from redis.exceptions import WatchError
 from citizen_report.desk import ReportDesk
 from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
+from citizen_report.record import count_report
 from citizen_report.routing import load_routing, route
 from foundation.store import keys
 from foundation.store.streams import decoded_list
@@ -138,6 +139,7 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
             report.department = incident.department
             pipe.multi()
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
+            count_report(pipe, report, desk.tz)  # once: the report now names its incident
             store_incident(pipe, incident, desk.now())
             if incident.lat is not None and incident.lon is not None and incident.count == 1:
                 pipe.geoadd(geo_key, (incident.lon, incident.lat, incident.id))
