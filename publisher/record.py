@@ -168,6 +168,7 @@ STEP_NAMES = {
     "expiry_first_delivery": N_("Expiry notice: first delivery"),
     "expiry_last_delivery": N_("Expiry notice: last delivery"),
 }
+STEP_ORDER = list(STEP_NAMES)  # the order above is the order they happen in
 # Audit action -> the step it stands behind.
 AUDIT_STEPS = {
     "create": "drafted",
@@ -197,9 +198,13 @@ class Step:
     counts: dict[str, int] = field(default_factory=dict)
     audit: int | None = None  # seq of the audit entry behind it
 
-    @property
-    def moment(self) -> datetime:
-        return datetime.fromisoformat(self.at)
+    def order(self, messages: list[str]) -> tuple[int, int, int]:
+        """Whole seconds, then the message's place in the thread, then the order steps take: messages
+        carry whole-second stamps while the audit log and the deliveries carry milliseconds, so
+        within one second the logical order decides (a submission before its approval, a
+        publication before its first delivery)."""
+        place = messages.index(self.message) if self.message in messages else len(messages)
+        return int(datetime.fromisoformat(self.at).timestamp()), place, STEP_ORDER.index(self.what)
 
 
 @dataclass
@@ -208,6 +213,11 @@ class Timeline:
     messages: list[Message]
     steps: list[Step]
     audit: list[dict[str, Any]]
+
+
+def _name(actor_label: str) -> str:
+    """The name in an audit entry's actor (`Actor.label`: "token:wang" for a machine token)."""
+    return actor_label.rsplit(":", 1)[-1]
 
 
 def _ms_iso(ms: int, tz: ZoneInfo) -> str:
@@ -278,7 +288,7 @@ async def timeline(redis: aioredis.Redis, audit: AuditLog, first: Message, tz: Z
                 candidate.audit is None
                 and candidate.message == entry["target"]
                 and candidate.what.removeprefix("update_").removeprefix("cancel_") == step.split("_")[-1]
-                and (not candidate.who or candidate.who == entry["actor"] or action == "publish")
+                and (not candidate.who or action == "publish" or _name(entry["actor"]) == candidate.who)
             ):
                 candidate.audit = entry["seq"]
                 if action == "publish":
@@ -287,5 +297,6 @@ async def timeline(redis: aioredis.Redis, audit: AuditLog, first: Message, tz: Z
     if thread.status == EXPIRED and not any(s.what == "expired" for s in steps) and messages:
         current = next((m for m in messages if m.id == thread.current), messages[-1])
         steps.append(Step(current.content.expires.isoformat(), "expired", current.id))
-    steps.sort(key=lambda s: s.moment)
+    order = [m.id for m in messages]
+    steps.sort(key=lambda s: s.order(order))
     return Timeline(thread, messages, steps, entries)

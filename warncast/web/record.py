@@ -51,7 +51,7 @@ def _round(value: float | None) -> float | None:
 def _within(request: web.Request, timing: Timing, unit: str) -> str:
     over = timing.target is not None and timing.p95 is not None and timing.p95 > timing.target
     text = f"p95 {_round(timing.p95)} {unit}" if timing.p95 is not None else "—"
-    return text + (" · " + t(request, "over the target") if over else "")
+    return text + (" · " + t(request, N_("over the target")) if over else "")
 
 
 def _warning_tables(request: web.Request, record: WarningRecord) -> list[Table]:
