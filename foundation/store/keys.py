@@ -10,8 +10,9 @@ How long keys live (`warncast admin stats` shows what each family holds):
   the public record, with no end (PRODUCT.md sets none); so are subscribers (a STOP is honoured
   forever), accounts and API tokens, areas, policy, screens, partners, and the citizen reports,
   incidents and photos (the case record; REPORTS_INDEX, REPORTS_BY_TRACKING). The city's record
-  keeps its compact summaries as long: `delivery_record` per plan (when each channel first and last
-  delivered, receipts), `report_record` per year (counts and triage times), `audit_by_target`.
+  keeps its compact summaries as long: `warning_summaries` per year, `delivery_record` per plan
+  (when each channel first and last delivered, receipts), `report_record` per year (counts and
+  triage times), `audit_by_target`.
 - a warning's delivery records (`plan`, `delivery_stats`, `delivery_state`, `thread_recipients`)
   expire WARNCAST_DELIVERY_RETENTION_DAYS after the warning ends (publisher/dispatch/retention.py,
   checked by tests/publisher/test_retention.py); the dispatch dead letters, the outboxes and the
@@ -56,6 +57,13 @@ APPROVAL_RULES = f"{PREFIX}:{{warnings}}:approval-rules"  # JSON document
 
 def warning(message_id: str) -> str:
     return f"{PREFIX}:{{warnings}}:msg:{message_id}"
+
+
+def warning_summaries(year: int) -> str:
+    """Hash of the year's published messages (by creation) -> the few fields the city's record
+    counts (publisher/record.py): derived from the kept messages, which never change once published,
+    so it is kept with them and could be rebuilt from them."""
+    return f"{PREFIX}:{{warnings}}:record:{year}"
 
 
 def thread(thread_id: str) -> str:

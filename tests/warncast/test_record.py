@@ -5,8 +5,8 @@ read it; both languages."""
 from __future__ import annotations
 
 import csv
-import re
 import io
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
