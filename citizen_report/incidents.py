@@ -21,6 +21,7 @@ from redis.exceptions import WatchError
 from citizen_report.desk import ReportDesk
 from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
+from citizen_report.record import count_report
 from citizen_report.routing import load_routing, route
 from citizen_report.signals import signal_events
 from foundation.access.units import organisation_of, stored_units
@@ -146,6 +147,7 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
             report.department = incident.department
             pipe.multi()
             pipe.set(keys.report(report.id), json.dumps(report.as_record(), ensure_ascii=False))
+            count_report(pipe, report, desk.tz)  # once: the report now names its incident
             store_incident(pipe, incident, desk.now())
             if incident.lat is not None and incident.lon is not None and (incident.count == 1 or moved):
                 pipe.geoadd(geo_key, (incident.lon, incident.lat, incident.id))

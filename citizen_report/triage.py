@@ -16,6 +16,7 @@ from citizen_report.incidents import MERGED, Incident, load_incident, priority_f
 from citizen_report.intake import load_report
 from citizen_report.model import ASSIGNED, DUPLICATE, IN_PROGRESS, REJECTED, RESOLVED, TERMINAL, TRANSITIONS, VERIFIED
 from citizen_report.notify import pushed, render_notification
+from citizen_report.record import count_triage
 from citizen_report.routing import load_routing
 from foundation.access.audit import Actor
 from foundation.errors import Conflict, FieldError, NotFound, ValidationFailed
@@ -111,6 +112,9 @@ async def _apply(
             pipe.zrem(keys.open_incidents(incident.category), incident.id)
             store_incident(pipe, target, now)
         else:
+            count_triage(
+                pipe, incident.created, incident.deadline, incident.priority, incident.status, status, now, desk.tz
+            )
             incident.status, incident.note = status, reason
             if action == "assign":
                 incident.department = department

@@ -56,6 +56,8 @@ class AuditLog:
                     pipe.multi()
                     pipe.rpush(keys.AUDIT_LOG, json.dumps(entry, ensure_ascii=False))
                     pipe.hset(keys.AUDIT_HEAD, mapping={"seq": entry["seq"], "hash": entry["hash"]})
+                    if target:
+                        pipe.rpush(keys.audit_by_target(target), entry["seq"])
                     await pipe.execute()
                     break
                 except WatchError:
@@ -65,6 +67,22 @@ class AuditLog:
 
     async def entries(self, start: int = 0, stop: int = -1) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.redis.lrange(keys.AUDIT_LOG, start, stop)]
+
+    async def about(self, targets: list[str]) -> list[dict[str, Any]]:
+        """The entries about any of `targets`, oldest first, through the per-target index (entry n
+        sits at position n - 1 of the append-only log)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for target in targets:
+                pipe.lrange(keys.audit_by_target(target), 0, -1)
+            found = await pipe.execute()
+        seqs = sorted({int(seq) for seqs in found for seq in seqs})
+        if not seqs:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for seq in seqs:
+                pipe.lindex(keys.AUDIT_LOG, seq - 1)
+            raws = await pipe.execute()
+        return [json.loads(raw) for raw in raws if raw]
 
     async def count(self) -> int:
         return int(await self.redis.llen(keys.AUDIT_LOG))

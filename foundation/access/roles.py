@@ -36,6 +36,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report.triage": frozenset({"triage", "chief"}),
     "routing.edit": frozenset({"admin"}),
     "monitoring.ingest": frozenset({"sensor", "triage", "admin"}),
+    # The city's record (/console/record): every console role that reads both warnings and reports.
+    "record.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
 }
 
 

@@ -9,7 +9,10 @@ How long keys live (`warncast admin stats` shows what each family holds):
 - kept: the warnings and their threads (`warning`, `thread`, WARNINGS_INDEX) and the audit log are
   the public record, with no end (PRODUCT.md sets none); so are subscribers (a STOP is honoured
   forever), accounts and API tokens, areas, policy, screens, partners, and the citizen reports,
-  incidents and photos (the case record; REPORTS_INDEX, REPORTS_BY_TRACKING).
+  incidents and photos (the case record; REPORTS_INDEX, REPORTS_BY_TRACKING). The city's record
+  keeps its compact summaries as long: `warning_summaries` per year, `delivery_record` per plan
+  (when each channel first and last delivered, receipts), `report_record` per year (counts and
+  triage times), `audit_by_target`.
 - a warning's delivery records (`plan`, `delivery_stats`, `delivery_state`, `thread_recipients`)
   expire WARNCAST_DELIVERY_RETENTION_DAYS after the warning ends (publisher/dispatch/retention.py,
   checked by tests/publisher/test_retention.py); the dispatch dead letters, the outboxes and the
@@ -56,6 +59,13 @@ def warning(message_id: str) -> str:
     return f"{PREFIX}:{{warnings}}:msg:{message_id}"
 
 
+def warning_summaries(year: int) -> str:
+    """Hash of the year's published messages (by creation) -> the few fields the city's record
+    counts (publisher/record.py): derived from the kept messages, which never change once published,
+    so it is kept with them and could be rebuilt from them."""
+    return f"{PREFIX}:{{warnings}}:record:{year}"
+
+
 def thread(thread_id: str) -> str:
     """Hash of a warning's thread: the current published message and the lifecycle state."""
     return f"{PREFIX}:{{warnings}}:thread:{thread_id}"
@@ -88,6 +98,12 @@ def login_failures(subject: str) -> str:
 # Tamper-evident audit log: a list of entries and the head (last seq and hash).
 AUDIT_LOG = f"{PREFIX}:{{audit}}:log"
 AUDIT_HEAD = f"{PREFIX}:{{audit}}:head"
+
+
+def audit_by_target(target: str) -> str:
+    """The sequence numbers of the audit entries about one target (a warning, an incident), in the
+    log's slot so an entry and its index are written together."""
+    return f"{PREFIX}:{{audit}}:target:{target}"
 
 
 # Subscribers. One hash per subscriber (its own slot); per-area index sets split by minimum grade so
@@ -136,6 +152,13 @@ def delivery_stats(message_id: str) -> str:
     return f"{PREFIX}:{{stats:{message_id}}}"
 
 
+def delivery_record(plan_id: str) -> str:
+    """The city's record of one plan's delivery (publisher/record.py): a few fields per channel, kept
+    with the warnings when `delivery_stats` expires; in the stats' slot, so a worker's write-back of
+    both goes to one node."""
+    return f"{PREFIX}:{{stats:{plan_id}}}:record"
+
+
 def counted_batches(counts_key: str, run: str) -> str:
     """The count batches of one segment run already added to `counts_key` (`delivery_count.lua`): in
     that key's hash slot, so the script that adds a batch once touches one slot."""
@@ -180,6 +203,12 @@ SENSOR_COLOURS = f"{PREFIX}:{{reports}}:sensor-colour"  # sensor id -> green | y
 
 def report(report_id: str) -> str:
     return f"{PREFIX}:{{reports}}:report:{report_id}"
+
+
+def report_record(year: int) -> str:
+    """The city's record of one year of reports (citizen_report/record.py): counts by category, area
+    and hour, and triage-time histograms; written in the intake's and triage's transactions."""
+    return f"{PREFIX}:{{reports}}:record:{year}"
 
 
 def report_idempotency(scope_hash: str) -> str:

@@ -116,6 +116,10 @@ class Planner:
         await self.redis.hset(
             keys.delivery_stats(plan_id), mapping=as_fields({**stats, "published_at": str(published_ms), "kind": kind})
         )
+        # The city's record of this plan (publisher/record.py): kept when the stats expire.
+        await self.redis.hset(
+            keys.delivery_record(plan_id), mapping=as_fields({**stats, "published_at": str(published_ms), "kind": kind})
+        )
         await self.redis.hset(
             keys.plan(plan_id),
             mapping=as_fields({"done": "1", **stats, "seconds": f"{time.perf_counter() - started:.3f}"}),

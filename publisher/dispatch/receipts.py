@@ -4,6 +4,8 @@ Callbacks can arrive out of order and more than once; only sent → delivered / 
 
 from __future__ import annotations
 
+import time
+
 import redis.asyncio as aioredis
 
 from foundation.store import keys
@@ -38,6 +40,9 @@ async def record_receipt(
         if (keep_ms := await redis.pttl(state_key)) > 0:  # the stats live as long as the state they count
             await redis.pexpire(keys.delivery_stats(plan_id), keep_ms)
         await redis.hincrby(keys.DELIVERY_TOTALS, f"{channel}.{outcome}", 1)
+        record = keys.delivery_record(plan_id)  # the city's record keeps the receipts (publisher/record.py)
+        await redis.hincrby(record, f"{channel}.{outcome}", 1)
+        await redis.hset(record, f"{channel}.receipt_at", int(time.time() * 1000))
         if error_code == "21610":
             await subscribers.stop(channel, address)
     return bool(moved)

@@ -11,7 +11,9 @@ again (`retain_thread`): so an update that extends the warning keeps its recipie
 a cancellation brings every record of the thread down to the retention at once. The dead letters of
 the dispatch outlive their warning by the same retention (`drop_old_dead_letters`).
 
-The warnings themselves (`warning`, `thread`) and the audit log are the public record: kept.
+The warnings themselves (`warning`, `thread`) and the audit log are the public record: kept. So is
+the city's record of each plan (`delivery_record`: when each channel first and last delivered, its
+receipts; publisher/record.py), a few fields that outlive the statistics they summarise.
 """
 
 from __future__ import annotations

@@ -641,6 +641,9 @@ class Worker:
             if out.first_ms:
                 pipe.hsetnx(stats_key, f"{ch}.first_at", out.first_ms)
                 pipe.hset(stats_key, f"{ch}.last_at", out.last_ms)  # approximately the latest
+                record_key = keys.delivery_record(segment.message_id)  # the kept record, same slot
+                pipe.hsetnx(record_key, f"{ch}.first_at", out.first_ms)
+                pipe.hset(record_key, f"{ch}.last_at", out.last_ms)
             pipe.expire(stats_key, keep)
             by_shard: dict[int, list[str]] = defaultdict(list)
             for address in out.recipients:

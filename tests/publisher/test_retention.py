@@ -25,7 +25,9 @@ from tests.standins.twilio import TwilioStandIn
 
 DAYS = 2
 RETENTION = DAYS * 86400
-KEPT = {keys.warning.__name__, keys.thread.__name__}  # the public record
+# The public record: the warnings, and the city's record of them (publisher/record.py) with the
+# audit entries about them, which outlive the delivery records they summarise.
+KEPT = {keys.warning.__name__, keys.thread.__name__, keys.delivery_record.__name__, keys.audit_by_target.__name__}
 # Families that must always expire by themselves, whatever else a test left (keys.py names).
 SHORT_LIVED = {
     keys.identifier_sequence.__name__,
@@ -140,7 +142,7 @@ async def test_nothing_of_a_warning_outlives_its_retention(client, services, sta
             continue
         families.add(family)
         if family in KEPT:
-            assert ttl == -1, f"{key}: the warnings are the public record"
+            assert ttl == -1, f"{key}: the warnings and their record are kept"
         else:
             assert 0 < ttl <= RETENTION, f"{key} ({family}) outlives the retention: TTL {ttl}"
     assert families == KEPT | DELIVERY, "the test saw every kind of record a warning leaves"

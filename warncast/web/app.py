@@ -35,6 +35,7 @@ from warncast.web import (
     open311,
     partners,
     public,
+    record,
     reports,
     screens,
     triage,
@@ -56,7 +57,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, partners, units, duty_groups, reports, triage, monitoring, open311, maps):
+    for module in (delivery, feeds, screens, partners, units, duty_groups, reports, triage, monitoring, open311, maps, record):
         app.add_routes(module.routes)
     add_webhook_routes(app)
     maps.add_vendor_static(app)  # before /static, which would otherwise take /static/vendor/…
