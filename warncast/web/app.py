@@ -57,7 +57,20 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     app.add_routes(public.routes)
     app.add_routes(api.routes)
     app.add_routes(console.routes)
-    for module in (delivery, feeds, screens, partners, units, duty_groups, reports, triage, monitoring, open311, maps, record):
+    for module in (
+        delivery,
+        feeds,
+        screens,
+        partners,
+        units,
+        duty_groups,
+        reports,
+        triage,
+        monitoring,
+        open311,
+        maps,
+        record,
+    ):
         app.add_routes(module.routes)
     add_webhook_routes(app)
     maps.add_vendor_static(app)  # before /static, which would otherwise take /static/vendor/…
