@@ -65,7 +65,12 @@ class Feeds:
         for message in messages:
             references = [await svc.warnings.get(ref) for ref in message.references]
             cap = render_cap(
-                message, references=references, registry=svc.registry, settings=svc.settings, catalogs=svc.catalogs
+                message,
+                references=references,
+                registry=svc.registry,
+                settings=svc.settings,
+                catalogs=svc.catalogs,
+                signer=svc.cap_signer,
             )
             sizes[message.id] = len(cap)
         return sizes
