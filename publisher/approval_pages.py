@@ -17,13 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 import redis.asyncio as aioredis
 
 from foundation.access.audit import Actor
 from foundation.access.auth import Accounts
 from foundation.access.units import Organisation
-from foundation.errors import Forbidden
+from foundation.errors import Forbidden, NotFound
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.store import keys
 from foundation.store.streams import as_fields, decoded_list
@@ -64,20 +65,21 @@ class ApprovalPages:
     async def waiting(self) -> list[tuple[Message, float]]:
         """Every message waiting for approval, oldest first, with how long it has waited (seconds);
         what has left the queue meanwhile (approved, rejected, withdrawn) is dropped from it."""
-        entries = await self.redis.zrange(keys.APPROVALS_WAITING, 0, -1, withscores=True)
+        entries: list[Any] = await self.redis.zrange(keys.APPROVALS_WAITING, 0, -1, withscores=True)
         now = self.warnings.now().timestamp()
-        found, gone = [], []
+        found: list[tuple[Message, float]] = []
+        gone: list[str] = []
         for raw_id, since in entries:
             message_id = decoded_list([raw_id])[0]
             try:
                 message = await self.warnings.get(message_id)
-            except Exception:  # a message that no longer exists
+            except NotFound:  # a message that no longer exists
                 gone.append(message_id)
                 continue
             if message.state != SUBMITTED:
                 gone.append(message_id)
                 continue
-            found.append((message, max(0.0, now - since)))
+            found.append((message, max(0.0, now - float(since))))
         if gone:
             await self.redis.zrem(keys.APPROVALS_WAITING, *gone)
         return found
