@@ -22,12 +22,15 @@ from publisher.taxonomy import GRADES
 
 RULE_KEYS = (*GRADES, "cancel")
 DEFAULT_RULES: dict[str, dict[str, int | str]] = {
-    "blue": {"approvals": 1, "chiefs": 0},
-    "yellow": {"approvals": 1, "chiefs": 0},
-    "orange": {"approvals": 2, "chiefs": 1, "chiefs_from": "centre"},
-    "red": {"approvals": 2, "chiefs": 1, "chiefs_from": "centre"},
-    "cancel": {"approvals": 1, "chiefs": 0},
+    "blue": {"approvals": 1, "chiefs": 0, "escalate_minutes": 60},
+    "yellow": {"approvals": 1, "chiefs": 0, "escalate_minutes": 30},
+    "orange": {"approvals": 2, "chiefs": 1, "chiefs_from": "centre", "escalate_minutes": 10},
+    "red": {"approvals": 2, "chiefs": 1, "chiefs_from": "centre", "escalate_minutes": 5},
+    "cancel": {"approvals": 1, "chiefs": 0, "escalate_minutes": 10},
 }
+# `escalate_minutes`: when nobody has acted on a warning waiting for approval for this long, the
+# release centre's chiefs are paged (publisher/approval_pages.py). China's practice: the most severe
+# warnings signed off and published within 5 minutes.
 
 
 CHIEFS_FROM = ("unit", "centre")
@@ -96,7 +99,18 @@ def validate_rules(body: Any) -> dict[str, dict[str, int | str]]:
                 )
             )
             continue
-        rules[key] = {"approvals": approvals, "chiefs": chiefs}
+        escalate = rule.get("escalate_minutes", DEFAULT_RULES[key]["escalate_minutes"])
+        if not isinstance(escalate, int) or isinstance(escalate, bool) or not 1 <= escalate <= 1440:
+            errors.append(
+                FieldError(
+                    f"{key}.escalate_minutes",
+                    "range",
+                    N_("Must be a whole number from %(min)s to %(max)s."),
+                    {"min": 1, "max": 1440},
+                )
+            )
+            continue
+        rules[key] = {"approvals": approvals, "chiefs": chiefs, "escalate_minutes": escalate}
         if chiefs_from == "centre":
             rules[key]["chiefs_from"] = "centre"
     if errors:
@@ -114,6 +128,12 @@ class ApprovalRules:
 
     async def save(self, rules: dict[str, dict[str, int | str]]) -> None:
         await self.redis.set(keys.APPROVAL_RULES, json.dumps(rules))
+
+    async def escalate_after(self, message: Message) -> int:
+        """Seconds a warning may wait for approval before the release centre's chiefs are paged."""
+        rules = await self.all()
+        rule = rules["cancel"] if message.msg_type == "Cancel" else rules[message.content.grade]
+        return 60 * int(rule.get("escalate_minutes", DEFAULT_RULES["red"]["escalate_minutes"]))
 
     async def quorum_for(self, message: Message, centre: str) -> Quorum:
         """`centre`: the release centre's unit id, whose chiefs a "chiefs_from": "centre" rule counts."""

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from foundation import logs, loops
 from foundation.access.roles import ROLES
+from foundation.phones import normalize_phone
 from foundation.settings import Settings, SettingsError, parse_processes
 from foundation.store.connection import open_redis
 from foundation.store.inventory import SAMPLE, render_text, take_inventory
@@ -67,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     mover = admin.add_parser("set-unit", help="move a console user to an issuing unit")
     mover.add_argument("name")
     mover.add_argument("unit", help="a unit id from /api/v1/units")
+    pager = admin.add_parser("set-pager", help="where a user is paged when a warning waits for their approval")
+    pager.add_argument("name")
+    where = pager.add_mutually_exclusive_group(required=True)
+    where.add_argument("--sms", metavar="NUMBER", help="a mobile number (E.164, or national)")
+    where.add_argument("--telegram", metavar="CHAT_ID", help="the user's Telegram chat id with the bot")
+    where.add_argument("--off", action="store_true", help="page this user nowhere")
     admin.add_parser("list-users", help="list console users")
     admin.add_parser("load-demo", help="load the demo city, operators and a demo warning")
     admin.add_parser("verify-audit", help="check the audit log's hash chain")
@@ -257,6 +264,21 @@ async def _set_unit(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _set_pager(services: Services, args: argparse.Namespace) -> int:
+    if args.sms:
+        channel, address = "sms", normalize_phone(args.sms)  # ValueError: printed as the error
+    elif args.telegram:
+        if not args.telegram.lstrip("-").isdigit():
+            raise ValueError(f"a Telegram chat id is a number, got {args.telegram!r}")
+        channel, address = "telegram", args.telegram
+    else:
+        channel, address = "", ""
+    await services.accounts.set_pager(args.name, channel, address)
+    await services.audit.append("cli", "user.pager", args.name, channel=channel)
+    print(f"{args.name} is paged {f'by {channel}' if channel else 'nowhere'}")
+    return 0
+
+
 async def _list_users(services: Services, args: argparse.Namespace) -> int:
     for user in await services.accounts.list_users():
         disabled = "\t(disabled)" if user["disabled"] else ""
@@ -319,6 +341,7 @@ ADMIN: dict[str, Callable[[Services, argparse.Namespace], Awaitable[int]]] = {
     "create-user": _create_user,
     "create-token": _create_token,
     "set-unit": _set_unit,
+    "set-pager": _set_pager,
     "list-users": _list_users,
     "load-demo": _load_demo,
     "verify-audit": _verify_audit,

@@ -24,6 +24,7 @@ from foundation.settings import Settings
 from foundation.store.durable import required_replicas
 from foundation.templating import build_environment
 from foundation.xml_signature import Signer
+from publisher.approval_pages import ApprovalPages
 from publisher.cap_signing import cap_signer
 from publisher.dispatch.channel import Channel
 from publisher.dispatch.context import DispatchContext
@@ -48,6 +49,7 @@ class Services:
     env: jinja2.Environment
     reports: ReportDesk
     pager: Pager  # duty-group pages: approvals waiting on a unit, incidents routed to one
+    approval_pages: ApprovalPages  # the people who may approve a waiting warning, paged and escalated
     dispatch: DispatchContext
     channel_context: ChannelContext
     cap_signer: Signer  # the key published CAP is signed with
@@ -72,19 +74,23 @@ class Services:
         signer = cap_signer(settings)
         pager = Pager(redis, settings, catalogs)
         warnings.on_submitted.append(pager.submitted)
+        accounts = Accounts(redis, settings.password_memory_kib)
+        approval_pages = ApprovalPages(redis, warnings, accounts, catalogs)
+        warnings.on_submitted.append(approval_pages.submitted)
         return cls(
             settings=settings,
             redis=redis,
             catalogs=catalogs,
             registry=registry,
             audit=audit,
-            accounts=Accounts(redis, settings.password_memory_kib),
+            accounts=accounts,
             warnings=warnings,
             subscribers=subscribers,
             policy=policy,
             env=env,
             reports=reports,
             pager=pager,
+            approval_pages=approval_pages,
             dispatch=DispatchContext(settings, redis, registry, warnings, subscribers, policy),
             channel_context=ChannelContext(
                 settings, redis, env, catalogs, registry, subscribers, warnings, audit, reports, signer

@@ -84,6 +84,23 @@ class Accounts:
             raise ValueError(f"no user {name}")
         await self.redis.hset(keys.user(name), "unit", unit)
 
+    async def set_pager(self, name: str, channel: str, address: str) -> None:
+        """Where this user is paged when a warning waits for their approval: `sms` and a number,
+        `telegram` and a chat id, or `""` for nowhere (checked by the caller: this layer knows no
+        channels)."""
+        if not await self.user_exists(name):
+            raise ValueError(f"no user {name}")
+        await self.redis.hset(keys.user(name), mapping={"pager_channel": channel, "pager_address": address})
+
+    async def pagers(self) -> list[tuple[Actor, str, str]]:
+        """Every active user with a pager: (actor, channel, address)."""
+        found = []
+        for name in decoded_list(sorted(await self.redis.smembers(keys.USERS))):
+            record = decoded_hash(await self.redis.hgetall(keys.user(name)))
+            if record and record.get("disabled") != "1" and record.get("pager_address"):
+                found.append((_actor(record), record.get("pager_channel", ""), record["pager_address"]))
+        return found
+
     async def list_users(self) -> list[dict[str, object]]:
         names = decoded_list(sorted(await self.redis.smembers(keys.USERS)))
         out = []
@@ -97,6 +114,7 @@ class Accounts:
                         "roles": json.loads(record["roles"]),
                         "disabled": record.get("disabled") == "1",
                         "unit": record.get("unit", ""),
+                        "pager": record.get("pager_channel", "") if record.get("pager_address") else "",
                     }
                 )
         return out

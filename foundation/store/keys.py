@@ -53,6 +53,8 @@ WARNINGS_SCHEDULE = f"{PREFIX}:{{warnings}}:scheduled"  # id -> effective (epoch
 WARNINGS_EXPIRY = f"{PREFIX}:{{warnings}}:expiry"  # thread id -> expires (epoch s)
 WARNINGS_EVENTS = f"{PREFIX}:{{warnings}}:events"  # stream of lifecycle events
 APPROVAL_RULES = f"{PREFIX}:{{warnings}}:approval-rules"  # JSON document
+# Messages waiting for approval, scored by when they were submitted (publisher/approval_pages.py).
+APPROVALS_WAITING = f"{PREFIX}:{{approvals}}:waiting"
 
 
 def warning(message_id: str) -> str:

@@ -53,6 +53,10 @@ def test_admin_commands_on_embedded_redis(tmp_path: Path) -> None:
     run(tmp_path, "admin", "set-unit", "wang", "binjiang_centre")
     listed = run(tmp_path, "admin", "list-users").stdout
     assert "li\tdrafter\tmeteorology" in listed and "wang\tapprover,chief\tbinjiang_centre" in listed
+    assert "wang is paged by sms" in run(tmp_path, "admin", "set-pager", "wang", "--sms", "138 0013 8000").stdout
+    bad_number = run(tmp_path, "admin", "set-pager", "wang", "--sms", "12345", check=False)
+    assert bad_number.returncode == 2 and "not a" in bad_number.stderr
+    assert run(tmp_path, "admin", "set-pager", "wang", "--telegram", "abc", check=False).returncode == 2
     nowhere = run(tmp_path, "admin", "create-token", "z1", "--role", "drafter", "--unit", "nowhere", check=False)
     assert nowhere.returncode != 0 and "no unit nowhere" in nowhere.stderr
 

@@ -17,6 +17,7 @@ from foundation.clock import Clock
 from foundation.settings import Settings
 from foundation.store.connection import open_redis
 from foundation.supervisor import Loop, Supervisor
+from publisher.approval_pages import CHECK_SECONDS as ESCALATION_CHECK_SECONDS
 from publisher.dispatch.runner import dispatch_loops
 from publisher.scheduler import scheduler_loop
 from warncast import app_keys
@@ -105,6 +106,7 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         supervisor.add(scheduler_loop(services.registry, services.redis, services.warnings))
         supervisor.add(monitoring_loop(app[REPORTS]))
         supervisor.add(Loop("duty-pages", partial(services.pager.follow_incidents, app[REPORTS]), within=30.0))
+        supervisor.add(Loop("approval-escalation", services.approval_pages.run, within=4 * ESCALATION_CHECK_SECONDS))
     if settings.run_workers:
         supervisor.add(*dispatch_loops(app[DISPATCH]))
     supervisor.start()

@@ -18,7 +18,7 @@ from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
 from publisher.model import SUBMITTED, Content, Message
 from publisher.taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
-from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SETTINGS, WARNINGS
+from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SERVICES, SETTINGS, WARNINGS
 from warncast.web.audit_words import action_name, readable_details
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
@@ -114,6 +114,11 @@ async def dashboard(request: web.Request) -> web.Response:
         events=EVENTS,
         tag=tag_for(locale(request)),
         waiting=[m for m in messages if m.state == SUBMITTED and org.within(m.unit, own)],
+        # How long each has waited (publisher/approval_pages.py), and after how long chiefs are paged.
+        waited={m.id: int(seconds // 60) for m, seconds in await request.app[SERVICES].approval_pages.waiting()},
+        limits={
+            m.id: await request.app[WARNINGS].rules.escalate_after(m) // 60 for m in messages if m.state == SUBMITTED
+        },
         to_review=[m for m in messages if m.needs_review],
         org=org,
         own_unit=own,
