@@ -1,7 +1,8 @@
 """What anyone can see: the active warnings with a map, a page per warning, and its CAP.
 
 Each keeps its last rendering: while Redis is away a visitor gets the page as last shown (with a
-notice, reloading by itself) and a reader the last CAP, both marked stale, instead of an error.
+notice; the warnings page offers the latest once /live is back, a warning's page reloads by itself)
+and a reader the last CAP, both marked stale, instead of an error.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ STALE_NOTICE = N_(
     "The warning service cannot reach its data right now: this page shows the warnings as last known. "
     "It reloads by itself."
 )
+STALE_NOTICE_LIVE = N_(  # the warnings page, which follows /live
+    "The warning service cannot reach its data right now: this page shows the warnings as last known. "
+    "It offers the latest as soon as it can."
+)
 
 
 def grade_fills(messages: list[Message], registry: AreaRegistry) -> dict[str, str]:
@@ -83,12 +88,18 @@ async def public_page(request: web.Request, make: Callable[[], Awaitable[web.Res
 
 
 def stale_page(request: web.Request, rendering: Rendering) -> web.Response:
-    """A remembered page with a notice that it may be out of date, reloading itself meanwhile."""
-    notice = f'<p class="notice stale-notice" role="status">{html.escape(t(request, STALE_NOTICE))}</p>\n'
-    reload = f'<meta http-equiv="refresh" content="{STALE_RELOAD_SECONDS}">'.encode()
-    body, reloads = _REFRESH.subn(reload, rendering.body, count=1)  # the page's own, sooner
-    if not reloads:
-        body = body.replace(b"</head>", reload + b"\n</head>", 1)
+    """A remembered page with a notice that it may be out of date. A page that follows /live (the
+    warnings page) offers the latest once it can, without reloading under its reader; any other
+    reloads itself meanwhile."""
+    live = b'id="live"' in rendering.body
+    message = STALE_NOTICE_LIVE if live else STALE_NOTICE
+    notice = f'<p class="notice stale-notice" role="status">{html.escape(t(request, message))}</p>\n'
+    body = rendering.body
+    if not live:
+        reload = f'<meta http-equiv="refresh" content="{STALE_RELOAD_SECONDS}">'.encode()
+        body, reloads = _REFRESH.subn(reload, body, count=1)  # the page's own, sooner
+        if not reloads:
+            body = body.replace(b"</head>", reload + b"\n</head>", 1)
     body = body.replace(b"<main>", b"<main>\n" + notice.encode(), 1)
     return web.Response(body=body, headers={"Content-Type": rendering.content_type, **STALE_HEADERS})
 

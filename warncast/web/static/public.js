@@ -11,7 +11,9 @@
   var latest = live.getAttribute("data-version");
   var stream = new EventSource("/live");
   stream.addEventListener("version", function (event) {
-    if (event.data && event.data !== live.getAttribute("data-version")) {
+    // A page served stale (the service had lost its data) is renewed as soon as the stream is back.
+    var stale = document.querySelector(".stale-notice");
+    if (event.data && (event.data !== live.getAttribute("data-version") || stale)) {
       latest = event.data;
       news.hidden = false;
     }
@@ -28,6 +30,8 @@
           if (now && old) old.replaceWith(document.importNode(now, true));
         });
         live.setAttribute("data-version", fresh.getAttribute("data-version") || latest);
+        var stale = document.querySelector(".stale-notice");
+        if (stale && !fresh.ownerDocument.querySelector(".stale-notice")) stale.remove();
         news.hidden = true;
         var heading = document.getElementById("list-title");
         if (heading) { heading.setAttribute("tabindex", "-1"); heading.focus(); }
