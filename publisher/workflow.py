@@ -105,6 +105,15 @@ class Warnings:
         ids = decoded_list(await self.redis.zrevrange(keys.WARNINGS_INDEX, offset, offset + limit - 1))
         return await self._many(ids)
 
+    async def of_units(self, units: builtins.list[str], *, limit: int = 100) -> builtins.list[Message]:
+        """The newest messages the given units issued, newest first (units' own index)."""
+        ids: set[str] = set()
+        for unit in units:
+            ids.update(decoded_list(await self.redis.zrevrange(keys.unit_warnings(unit), 0, limit - 1)))
+        # An identifier ends with its issue time and sequence (`…_YYYYMMDDhhmmss_N`): newest first.
+        newest = sorted(ids, key=lambda i: i[-16:], reverse=True)[:limit]
+        return await self._many(newest)
+
     async def _many(self, ids: builtins.list[str]) -> builtins.list[Message]:
         if not ids:
             return []
@@ -208,6 +217,7 @@ class Warnings:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.set(keys.warning(message.id), json.dumps(message.to_json(), ensure_ascii=False))
             pipe.zadd(keys.WARNINGS_INDEX, {message.id: now.timestamp()})
+            pipe.zadd(keys.unit_warnings(unit.id), {message.id: now.timestamp()})
             await pipe.execute()
         return message
 

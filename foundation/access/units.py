@@ -146,10 +146,6 @@ class Organisation:
             return None
         return max(inside, key=lambda u: max((len(registry.ancestors(a)) + 1 for a in u.areas), default=0))
 
-    def routing_departments(self) -> dict[str, dict[str, str]]:
-        """The triage board's departments: every unit, by id."""
-        return {u.id: dict(u.names) for u in self.units.values()}
-
 
 def parse_unit(body: Any, registry: AreaRegistry, events: set[str], *, unit_id: str | None = None) -> Unit:
     """Validate one unit from the API or the console; every problem names its field."""

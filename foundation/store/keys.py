@@ -49,6 +49,14 @@ AREAS_VERSION = f"{PREFIX}:{{areas}}:version"
 
 # Warnings (CAP messages). `msg` holds one message as JSON; the sorted sets index them.
 WARNINGS_INDEX = f"{PREFIX}:{{warnings}}:index"  # id -> created (epoch s)
+
+
+def unit_warnings(unit: str) -> str:
+    """A unit's messages, by creation time (sorted set): what it issued, in the warnings' slot so a
+    new message and its entries are written in one transaction."""
+    return f"{PREFIX}:{{warnings}}:by-unit:{unit}"
+
+
 WARNINGS_SCHEDULE = f"{PREFIX}:{{warnings}}:scheduled"  # id -> effective (epoch s)
 WARNINGS_EXPIRY = f"{PREFIX}:{{warnings}}:expiry"  # thread id -> expires (epoch s)
 WARNINGS_EVENTS = f"{PREFIX}:{{warnings}}:events"  # stream of lifecycle events

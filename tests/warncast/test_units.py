@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from citizen_report.queue import drain as consume_queue
+from tests.channels.test_screens import add_screen
 from tests.citizen_report.test_triage import CAP
 from tests.conftest import warning_body
 from tests.delivery_helpers import drain
@@ -383,3 +384,25 @@ async def test_upstream_cap_alert_goes_to_the_responsible_unit(client, services,
     await consume_queue(services.reports)
     found = await (await client.get("/api/v1/incidents?kind=alert", headers=staff["triage"])).json()
     assert [i["department"] for i in found["incidents"]] == [expected]
+
+
+async def test_every_output_names_the_issuing_unit(client, services, staff, members, clock):
+    await add_screen(client, staff, id="jiangwan-1", area="990101001001")
+    body = {**_body(clock, "jiangwan", "inside", "inside"), "grade": "yellow"}
+    draft = await (await client.post("/api/v1/warnings", json=body, headers=members["drafter@jiangwan"])).json()
+    await client.post(f"/api/v1/warnings/{draft['id']}/submit", headers=members["drafter@jiangwan"])
+    await client.post(f"/api/v1/warnings/{draft['id']}/approve", json={}, headers=members["approver@jiangwan"])
+    page = await (await client.get(f"/warnings/{draft['id']}?lang=en")).text()
+    assert "Issued by Jiangwan Warning Sub-centre" in page
+    feed = await (await client.get("/feeds/warnings.atom?lang=zh-CN")).text()
+    assert "<name>江湾街道预警分中心</name>" in feed
+    cap_index = await (await client.get("/feeds/cap.atom")).text()
+    assert "jiangwan@lanjiang.example" in cap_index
+    screen = await (await client.get("/screens/jiangwan-1.json")).json()
+    assert screen["warnings"][0]["texts"]["zh-CN"]["issuer"] == "江湾街道预警分中心"
+    await services.subscribers.subscribe("telegram", "556", "990101001001", lang="zh-CN")
+    await drain(services)
+    outbox = await (await client.get("/api/v1/outbox/telegram", headers=staff["chief"])).json()
+    assert "发布单位：江湾街道预警分中心" in outbox["entries"][0]["text"]
+    preview = await (await client.get(f"/api/v1/warnings/{draft['id']}/preview", headers=staff["chief"])).json()
+    assert "【江湾街道预警分中心】" in str(preview)

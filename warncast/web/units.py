@@ -121,17 +121,22 @@ async def put_user_unit(request: web.Request) -> web.Response:
 
 @routes.get(f"/api/v1/units/{UNIT}/warnings")
 async def unit_warnings(request: web.Request) -> web.Response:
-    """What a unit issued (?under=true: and the units under it), newest first. The public record
-    is shared (platform sharing): staff see every state, everybody else the published messages."""
+    """What a unit issued (?under=true: and the units under it; ?limit=, at most 500), newest
+    first, from the units' own index. The public record is shared (platform sharing): staff see
+    every state, everybody else the published messages."""
     org = await _units(request).organisation()
     unit_id = request.match_info["id"]
     if org.find(unit_id) is None:
         raise NotFound(N_("No unit with this id."))
     actor = current_actor(request)
     staff = actor is not None and allowed(actor.roles, "units.read")
-    messages = await request.app[WARNINGS].list(limit=500)
-    wanted = {u.id for u in org.under(unit_id)} if request.query.get("under") == "true" else {unit_id}
-    chosen = [m for m in messages if _unit_of(org, m.unit) in wanted and (staff or m.state == "published")]
+    try:
+        limit = max(1, min(500, int(request.query.get("limit", "100"))))
+    except ValueError:
+        raise ValidationFailed([FieldError("limit", "type", N_("Must be a whole number."))]) from None
+    wanted = [u.id for u in org.under(unit_id)] if request.query.get("under") == "true" else [unit_id]
+    messages = await request.app[WARNINGS].of_units(wanted, limit=limit if staff else 500)
+    chosen = [m for m in messages if staff or m.state == "published"][:limit]
     settings = request.app[SETTINGS]
     bodies = [message_json(m, registry=request.app[AREAS], settings=settings, staff=staff) for m in chosen]
     return web.json_response({"unit": unit_id, "warnings": bodies}, dumps=json_dumps)
@@ -147,9 +152,9 @@ async def unit_deliveries(request: web.Request, unit_id: str, *, under: bool, li
     org = await _units(request).organisation()
     if org.find(unit_id) is None:
         raise NotFound(N_("No unit with this id."))
-    wanted = {u.id for u in org.under(unit_id)} if under else {org.get(unit_id).id}
-    messages = await request.app[WARNINGS].list(limit=1000)
-    chosen = [m for m in messages if m.state == "published" and _unit_of(org, m.unit) in wanted][:limit]
+    wanted = [u.id for u in org.under(unit_id)] if under else [org.get(unit_id).id]
+    messages = await request.app[WARNINGS].of_units(wanted, limit=limit * 2)
+    chosen = [m for m in messages if m.state == "published"][:limit]
     rows: list[dict[str, Any]] = []
     totals: dict[str, dict[str, int]] = {}
     for message in chosen:

@@ -43,7 +43,7 @@
     if (!warnings.length) {
       body.className = body.className.replace(/grade-\w+/, "grade-none");
       body.removeAttribute("data-warning");
-      ["grade", "headline", "instruction", "areas", "until", "drill", "pager"].forEach(function (n) { set(n, ""); });
+      ["grade", "headline", "instruction", "areas", "until", "issuer", "drill", "pager"].forEach(function (n) { set(n, ""); });
       set("none", labels.none || el("none").textContent);
       return;
     }
@@ -58,6 +58,7 @@
     set("instruction", texts.instruction ? (labels.todo || "") + ": " + texts.instruction : "");
     set("areas", (labels.areas || "") + ": " + texts.areas);
     set("until", texts.until);
+    set("issuer", texts.issuer || "");  // the issuing unit, once units are configured
     set("pager", warnings.length > 1 ? (warnings.indexOf(warning) + 1) + " / " + warnings.length : "");
   }
 
