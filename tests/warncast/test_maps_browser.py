@@ -53,7 +53,8 @@ async def _ready(page, map_id: str) -> None:
 
 
 async def _screen_point(page, map_id: str, lat: float, lon: float) -> tuple[float, float]:
-    """Where (lat, lon) is on the screen, from the map's own projection."""
+    """Where (lat, lon) is on the screen, from the map's own projection (the map scrolled into view)."""
+    await page.locator(f"#{map_id}").scroll_into_view_if_needed()
     return tuple(
         await page.evaluate(
             """([id, lat, lon]) => { const m = window.warncastMaps[id].map;
@@ -333,4 +334,29 @@ async def test_a_kiosk_with_a_map_shows_the_warnings_areas(browser, base_url, cl
     box = await page.locator("#kiosk-map").bounding_box()
     assert box["height"] > 100 and box["width"] > 300
     assert errors == []
+    await context.close()
+
+
+async def test_a_click_picks_the_chosen_level_and_shift_click_the_community(browser, base_url):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    first, second = [a for a in services.registry.areas if a.level == "community"][:2]
+    district = next(services.registry.get(c) for c in services.registry.ancestors(first.code) if len(c) == 6)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    await page.check("input[name=pick_level][value=district]")
+    await _click_area(page, "compose-map", first)
+    x, y = await _screen_point(page, "compose-map", *second.point)
+    await page.keyboard.down("Shift")
+    await page.mouse.click(x, y)
+    await page.keyboard.up("Shift")
+    chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert sorted(chosen) == sorted([district.code, second.code])
+    # A second click in the same district takes the district off again.
+    await _click_area(page, "compose-map", first)
+    chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert chosen == [second.code]
     await context.close()

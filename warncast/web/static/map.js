@@ -7,6 +7,7 @@
   "use strict";
   var LABEL_LEVEL = [[14, "community"], [12, "street"], [0, "district"]]; // from which zoom a level is named
   var MAX_LABELS = 120;
+  var FINEST = 14; // ~10 m a pixel: finer rings than this add bytes, not legibility
 
   function create(el, options) {
     options = options || {};
@@ -104,7 +105,7 @@
     api.ready = load(startZoom).then(function () {
       if (api.leaves.getLayers().length) { map.fitBounds(api.leaves.getBounds(), { padding: [8, 8] }); }
       map.on("zoomend", function () {
-        var wanted = Math.round(map.getZoom());
+        var wanted = Math.min(FINEST, Math.round(map.getZoom()));
         if (wanted > api.loadedZoom || wanted < api.loadedZoom - 2) { load(wanted).then(restyle); }
       });
       map.on("moveend", label);
