@@ -122,10 +122,13 @@ async def test_configured_tiles_reach_the_page_and_its_csp(aiohttp_client, setti
     from warncast.web.app import create_app
 
     tiles = "https://tiles.example.org/{z}/{x}/{y}.png"
-    client = await aiohttp_client(create_app(settings.with_(map_tiles=tiles), clock=clock))
+    credit = "© Tiles <Example>"
+    app = create_app(settings.with_(map_tiles=tiles, map_tiles_attribution=credit), clock=clock)
+    client = await aiohttp_client(app)
     resp = await client.get("/?lang=en")
     assert "img-src 'self' data: https://tiles.example.org;" in resp.headers["Content-Security-Policy"]
-    assert f'data-tiles="{tiles}"' in await resp.text()
+    page = await resp.text()
+    assert f'data-tiles="{tiles}"' in page and 'data-tiles-attribution="© Tiles &lt;Example&gt;"' in page
 
 
 async def test_compose_form_carries_drawn_polygons_and_circles(client, services, users, clock):

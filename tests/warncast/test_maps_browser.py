@@ -212,6 +212,8 @@ async def test_public_map_on_a_phone_lists_a_tapped_areas_warnings(browser, base
     phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = await phone.new_page()
     errors = _watch_csp(page)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     await page.goto(f"{base}/?lang=en")
     await _ready(page, "public-map")
     x, y = await _screen_point(page, "public-map", *community.point)
@@ -223,6 +225,8 @@ async def test_public_map_on_a_phone_lists_a_tapped_areas_warnings(browser, base
     assert await listing.locator("a").first.get_attribute("href") == f"/warnings/{message.id}"
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     assert errors == []
+    # Without WARNCAST_MAP_TILES no request leaves the server's origin.
+    assert asked and all(url.startswith((base + "/", "data:")) for url in asked), asked
     await phone.close()
 
 

@@ -28,6 +28,7 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
             "can": (lambda action: actor is not None and allowed(actor.roles, action)),
             "csrf_token": request.get(CSRF, ""),
             "map_tiles": request.app[SETTINGS].map_tiles,  # macros/map.html: raster tiles, if configured
+            "map_tiles_attribution": request.app[SETTINGS].map_tiles_attribution,
             **context,
         },
     )

@@ -14,7 +14,10 @@
     var tiles = el.getAttribute("data-tiles") || "";
     var map = L.map(el, { attributionControl: !!tiles, zoomSnap: 0.5, zoomDelta: 0.5, minZoom: 3, maxZoom: 18 });
     if (tiles) {
-      L.tileLayer(tiles, { attribution: el.getAttribute("data-tiles-attribution") || "" }).addTo(map);
+      // Leaflet writes attributions as HTML: the configured credit is escaped to stay text.
+      var credit = document.createElement("span");
+      credit.textContent = el.getAttribute("data-tiles-attribution") || "";
+      L.tileLayer(tiles, { attribution: credit.innerHTML }).addTo(map);
       map.attributionControl.setPrefix(false); // Leaflet's prefix carries inline-styled SVG the CSP refuses
     }
     var renderer = L.canvas({ padding: 0.3 });
