@@ -364,3 +364,41 @@ async def test_a_click_picks_the_chosen_level_and_shift_click_the_community(brow
     chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
     assert chosen == [second.code]
     await context.close()
+
+
+async def test_configured_tiles_are_drawn_under_the_csp(browser, aiohttp_server, settings, clock):
+    """A tile server on another origin (a local stand-in): the map asks it for tiles, the CSP lets
+    exactly those images in, and the credit shows as text."""
+    import base64
+
+    from aiohttp import web
+
+    from warncast.web.app import create_app
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    tile_requests: list[str] = []
+
+    async def tile(request: web.Request) -> web.Response:
+        tile_requests.append(request.path)
+        return web.Response(body=png, content_type="image/png")
+
+    tiles_app = web.Application()
+    tiles_app.router.add_get("/{z}/{x}/{y}.png", tile)
+    tiles = await aiohttp_server(tiles_app)
+    template = f"http://127.0.0.1:{tiles.port}/{{z}}/{{x}}/{{y}}.png"
+    app = create_app(settings.with_(map_tiles=template, map_tiles_attribution="Tiles <b>test</b>"), clock=clock)
+    server = await aiohttp_server(app)
+    await _demo(server)
+    base = str(server.make_url("")).rstrip("/")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await page.goto(f"{base}/?lang=en")
+    await _ready(page, "public-map")
+    await page.wait_for_function("() => document.querySelectorAll('#public-map img.leaflet-tile-loaded').length > 0")
+    assert tile_requests
+    assert await page.locator("#public-map .leaflet-control-attribution").text_content() == "Tiles <b>test</b>"
+    assert errors == []
+    await context.close()
