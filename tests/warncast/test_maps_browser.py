@@ -366,7 +366,7 @@ async def test_a_click_picks_the_chosen_level_and_shift_click_the_community(brow
     await context.close()
 
 
-async def test_configured_tiles_are_drawn_under_the_csp(browser, aiohttp_server, settings, clock):
+async def test_configured_tiles_are_drawn_under_the_csp(browser, aiohttp_server, settings, clock):  # noqa: F811
     """A tile server on another origin (a local stand-in): the map asks it for tiles, the CSP lets
     exactly those images in, and the credit shows as text."""
     import base64
