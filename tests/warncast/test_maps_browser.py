@@ -189,6 +189,14 @@ async def test_keyboard_only_area_search_and_selection(browser, base_url):  # no
     assert community.name_in("en") in await page.locator("#map-status").text_content()
     # Enter picked an area; it did not submit the form.
     assert "/console/compose" in page.url
+    # The list and the map stay in step the other way too: picked in the list, coloured on the map.
+    other = [a for a in services.registry.areas if a.level == "community"][4]
+    await page.select_option("#areas", [community.code, other.code])
+    fill = """code => { const wc = window.warncastMaps['compose-map'];
+                 return wc.leaves.getLayers().find(l => l.feature.properties.code === code).options.fillColor; }"""
+    assert await page.evaluate(fill, other.code) == "#1d4ed8"
+    await page.select_option("#areas", [community.code])
+    assert await page.evaluate(fill, other.code) != "#1d4ed8"
     await context.close()
 
 
