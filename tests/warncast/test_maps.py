@@ -77,6 +77,10 @@ async def test_areas_geojson_refuses_a_bad_zoom_by_name(client, services):
     assert resp.status == 422
     fields = (await resp.json())["error"]["fields"]
     assert fields[0]["field"] == "zoom" and "0 to 18" in fields[0]["message"]
+    resp = await client.get("/api/v1/areas.geojson?zoom=10&level=planet&lang=en")
+    assert resp.status == 422 and (await resp.json())["error"]["fields"][0]["field"] == "level"
+    districts = await (await client.get("/api/v1/areas.geojson?zoom=10&level=district")).json()
+    assert {f["properties"]["level"] for f in districts["features"]} == {"district"}
 
 
 async def test_leaflet_is_served_by_the_app(client, services):
