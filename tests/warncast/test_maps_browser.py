@@ -268,6 +268,10 @@ async def test_triage_map_shows_a_point_for_a_new_report(browser, base_url, cloc
     incident_id = await marker.get_attribute("data-incident")
     await marker.click()
     await page.wait_for_function("id => location.hash === '#incident-' + id", arg=incident_id)
+    # A click on an area (away from the point) filters the board by it, as the SVG's links did.
+    other = [a for a in services.registry.areas if a.level == "community"][40]
+    await _click_area(page, "triage-map", other)
+    await page.wait_for_url(f"**/console/triage?area={other.code}")
     assert errors == []
     await context.close()
 
