@@ -98,6 +98,7 @@ class Settings:
     # Raster tiles under the maps ({z}/{x}/{y} URL template, https only); empty: the maps draw only the
     # registry's own polygons and no request leaves the server's origin.
     map_tiles: str = ""
+    map_tiles_attribution: str = ""  # the credit the tile provider asks for, shown as text on the maps
 
     @property
     def tz(self) -> ZoneInfo:
@@ -195,6 +196,7 @@ class Settings:
             public_max_ips=_int(env, "WARNCAST_PUBLIC_MAX_IPS", 50_000, 100, 10_000_000),
             sse_per_ip=_int(env, "WARNCAST_SSE_PER_IP", 50, 1, 1_000_000),
             map_tiles=_tile_url(env.get("WARNCAST_MAP_TILES", "")),
+            map_tiles_attribution=env.get("WARNCAST_MAP_TILES_ATTRIBUTION", "").strip()[:300],
         )
 
     @property

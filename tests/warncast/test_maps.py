@@ -77,6 +77,10 @@ async def test_areas_geojson_refuses_a_bad_zoom_by_name(client, services):
     assert resp.status == 422
     fields = (await resp.json())["error"]["fields"]
     assert fields[0]["field"] == "zoom" and "0 to 18" in fields[0]["message"]
+    resp = await client.get("/api/v1/areas.geojson?zoom=10&level=planet&lang=en")
+    assert resp.status == 422 and (await resp.json())["error"]["fields"][0]["field"] == "level"
+    districts = await (await client.get("/api/v1/areas.geojson?zoom=10&level=district")).json()
+    assert {f["properties"]["level"] for f in districts["features"]} == {"district"}
 
 
 async def test_leaflet_is_served_by_the_app(client, services):
@@ -122,10 +126,13 @@ async def test_configured_tiles_reach_the_page_and_its_csp(aiohttp_client, setti
     from warncast.web.app import create_app
 
     tiles = "https://tiles.example.org/{z}/{x}/{y}.png"
-    client = await aiohttp_client(create_app(settings.with_(map_tiles=tiles), clock=clock))
+    credit = "© Tiles <Example>"
+    app = create_app(settings.with_(map_tiles=tiles, map_tiles_attribution=credit), clock=clock)
+    client = await aiohttp_client(app)
     resp = await client.get("/?lang=en")
     assert "img-src 'self' data: https://tiles.example.org;" in resp.headers["Content-Security-Policy"]
-    assert f'data-tiles="{tiles}"' in await resp.text()
+    page = await resp.text()
+    assert f'data-tiles="{tiles}"' in page and 'data-tiles-attribution="© Tiles &lt;Example&gt;"' in page
 
 
 async def test_compose_form_carries_drawn_polygons_and_circles(client, services, users, clock):

@@ -53,7 +53,8 @@ async def _ready(page, map_id: str) -> None:
 
 
 async def _screen_point(page, map_id: str, lat: float, lon: float) -> tuple[float, float]:
-    """Where (lat, lon) is on the screen, from the map's own projection."""
+    """Where (lat, lon) is on the screen, from the map's own projection (the map scrolled into view)."""
+    await page.locator(f"#{map_id}").scroll_into_view_if_needed()
     return tuple(
         await page.evaluate(
             """([id, lat, lon]) => { const m = window.warncastMaps[id].map;
@@ -188,6 +189,14 @@ async def test_keyboard_only_area_search_and_selection(browser, base_url):  # no
     assert community.name_in("en") in await page.locator("#map-status").text_content()
     # Enter picked an area; it did not submit the form.
     assert "/console/compose" in page.url
+    # The list and the map stay in step the other way too: picked in the list, coloured on the map.
+    other = [a for a in services.registry.areas if a.level == "community"][4]
+    await page.select_option("#areas", [community.code, other.code])
+    fill = """code => { const wc = window.warncastMaps['compose-map'];
+                 return wc.leaves.getLayers().find(l => l.feature.properties.code === code).options.fillColor; }"""
+    assert await page.evaluate(fill, other.code) == "#1d4ed8"
+    await page.select_option("#areas", [community.code])
+    assert await page.evaluate(fill, other.code) != "#1d4ed8"
     await context.close()
 
 
@@ -211,6 +220,8 @@ async def test_public_map_on_a_phone_lists_a_tapped_areas_warnings(browser, base
     phone = await browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = await phone.new_page()
     errors = _watch_csp(page)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
     await page.goto(f"{base}/?lang=en")
     await _ready(page, "public-map")
     x, y = await _screen_point(page, "public-map", *community.point)
@@ -222,6 +233,8 @@ async def test_public_map_on_a_phone_lists_a_tapped_areas_warnings(browser, base
     assert await listing.locator("a").first.get_attribute("href") == f"/warnings/{message.id}"
     assert await page.evaluate("document.documentElement.scrollWidth") <= 390
     assert errors == []
+    # Without WARNCAST_MAP_TILES no request leaves the server's origin.
+    assert asked and all(url.startswith((base + "/", "data:")) for url in asked), asked
     await phone.close()
 
 
@@ -255,6 +268,10 @@ async def test_triage_map_shows_a_point_for_a_new_report(browser, base_url, cloc
     incident_id = await marker.get_attribute("data-incident")
     await marker.click()
     await page.wait_for_function("id => location.hash === '#incident-' + id", arg=incident_id)
+    # A click on an area (away from the point) filters the board by it, as the SVG's links did.
+    other = [a for a in services.registry.areas if a.level == "community"][40]
+    await _click_area(page, "triage-map", other)
+    await page.wait_for_url(f"**/console/triage?area={other.code}")
     assert errors == []
     await context.close()
 
@@ -332,6 +349,69 @@ async def test_a_kiosk_with_a_map_shows_the_warnings_areas(browser, base_url, cl
     await _ready(page, "kiosk-map")
     box = await page.locator("#kiosk-map").bounding_box()
     assert box["height"] > 100 and box["width"] > 300
+    assert errors == []
+    await context.close()
+
+
+async def test_a_click_picks_the_chosen_level_and_shift_click_the_community(browser, base_url):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    first, second = [a for a in services.registry.areas if a.level == "community"][:2]
+    district = next(services.registry.get(c) for c in services.registry.ancestors(first.code) if len(c) == 6)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    await page.check("input[name=pick_level][value=district]")
+    await _click_area(page, "compose-map", first)
+    x, y = await _screen_point(page, "compose-map", *second.point)
+    await page.keyboard.down("Shift")
+    await page.mouse.click(x, y)
+    await page.keyboard.up("Shift")
+    chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert sorted(chosen) == sorted([district.code, second.code])
+    # A second click in the same district takes the district off again.
+    await _click_area(page, "compose-map", first)
+    chosen = await page.eval_on_selector("#areas", "s => Array.from(s.selectedOptions).map(o => o.value)")
+    assert chosen == [second.code]
+    await context.close()
+
+
+async def test_configured_tiles_are_drawn_under_the_csp(browser, aiohttp_server, settings, clock):  # noqa: F811
+    """A tile server on another origin (a local stand-in): the map asks it for tiles, the CSP lets
+    exactly those images in, and the credit shows as text."""
+    import base64
+
+    from aiohttp import web
+
+    from warncast.web.app import create_app
+
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    tile_requests: list[str] = []
+
+    async def tile(request: web.Request) -> web.Response:
+        tile_requests.append(request.path)
+        return web.Response(body=png, content_type="image/png")
+
+    tiles_app = web.Application()
+    tiles_app.router.add_get("/{z}/{x}/{y}.png", tile)
+    tiles = await aiohttp_server(tiles_app)
+    template = f"http://127.0.0.1:{tiles.port}/{{z}}/{{x}}/{{y}}.png"
+    app = create_app(settings.with_(map_tiles=template, map_tiles_attribution="Tiles <b>test</b>"), clock=clock)
+    server = await aiohttp_server(app)
+    await _demo(server)
+    base = str(server.make_url("")).rstrip("/")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await page.goto(f"{base}/?lang=en")
+    await _ready(page, "public-map")
+    await page.wait_for_function("() => document.querySelectorAll('#public-map img.leaflet-tile-loaded').length > 0")
+    assert tile_requests
+    assert await page.locator("#public-map .leaflet-control-attribution").text_content() == "Tiles <b>test</b>"
     assert errors == []
     await context.close()
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from channels.cache import Rendering
 from foundation.areas.geojson import MAX_ZOOM, MIN_ZOOM, feature_collection
+from foundation.areas.registry import LEVELS
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_, tag_for
 from publisher.taxonomy import GRADE_COLOUR, GRADES
@@ -48,6 +49,9 @@ async def areas_geojson(request: web.Request) -> web.Response:
     pixel at that zoom (the maps ask for the zoom they show), ?level= keeps one level."""
     zoom = _zoom(request)
     level = request.query.get("level", "")
+    if level and level not in LEVELS:  # each answer is cached: only the few possible ones
+        message = N_("level must be one of: %(choices)s.")
+        raise ValidationFailed([FieldError("level", "choice", message, {"choices": ", ".join(LEVELS)})])
     registry = request.app[AREAS]
     await registry.refresh(request.app[REDIS])
     tag = tag_for(locale(request))

@@ -39,6 +39,7 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
             # otherwise choose the old language again.
             "here": str(request.rel_url.without_query_params("lang")),
             "language_name": lambda tag: language_name(tag, locale(request)),
+            "map_tiles_attribution": request.app[SETTINGS].map_tiles_attribution,
             **context,
         },
     )

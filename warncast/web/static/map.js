@@ -7,13 +7,17 @@
   "use strict";
   var LABEL_LEVEL = [[14, "community"], [12, "street"], [0, "district"]]; // from which zoom a level is named
   var MAX_LABELS = 120;
+  var FINEST = 14; // ~10 m a pixel: finer rings than this add bytes, not legibility
 
   function create(el, options) {
     options = options || {};
     var tiles = el.getAttribute("data-tiles") || "";
     var map = L.map(el, { attributionControl: !!tiles, zoomSnap: 0.5, zoomDelta: 0.5, minZoom: 3, maxZoom: 18 });
     if (tiles) {
-      L.tileLayer(tiles, { attribution: el.getAttribute("data-tiles-attribution") || "" }).addTo(map);
+      // Leaflet writes attributions as HTML: the configured credit is escaped to stay text.
+      var credit = document.createElement("span");
+      credit.textContent = el.getAttribute("data-tiles-attribution") || "";
+      L.tileLayer(tiles, { attribution: credit.innerHTML }).addTo(map);
       map.attributionControl.setPrefix(false); // Leaflet's prefix carries inline-styled SVG the CSP refuses
     }
     var renderer = L.canvas({ padding: 0.3 });
@@ -104,7 +108,7 @@
     api.ready = load(startZoom).then(function () {
       if (api.leaves.getLayers().length) { map.fitBounds(api.leaves.getBounds(), { padding: [8, 8] }); }
       map.on("zoomend", function () {
-        var wanted = Math.round(map.getZoom());
+        var wanted = Math.min(FINEST, Math.round(map.getZoom()));
         if (wanted > api.loadedZoom || wanted < api.loadedZoom - 2) { load(wanted).then(restyle); }
       });
       map.on("moveend", label);

@@ -1,7 +1,7 @@
 // The triage map (static/map.js): the board's incidents as points coloured by priority, clustered
 // when zoomed out (Leaflet.markercluster). It asks for the board's own filters
 // (/console/triage?fragment=points&<the board's query>) and again whenever the live board reloads
-// its list; a click on a point opens that incident on the board.
+// its list; a click on a point opens that incident on the board, a click on an area filters by it.
 (function () {
   "use strict";
   var el = document.getElementById("triage-map");
@@ -10,6 +10,8 @@
   el.hidden = false;
   var wc = WarncastMap.create(el, {
     style: function () { return { fillColor: "#e5e7eb", fillOpacity: 0.5 }; },
+    // As on the SVG it replaces: a click on an area filters the board by it.
+    onClick: function (code) { location.href = "/console/triage?area=" + encodeURIComponent(code); },
     onReady: function () { el.parentNode.classList.add("has-live-map"); }
   });
   var cluster = L.markerClusterGroup({ maxClusterRadius: 40 }).addTo(wc.map);
