@@ -46,8 +46,13 @@
     });
     box.appendChild(list);
   }
-  fetch("/map/warnings.json", { credentials: "same-origin" })
-    .then(function (r) { return r.ok ? r.json() : { areas: {} }; })
-    .then(function (body) { inForce = body.areas || {}; wc.restyle(); })
-    .catch(function () {});
+  function load() {
+    fetch("/map/warnings.json", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : { areas: {} }; })
+      .then(function (body) { inForce = body.areas || {}; wc.restyle(); })
+      .catch(function () {});
+  }
+  load();
+  // public.js brought the latest warnings in (the map itself stays, with its zoom): recolour it.
+  document.addEventListener("warncast:live", load);
 })();

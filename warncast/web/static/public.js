@@ -27,8 +27,16 @@
         ["live-content", "shown-at"].forEach(function (id) {
           var now = fresh.querySelector("#" + id);
           var old = document.getElementById(id);
-          if (now && old) old.replaceWith(document.importNode(now, true));
+          if (!now || !old) return;
+          var imported = document.importNode(now, true);
+          // The zoomable map stays as the reader left it (public-map.js recolours it).
+          var liveMap = document.getElementById("public-map");
+          var mapSection = liveMap && liveMap.closest("section.map");
+          var freshSection = imported.querySelector("section.map");
+          if (mapSection && freshSection && old.contains(mapSection)) freshSection.replaceWith(mapSection);
+          old.replaceWith(imported);
         });
+        document.dispatchEvent(new CustomEvent("warncast:live"));
         live.setAttribute("data-version", fresh.getAttribute("data-version") || latest);
         var stale = document.querySelector(".stale-notice");
         if (stale && !fresh.ownerDocument.querySelector(".stale-notice")) stale.remove();
