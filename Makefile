@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint pot translations bench browser clean
+.PHONY: run test lint pot translations bench browser clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ browser:
 # Lint first: a backward import or a type error fails the run before any test starts.
 test: lint browser
 	$(BIN)/pytest
+
+# The API contract at length: schemathesis with every phase (stateful too) and more examples per
+# operation, for every role; `make test` runs a CI-sized pass of the same test.
+FUZZ_EXAMPLES ?= 50
+fuzz: $(STAMP)
+	WARNCAST_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) WARNCAST_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+	  $(BIN)/pytest -q tests/warncast/test_openapi_contract.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check foundation publisher citizen_report channels warncast tests benchmarks

@@ -335,7 +335,7 @@ def _phone(value: Any, errors: list[FieldError]) -> str | None:
 
 def _reply(data: ReportInput, phone: str | None, errors: list[FieldError]) -> tuple[str, str]:
     """Where status updates go: the channel it came by, unless the reporter chose otherwise."""
-    choice = data.reply_channel or None
+    choice = None if data.reply_channel in (None, "") else data.reply_channel  # {} is a wrong value, not none
     if choice is None:
         if data.channel in ("sms", "telegram"):
             choice = data.channel

@@ -113,7 +113,7 @@ def validate_routing(
         if not isinstance(names, dict) or not all(isinstance(names.get(t), str) and names[t] for t in ("zh-CN", "en")):
             errors.append(FieldError(f"departments.{code}", "names", N_("Give the name in Chinese and English.")))
     default = body.get("default")
-    if default not in departments:
+    if not isinstance(default, str) or default not in departments:
         errors.append(FieldError("default", "unknown", N_("Choose one of the departments.")))
     rules = body.get("rules")
     if not isinstance(rules, list):
@@ -125,11 +125,11 @@ def validate_routing(
             errors.append(FieldError(f"rules[{i}]", "type", N_("The body must be a JSON object.")))
             continue
         category, area, department = rule.get("category"), rule.get("area") or "", rule.get("department")
-        if category != "*" and category not in CATEGORIES:
+        if category != "*" and (not isinstance(category, str) or category not in CATEGORIES):
             errors.append(FieldError(f"rules[{i}].category", "unknown", N_("Choose one of the listed categories.")))
-        if area and registry.get(area) is None:
+        if area and (not isinstance(area, str) or registry.get(area) is None):
             errors.append(FieldError(f"rules[{i}].area", "unknown", N_("Choose an area from the list.")))
-        if department not in departments:
+        if not isinstance(department, str) or department not in departments:
             errors.append(FieldError(f"rules[{i}].department", "unknown", N_("Choose one of the departments.")))
         clean_rules.append({"category": category, "area": area, "department": department})
     if errors:

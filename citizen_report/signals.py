@@ -132,7 +132,7 @@ def _reading(
     sensor, kind, value, time = (reading.get(k) for k in ("sensor", "type", "value", "time"))
     if not isinstance(sensor, str) or not SENSOR_ID.match(sensor):
         errors.append(FieldError(f"{prefix}.sensor", "format", N_("A sensor id of letters, digits and _.:-")))
-    if kind not in thresholds:
+    if not isinstance(kind, str) or kind not in thresholds:  # a JSON object is no type (nor hashable)
         errors.append(FieldError(f"{prefix}.type", "unknown", N_("No thresholds are defined for this type.")))
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         errors.append(FieldError(f"{prefix}.value", "type", N_("Must be a number.")))
@@ -142,7 +142,8 @@ def _reading(
             raise ValueError
     except ValueError:
         errors.append(FieldError(f"{prefix}.time", "format", N_("Use an ISO 8601 time with its offset.")))
-    area = reading.get("area") or None
+    area = reading.get("area")
+    area = None if area == "" else area  # an empty code is no area; an empty object is not a code
     if area is not None and (not isinstance(area, str) or desk.registry.get(area) is None):
         errors.append(FieldError(f"{prefix}.area", "unknown", N_("Choose an area from the list.")))
     lat, lon = reading.get("lat"), reading.get("lon")

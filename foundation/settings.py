@@ -94,6 +94,7 @@ class Settings:
     public_rate: float = 20.0  # requests per second per client address, sustained
     public_burst: int = 60  # requests a client address may send at once
     public_max_ips: int = 50_000  # client addresses remembered; the stalest is forgotten first
+    auth_failure_burst: int = 10  # wrong API tokens an address may send at once (then 1 per 5 s)
     sse_per_ip: int = 50  # live screen streams open at once per client address
     # Raster tiles under the maps ({z}/{x}/{y} URL template, https only); empty: the maps draw only the
     # registry's own polygons and no request leaves the server's origin.
@@ -194,6 +195,7 @@ class Settings:
             public_rate=_float(env, "WARNCAST_PUBLIC_RATE", 20.0),
             public_burst=_int(env, "WARNCAST_PUBLIC_BURST", 60, 1, 1_000_000),
             public_max_ips=_int(env, "WARNCAST_PUBLIC_MAX_IPS", 50_000, 100, 10_000_000),
+            auth_failure_burst=_int(env, "WARNCAST_AUTH_FAILURE_BURST", 10, 1, 1_000_000),
             sse_per_ip=_int(env, "WARNCAST_SSE_PER_IP", 50, 1, 1_000_000),
             map_tiles=_tile_url(env.get("WARNCAST_MAP_TILES", "")),
             map_tiles_attribution=env.get("WARNCAST_MAP_TILES_ATTRIBUTION", "").strip()[:300],

@@ -66,6 +66,9 @@ def validate_rules(body: Any) -> dict[str, dict[str, int | str]]:
     rules: dict[str, dict[str, int | str]] = {}
     for key in RULE_KEYS:
         rule = body.get(key, DEFAULT_RULES[key])
+        if isinstance(rule, dict):
+            for unknown in sorted(set(rule) - {"approvals", "chiefs"}):
+                errors.append(FieldError(f"{key}.{unknown}", "unknown_field", N_("Unknown field.")))
         approvals = rule.get("approvals") if isinstance(rule, dict) else None
         chiefs = rule.get("chiefs", 0) if isinstance(rule, dict) else None
         if not isinstance(approvals, int) or isinstance(approvals, bool) or not 1 <= approvals <= 5:

@@ -123,12 +123,16 @@ async def _visible(request: web.Request) -> Message:
     return message
 
 
-@routes.get("/api/v1/warnings/{id}")
+# A message id's shape, so /api/v1/warnings/preview is not taken for one (its 405 then says POST).
+MESSAGE_ID = "{id:[0-9]+_[0-9]+_[0-9]+}"
+
+
+@routes.get(f"/api/v1/warnings/{MESSAGE_ID}")
 async def get_warning(request: web.Request) -> web.Response:
     return _json(request, await _visible(request))
 
 
-@routes.patch("/api/v1/warnings/{id}")
+@routes.patch(f"/api/v1/warnings/{MESSAGE_ID}")
 async def edit_warning(request: web.Request) -> web.Response:
     actor = require_actor(request)
     message = await request.app[WARNINGS].edit(actor, request.match_info["id"], await json_body(request))

@@ -142,7 +142,7 @@ def bucket_key(ip: str) -> str:
 PUBLIC_LIMITS: web.AppKey[Buckets] = web.AppKey("public_limits")
 # Wrong API tokens per address: a few typos pass, guessing does not (a valid token always does).
 AUTH_FAILURES: web.AppKey[Buckets] = web.AppKey("auth_failures")
-AUTH_FAILURE_RATE, AUTH_FAILURE_BURST = 0.2, 10
+AUTH_FAILURE_RATE, AUTH_FAILURE_BURST = 0.2, 10  # the burst: WARNCAST_AUTH_FAILURE_BURST (this default)
 LIVE_STREAMS: web.AppKey[StreamLimit] = web.AppKey("live_streams")
 
 
@@ -152,7 +152,7 @@ def install_limits(app: web.Application, settings: Settings, clock: Clock | None
     now = (lambda: clock().timestamp()) if clock is not None else time.monotonic
     app[PUBLIC_LIMITS] = TokenBuckets(settings.public_rate, settings.public_burst, settings.public_max_ips, now)
     app[LIVE_STREAMS] = StreamCap(settings.sse_per_ip)
-    app[AUTH_FAILURES] = TokenBuckets(AUTH_FAILURE_RATE, AUTH_FAILURE_BURST, settings.public_max_ips, now)
+    app[AUTH_FAILURES] = TokenBuckets(AUTH_FAILURE_RATE, settings.auth_failure_burst, settings.public_max_ips, now)
 
 
 def too_many_streams(limit: int) -> TooManyRequests:

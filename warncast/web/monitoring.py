@@ -117,7 +117,8 @@ async def incident_action(request: web.Request) -> web.Response:
         if not isinstance(value, str):
             raise ValidationFailed([FieldError(name, "type", N_("Must be text."))])
     incident = await act(request.app[REPORTS], actor, request.match_info["id"], request.match_info["action"], **text)
-    return web.json_response(incident.as_json(), dumps=json_dumps)
+    [found] = await _incident_json(request, [incident])
+    return web.json_response(found, dumps=json_dumps)
 
 
 @routes.get("/api/v1/routing")

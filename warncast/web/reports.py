@@ -59,7 +59,10 @@ async def read_multipart(request: web.Request) -> tuple[dict[str, str], list[Pho
             elif isinstance(value, web.FileField) and (upload := value.file.read()):
                 photos.append(Photo(upload, value.filename))
         return fields, photos
-    reader = await request.multipart()
+    try:
+        reader = await request.multipart()
+    except (KeyError, ValueError):  # no boundary, or one past 70 characters
+        raise BadRequest(N_("The body is not a valid form.")) from None
     budget = _Budget(cap)
     for _ in range(MAX_PARTS):
         part = await reader.next()
@@ -114,16 +117,16 @@ def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list
         contact = {}
     return ReportInput(
         category=fields.get("category"),
-        description=fields.get("description", ""),
+        description="" if fields.get("description") is None else fields["description"],  # null: none given
         lat=fields.get("lat"),
         lon=fields.get("lon"),
-        area=fields.get("area") or None,
+        area=_given(fields.get("area")),
         address=fields.get("address", ""),
         photos=photos,
         photo_location=fields.get("photo_location", False),
-        phone=contact.get("phone", fields.get("phone")) or None,
-        email=contact.get("email", fields.get("email")) or None,
-        reply_channel=fields.get("reply_channel") or None,
+        phone=_given(contact.get("phone", fields.get("phone"))),
+        email=_given(contact.get("email", fields.get("email"))),
+        reply_channel=_given(fields.get("reply_channel")),
         consent=fields.get("consent", False),
         people_at_risk=fields.get(PEOPLE_AT_RISK, False),
         channel=channel,
@@ -131,6 +134,12 @@ def input_from_fields(request: web.Request, fields: dict[str, Any], photos: list
         client=client_ip(request),
         honeypot=str(fields.get("website", "")),
     )
+
+
+def _given(value: Any) -> Any:
+    """None for a field left out or empty; anything else (an object where text belongs) is
+    validated, not taken for absent."""
+    return None if value in (None, "") else value
 
 
 def report_json(request: web.Request, report: Report) -> dict[str, Any]:
@@ -148,6 +157,9 @@ async def create_report(request: web.Request) -> web.Response:
     fields: dict[str, Any]  # form fields are strings, JSON ones any JSON value
     if request.content_type == "multipart/form-data":
         form, photos = await read_multipart(request)
+        unknown = sorted(set(form) - API_FIELDS - {"contact.phone", "contact.email"})
+        if unknown:
+            raise ValidationFailed([FieldError(name[:60], "unknown", N_("Unknown field.")) for name in unknown])
         fields = dict(form)  # to take "contact" as an object, like the JSON body's
         if "contact.phone" in fields or "contact.email" in fields:
             fields["contact"] = {"phone": fields.pop("contact.phone", ""), "email": fields.pop("contact.email", "")}
@@ -160,6 +172,16 @@ async def create_report(request: web.Request) -> web.Response:
             raise ValidationFailed([FieldError(name, "unknown", N_("Unknown field.")) for name in unknown])
         if "contact" in body and not isinstance(body["contact"], dict | None):
             raise ValidationFailed([FieldError("contact", "type", N_("The body must be a JSON object."))])
+        contact = body.get("contact") or {}
+        if unknown := sorted(set(contact) - {"phone", "email"}):
+            raise ValidationFailed([FieldError(f"contact.{n}"[:60], "unknown", N_("Unknown field.")) for n in unknown])
+        flags = [
+            name
+            for name in ("consent", "photo_location", PEOPLE_AT_RISK)
+            if not isinstance(body.get(name, False), bool)
+        ]
+        if flags:  # in JSON a yes/no is true or false (a form's "1" or "on" is its own door's)
+            raise ValidationFailed([FieldError(name, "type", N_("Must be true or false.")) for name in flags])
         fields, photos = body, []
     data = input_from_fields(request, fields, photos, "api")
     submitted = await submit_report(request.app[REPORTS], data, idempotency_key=request.headers.get("Idempotency-Key"))

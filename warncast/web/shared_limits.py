@@ -55,7 +55,6 @@ from aiohttp import web
 
 from foundation.settings import Settings
 from warncast.web.limits import (
-    AUTH_FAILURE_BURST,
     AUTH_FAILURE_RATE,
     AUTH_FAILURES,
     LIVE_STREAMS,
@@ -368,5 +367,5 @@ def install_shared_limits(app: web.Application, settings: Settings, table: Share
     """Replace the app's per-process limits (`limits.install_limits`) by the host's, as process
     `slot` (0-based) of the table's; before the app starts."""
     app[PUBLIC_LIMITS] = SharedTokenBuckets(table.public, settings.public_rate, settings.public_burst)
-    app[AUTH_FAILURES] = SharedTokenBuckets(table.auth, AUTH_FAILURE_RATE, AUTH_FAILURE_BURST)
+    app[AUTH_FAILURES] = SharedTokenBuckets(table.auth, AUTH_FAILURE_RATE, settings.auth_failure_burst)
     app[LIVE_STREAMS] = SharedStreamCap(table, slot, settings.sse_per_ip)
