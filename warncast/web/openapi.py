@@ -476,7 +476,8 @@ def _parameters(op: Op) -> list[dict[str, Any]]:
         kind = name
         if name == "id":
             kind = "warning" if op.path.startswith("/api/v1/warnings") else "incident"
-            kind = "slug" if op.path.startswith(("/api/v1/screens", "/api/v1/partners", "/api/v1/duty-groups")) else kind
+            slugs = ("/api/v1/screens", "/api/v1/partners", "/api/v1/duty-groups")
+            kind = "slug" if op.path.startswith(slugs) else kind
             kind = "unit" if op.path.startswith("/api/v1/units") else kind
         params.append({"name": name, "in": "path", "required": True, "schema": PATH_PARAMETERS[kind]})
     params += [{"name": n, "in": "query", "required": False, "schema": s} for n, s in op.query.items()]
