@@ -250,7 +250,10 @@ OPERATIONS: list[Op] = [
         "/api/v1/outbox/{channel}",
         "Messages delivered into a channel's outbox (no credentials)",
         DELIVERY_READERS,
-        obj({"channel": {"enum": PUSH_CHANNELS}, "entries": ARRAY}, ("channel", "entries")),
+        obj(
+            {"channel": {"enum": [*PUSH_CHANNELS, "wecom", "dingtalk", "feishu"]}, "entries": ARRAY},
+            ("channel", "entries"),
+        ),
     ),
     Op(
         "get",

@@ -167,7 +167,7 @@ SCREEN_BODY = obj(
     {
         "id": {"type": "string", "pattern": SCREEN_ID, "description": "ignored by PUT"},
         "name": text(80, required=True),
-        "location": text(160),
+        "location": {"anyOf": [text(160), {"type": "null"}]},
         "area": {"type": "string", "description": "area code; the screen shows warnings concerning it"},
         "languages": {"type": "array", "items": {"enum": LANGUAGES}, "minItems": 1, "uniqueItems": True},
         "orientation": {"enum": ["landscape", "portrait"]},

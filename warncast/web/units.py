@@ -130,11 +130,8 @@ async def unit_warnings(request: web.Request) -> web.Response:
         raise NotFound(N_("No unit with this id."))
     actor = current_actor(request)
     staff = actor is not None and allowed(actor.roles, "units.read")
-    try:
-        limit = max(1, min(500, int(request.query.get("limit", "100"))))
-    except ValueError:
-        raise ValidationFailed([FieldError("limit", "type", N_("Must be a whole number."))]) from None
-    wanted = [u.id for u in org.under(unit_id)] if request.query.get("under") == "true" else [unit_id]
+    limit = _limit(request, 100)
+    wanted = [u.id for u in org.under(unit_id)] if _under(request) else [unit_id]
     messages = await request.app[WARNINGS].of_units(wanted, limit=limit if staff else 500)
     chosen = [m for m in messages if staff or m.state == "published"][:limit]
     settings = request.app[SETTINGS]
@@ -167,11 +164,29 @@ async def unit_deliveries(request: web.Request, unit_id: str, *, under: bool, li
     return {"unit": unit_id, "warnings": rows, "totals": totals}
 
 
+def _limit(request: web.Request, default: int) -> int:
+    """?limit=: a whole number, clamped to 1-500."""
+    try:
+        return max(1, min(500, int(request.query.get("limit", str(default)))))
+    except ValueError:
+        raise ValidationFailed([FieldError("limit", "type", N_("Must be a whole number."))]) from None
+
+
+def _under(request: web.Request) -> bool:
+    """?under=: true or 1 (with the units under it), false or 0, or left out."""
+    value = request.query.get("under", "")
+    if value not in ("", "true", "false", "1", "0"):
+        raise ValidationFailed(
+            [FieldError("under", "choice", N_("Choose one of: %(choices)s."), {"choices": "true, false"})]
+        )
+    return value in ("true", "1")
+
+
 @routes.get(f"/api/v1/units/{UNIT}/deliveries")
 async def deliveries(request: web.Request) -> web.Response:
     """Delivery statistics of a unit's published messages (?under=true: with the units under it)."""
     require_actor(request, "delivery.read")
-    body = await unit_deliveries(request, request.match_info["id"], under=request.query.get("under") == "true")
+    body = await unit_deliveries(request, request.match_info["id"], under=_under(request), limit=_limit(request, 200))
     return web.json_response(body, dumps=json_dumps)
 
 
