@@ -218,7 +218,7 @@ def validate(desk: ReportDesk, data: ReportInput) -> tuple[dict[str, Any], list[
     if email and (len(email) > 254 or not EMAIL.match(email)):
         errors.append(FieldError("contact.email", "format", N_("This is not an e-mail address.")))
     reply_channel, reply_address = _reply(data, phone, errors)
-    if (phone or email) and data.channel == "web" and not _truthy(data.consent):
+    if (phone or email) and data.channel in ("web", "api") and not _truthy(data.consent):
         errors.append(
             FieldError("consent", "required", N_("Agree that we may keep your contact details to reply to you."))
         )

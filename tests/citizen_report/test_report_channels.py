@@ -265,7 +265,13 @@ async def test_the_status_loop_reaches_the_reporter_by_sms_and_telegram(client, 
     tg_code = await telegram_report(client, services, telegram_api, lang="zh-hans")
     api = await post_report(
         client,
-        {"category": "fallen_tree", "description": "Tree across the road", "contact": {"phone": PHONE_ZH}, **INSIDE},
+        {
+            "category": "fallen_tree",
+            "description": "Tree across the road",
+            "contact": {"phone": PHONE_ZH},
+            "consent": True,
+            **INSIDE,
+        },
     )
     api_code = (await api.json())["tracking_code"]
     twilio.messages.clear()
@@ -341,6 +347,7 @@ async def test_temporary_failures_are_retried_then_dead_lettered(client, service
             "category": "fallen_tree",
             "description": "Tree across the road",
             "contact": {"phone": "+8613800000003"},
+            "consent": True,
             **INSIDE,
         },
     )

@@ -57,7 +57,7 @@ async def post_report(client: Any, body: dict[str, Any], key: str | None = None,
 
 
 async def test_json_api_into_the_queue_and_tracking(client, services):
-    resp = await post_report(client, {**BODY, "contact": {"phone": "+8613800138000"}}, key="k-1")
+    resp = await post_report(client, {**BODY, "contact": {"phone": "+8613800138000"}, "consent": True}, key="k-1")
     assert resp.status == 201, await resp.text()
     body = await resp.json()
     code = body["tracking_code"]
@@ -80,7 +80,7 @@ async def test_json_api_into_the_queue_and_tracking(client, services):
 async def test_the_documented_example_body_is_accepted(client, services):
     """Shanghai's coordinates lie outside the demo city: accepted, routed to the default department."""
     body = {"category": "fire", "description": "Smoke from a shop", "lat": 31.23, "lon": 121.47}
-    resp = await post_report(client, {**body, "contact": {"phone": "+8613900000000"}}, key="abc")
+    resp = await post_report(client, {**body, "contact": {"phone": "+8613900000000"}, "consent": True}, key="abc")
     assert resp.status == 201
     assert (await resp.json())["area"] is None
 
@@ -116,7 +116,7 @@ async def test_idempotent_retries(client, services):
         ({"lat": None, "lon": None}, "location", "required"),
         ({"area": "123"}, "area", "unknown"),
         ({"address": "a" * 201}, "address", "too_long"),
-        ({"contact": {"phone": "12345"}}, "contact.phone", "format"),
+        ({"contact": {"phone": "12345"}, "consent": True}, "contact.phone", "format"),
         ({"contact": {"email": "not-mail"}}, "contact.email", "format"),
         ({"reply_channel": "pigeon"}, "reply_channel", "unknown"),
         ({"reply_channel": "sms"}, "contact.phone", "required"),
@@ -216,9 +216,11 @@ async def test_photo_limits(client, services):
 async def test_rate_limits_per_ip_and_per_phone(client, services):
     services.reports.config = services.reports.config.__class__(per_ip=(4, 600), per_sender=(2, 3600))
     for i in range(2):
-        resp = await post_report(client, {**BODY, "contact": {"phone": "+8613800000001"}, "description": f"flood {i}!"})
+        resp = await post_report(
+            client, {**BODY, "contact": {"phone": "+8613800000001"}, "consent": True, "description": f"flood {i}!"}
+        )
         assert resp.status == 201
-    resp = await post_report(client, {**BODY, "contact": {"phone": "+8613800000001"}})
+    resp = await post_report(client, {**BODY, "contact": {"phone": "+8613800000001"}, "consent": True})
     assert resp.status == 429
     assert "Too many reports" in (await resp.json())["error"]["message"]
     assert (await post_report(client, BODY)).status == 201  # fourth attempt from this IP, no phone
@@ -453,3 +455,13 @@ async def test_reports_with_photos_are_limited_and_replayed_before_decoding(clie
     assert (await client.post("/api/v1/reports", data=form())).status == 201  # the replay did not count
     assert (await client.post("/api/v1/reports", data=form())).status == 429
     assert len(await queued(services)) == 2
+
+
+async def test_a_contact_through_the_api_needs_consent_and_changes_nothing_without(client, services):
+    refused = await client.post("/api/v1/reports?lang=en", json={**BODY, "contact": {"phone": "+8613800138000"}})
+    assert refused.status == 422
+    assert [f["field"] for f in (await refused.json())["error"]["fields"]] == ["consent"]
+    assert await services.redis.xlen(keys.MONITORING_QUEUE) == 0, "nothing was queued"
+    agreed = await client.post("/api/v1/reports", json={**BODY, "contact": {"phone": "+8613800138000"}, "consent": True})
+    assert agreed.status == 201, await agreed.text()
+    assert (await client.post("/api/v1/reports", json=BODY)).status == 201, "no contact: no consent needed"

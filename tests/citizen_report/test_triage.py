@@ -100,7 +100,7 @@ async def test_routing_by_category_and_area_as_an_editable_table(client, service
 
 
 async def test_the_whole_status_loop_notifies_the_reporter(client, services, staff):
-    sms = await file(client, contact={"phone": "+8613800138000"})
+    sms = await file(client, contact={"phone": "+8613800138000"}, consent=True)
     web = await file(client, where=NEAR)
     await drain(services.reports)
     [incident] = await incidents(client, staff)

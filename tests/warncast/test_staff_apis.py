@@ -13,7 +13,7 @@ PHONE = "+8613800138000"
 
 async def file_report(client) -> dict:
     form = FormData()
-    for name, value in {**BODY, "address": "Under the rail bridge", "contact.phone": PHONE}.items():
+    for name, value in {**BODY, "address": "Under the rail bridge", "contact.phone": PHONE, "consent": "true"}.items():
         form.add_field(name, str(value))
     form.add_field("photos", gps_jpeg(), filename="a.jpg", content_type="image/jpeg")
     resp = await client.post("/api/v1/reports", data=form)
