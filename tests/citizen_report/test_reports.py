@@ -462,6 +462,7 @@ async def test_a_contact_through_the_api_needs_consent_and_changes_nothing_witho
     assert refused.status == 422
     assert [f["field"] for f in (await refused.json())["error"]["fields"]] == ["consent"]
     assert await services.redis.xlen(keys.MONITORING_QUEUE) == 0, "nothing was queued"
-    agreed = await client.post("/api/v1/reports", json={**BODY, "contact": {"phone": "+8613800138000"}, "consent": True})
+    with_consent = {**BODY, "contact": {"phone": "+8613800138000"}, "consent": True}
+    agreed = await client.post("/api/v1/reports", json=with_consent)
     assert agreed.status == 201, await agreed.text()
     assert (await client.post("/api/v1/reports", json=BODY)).status == 201, "no contact: no consent needed"
