@@ -148,6 +148,6 @@ async def test_admin_edits_rules_in_console(client, services, users):
     resp = await client.post("/console/rules", data=data)
     assert resp.status == 200
     rules = await services.warnings.rules.all()
-    assert rules["blue"] == {"approvals": 2, "chiefs": 1}
+    assert rules["blue"] == {"approvals": 2, "chiefs": 1, "escalate_minutes": 60}
     audit = await (await client.get("/console/audit")).text()
     assert "policy.approval_rules" in audit

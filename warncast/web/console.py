@@ -402,6 +402,8 @@ async def save_rules(request: web.Request) -> web.Response:
             }
         except ValueError:
             body[key] = {"approvals": None, "chiefs": None}
+        if escalate := str(form.get(f"{key}.escalate_minutes", "")).strip():  # left out: the default
+            body[key]["escalate_minutes"] = int(escalate) if escalate.isdigit() else escalate
     try:
         rules = validate_rules(body)
     except ValidationFailed as error:
