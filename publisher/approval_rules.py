@@ -67,7 +67,7 @@ def validate_rules(body: Any) -> dict[str, dict[str, int | str]]:
     for key in RULE_KEYS:
         rule = body.get(key, DEFAULT_RULES[key])
         if isinstance(rule, dict):
-            for unknown in sorted(set(rule) - {"approvals", "chiefs"}):
+            for unknown in sorted(set(rule) - {"approvals", "chiefs", "chiefs_from", "escalate_minutes"}):
                 errors.append(FieldError(f"{key}.{unknown}", "unknown_field", N_("Unknown field.")))
         approvals = rule.get("approvals") if isinstance(rule, dict) else None
         chiefs = rule.get("chiefs", 0) if isinstance(rule, dict) else None
