@@ -114,7 +114,7 @@ async def test_warning_figures_from_a_seeded_history(client, services, staff, us
     assert "<svg" in page and '<title id="chart-release_time-title">' in page
     assert "red target: 5 min" in page and "over the target" in page, "the chart says it, not colour alone"
     zh = await (await client.get(f"/console/record?year={year}&lang=zh_Hans")).text()
-    assert "城市预警档案" in zh and "从起草到发布的用时" in zh and "红色目标：5分钟" in zh
+    assert "城市预警档案" in zh and "从拟稿到发布的用时" in zh and "红色目标：5分钟" in zh
     assert "Warnings by grade" not in zh
 
 
