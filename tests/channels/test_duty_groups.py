@@ -199,7 +199,7 @@ async def test_a_submitted_warning_pages_the_approving_units_groups(client, serv
     await client.post(f"/api/v1/warnings/{draft['id']}/submit", headers=members["drafter@water_binjiang"])
     await notify_all(services, Notifier(services.dispatch, "test-pager"))
     (to_water,) = robots["wecom"].texts(water)
-    assert to_water.startswith("[待审批]滨江区水务局") and draft["id"] in to_water, to_water
+    assert to_water.startswith("【待审批】滨江区水务局") and draft["id"] in to_water, to_water
     (to_centre,) = robots["feishu"].texts(centre)  # orange: a chief of the release centre must approve
     assert "滨江区水务局" in to_centre
     assert robots["dingtalk"].texts(other) == [], "a unit the warning does not wait on"
@@ -231,7 +231,7 @@ async def test_a_breach_is_routed_to_the_responsible_unit_and_pages_it(client, s
             await follower
     await notify_all(services, Notifier(services.dispatch, "test-pager"))
     (page,) = robots["wecom"].texts(water)
-    assert page.startswith("[滨江区水务局 收到事件]") and "SWL-3" in page, page
+    assert page.startswith("【滨江区水务局 收到事件】") and "SWL-3" in page, page
     assert robots["wecom"].texts(centre) == []
     board = await (await client.get("/api/v1/incidents/SWL-3", headers=staff["triage"])).json()
     assert board["department"] == "water_binjiang"
