@@ -89,7 +89,8 @@ async def test_public_page_offers_news_without_reloading(browser, demo_site, clo
     await news.wait_for(state="visible", timeout=10000)
     assert "预警信息有变化" in await news.text_content()
     await page.click("#show-news")
-    await page.wait_for_function("document.querySelectorAll('.warning-card').length === 2", timeout=5000)
+    # A function, not an expression: polling an expression needs eval, which the site's CSP refuses.
+    await page.wait_for_function("() => document.querySelectorAll('.warning-card').length === 2", timeout=10000)
     assert await page.evaluate("window.readerWasHere === true"), "the page was not reloaded"
     assert await news.is_hidden()
     await context.close()
