@@ -566,14 +566,15 @@ class Worker:
         earlier = [Version(v.id, _epoch_ms(v.sent)) for v in versions]
         received = await received_earlier(self.redis, earlier, channel.name, addresses)
         by_id = {v.id: v for v in versions}
-        # A retry that waited for room in the hour, overtaken meanwhile: the newer version goes to them.
+        # A retry that waited for room in the hour, overtaken meanwhile: the newer version goes to them
+        # (it goes to everyone who received an earlier one).
         superseded = segment.attempt > 0 and segment.kind not in ALWAYS and thread.current != message.id
         per_hour = self.settings.thread_messages_per_hour
 
         async def check(sub: Subscriber, rendition: Rendition) -> Verdict:
-            if superseded:
-                return Verdict(False, "superseded")
             got = received.get(sub.address, [])
+            if superseded and got:  # someone who never got any version (a failed send) still gets this one
+                return Verdict(False, "superseded")
             texts = []
             for r in got:
                 earlier = by_id[r.version.message_id]
