@@ -29,6 +29,7 @@ from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.store import keys
 from foundation.store.streams import as_fields, decoded_list
 from foundation.supervisor import beat
+from publisher.approval_rules import escalate_seconds
 from publisher.model import SUBMITTED, Message
 from publisher.scope import require_approver_scope
 from publisher.taxonomy import EVENTS, GRADE_NAMES
@@ -87,18 +88,18 @@ class ApprovalPages:
     async def escalate(self) -> int:
         """Page the release centre's chiefs for every message that has waited past its grade's
         limit (once per message); returns how many messages were escalated now."""
+        rules = await self.warnings.rules.all()
+        overdue = [(m, waited) for m, waited in await self.waiting() if waited >= escalate_seconds(rules, m)]
+        if not overdue:
+            return 0
+        org = await self.warnings.units.organisation()
+        chiefs = [
+            (a, ch, to)
+            for a, ch, to in await self.accounts.pagers()
+            if "chief" in a.roles and (a.unit or org.root.id) == org.root.id
+        ]
         escalated = 0
-        org: Organisation | None = None
-        for message, waited in await self.waiting():
-            limit = await self.warnings.rules.escalate_after(message)
-            if waited < limit:
-                continue
-            org = org or await self.warnings.units.organisation()
-            chiefs = [
-                (a, ch, to)
-                for a, ch, to in await self.accounts.pagers()
-                if "chief" in a.roles and (a.unit or org.root.id) == org.root.id
-            ]
+        for message, waited in overdue:
             if await self._page(message, chiefs, "escalate", ESCALATION_TEXT, minutes=int(waited // 60)):
                 escalated += 1
         return escalated

@@ -121,6 +121,12 @@ def validate_rules(body: Any) -> dict[str, dict[str, int | str]]:
     return rules
 
 
+def escalate_seconds(rules: dict[str, dict[str, int | str]], message: Message) -> int:
+    """Seconds `message` may wait for approval under `rules` before the centre's chiefs are paged."""
+    rule = rules["cancel"] if message.msg_type == "Cancel" else rules[message.content.grade]
+    return 60 * int(rule.get("escalate_minutes", DEFAULT_RULES["red"]["escalate_minutes"]))
+
+
 class ApprovalRules:
     def __init__(self, redis: aioredis.Redis) -> None:
         self.redis = redis
@@ -134,9 +140,7 @@ class ApprovalRules:
 
     async def escalate_after(self, message: Message) -> int:
         """Seconds a warning may wait for approval before the release centre's chiefs are paged."""
-        rules = await self.all()
-        rule = rules["cancel"] if message.msg_type == "Cancel" else rules[message.content.grade]
-        return 60 * int(rule.get("escalate_minutes", DEFAULT_RULES["red"]["escalate_minutes"]))
+        return escalate_seconds(await self.all(), message)
 
     async def quorum_for(self, message: Message, centre: str) -> Quorum:
         """`centre`: the release centre's unit id, whose chiefs a "chiefs_from": "centre" rule counts."""

@@ -4,14 +4,19 @@ webhooks, subscribers, and running the planner and workers in burst mode."""
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from twilio.request_validator import RequestValidator
 
+from foundation.areas.registry import store_areas
 from foundation.store import keys
+from foundation.store.connection import open_redis
 from foundation.store.streams import ensure_group
 from publisher.dispatch.planner import Planner
 from publisher.dispatch.worker import Worker
+from warncast.demo_city import demo_areas
 from warncast.services import Services
 
 TOKEN = "secret"
@@ -30,6 +35,20 @@ def sms_settings(settings: Any, twilio_url: str, **overrides: Any) -> Any:
         telegram_rate=10_000.0,
         **overrides,
     )
+
+
+@asynccontextmanager
+async def demo_services(settings: Any) -> AsyncIterator[Services]:
+    """Services over `settings`' own Redis, with the demo city's areas and started channels."""
+    async with open_redis(settings) as redis:
+        svc = await Services.build(settings, redis)
+        await store_areas(redis, demo_areas())
+        await svc.registry.refresh(redis)
+        await svc.start_channels()
+        try:
+            yield svc
+        finally:
+            await svc.close_channels()
 
 
 async def signed_post(client: Any, path: str, params: dict[str, str], *, token: str = TOKEN) -> Any:

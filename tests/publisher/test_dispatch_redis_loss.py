@@ -33,7 +33,7 @@ from publisher.dispatch import worker as worker_module
 from publisher.dispatch.ratelimit import PERIOD, RateLimiter
 from publisher.dispatch.runner import dispatch_loops
 from tests.conftest import Clock, warning_body
-from tests.delivery_helpers import sms_settings
+from tests.delivery_helpers import demo_services, sms_settings
 from tests.standins.twilio import TwilioStandIn
 from warncast.demo_city import demo_areas
 from warncast.services import Services
@@ -98,16 +98,8 @@ def server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 async def services(settings: Any, server: RedisServer, twilio: TwilioStandIn) -> AsyncIterator[Services]:
     configured = sms_settings(settings, twilio.url, redis_url=server.url, dispatch_reclaim_after=1.0)
-    configured = configured.with_(sms_rate=RATE, dispatch_concurrency=CONCURRENCY)
-    async with open_redis(configured) as redis:
-        svc = await Services.build(configured, redis)
-        await store_areas(redis, demo_areas())
-        await svc.registry.refresh(redis)
-        await svc.start_channels()
-        try:
-            yield svc
-        finally:
-            await svc.close_channels()
+    async with demo_services(configured.with_(sms_rate=RATE, dispatch_concurrency=CONCURRENCY)) as svc:
+        yield svc
 
 
 async def until(what: str, condition, within: float) -> None:  # type: ignore[no-untyped-def]

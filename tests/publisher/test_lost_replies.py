@@ -7,26 +7,26 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from foundation.access.audit import Actor
-from foundation.areas.registry import store_areas
 from foundation.settings import Settings
 from foundation.store import keys
-from foundation.store.connection import open_redis, redis_server_binary
+from foundation.store.connection import redis_server_binary
 from foundation.store.streams import ensure_group
 from publisher.dispatch.planner import Planner
 from publisher.dispatch.worker import CLAIM, COUNT, Worker
 from tests.conftest import Clock, warning_body
-from tests.delivery_helpers import drain, sms_settings
+from tests.delivery_helpers import demo_services, drain, sms_settings
 from tests.lossy_proxy import LossyProxy
 from tests.redis_cluster import free_port
 from tests.standins.twilio import TwilioStandIn
-from warncast.demo_city import demo_areas
 from warncast.services import Services
 
 RECIPIENTS = 40
@@ -40,16 +40,12 @@ def redis_port(tmp_path: Path) -> Iterator[int]:
         stdout=subprocess.DEVNULL,
     )
     try:
-        import redis
-
         client = redis.Redis(port=port)
         for _ in range(500):
             try:
                 client.ping()
                 break
             except redis.ConnectionError:
-                import time
-
                 time.sleep(0.01)
         yield port
     finally:
@@ -75,16 +71,8 @@ async def services(tmp_path: Path, proxy: LossyProxy, twilio: TwilioStandIn) -> 
         password_memory_kib=8192,
         public_url="http://warncast.test",
     )
-    configured = sms_settings(base, twilio.url, dispatch_reclaim_after=0.2)
-    async with open_redis(configured) as redis:
-        svc = await Services.build(configured, redis)
-        await store_areas(redis, demo_areas())
-        await svc.registry.refresh(redis)
-        await svc.start_channels()
-        try:
-            yield svc
-        finally:
-            await svc.close_channels()
+    async with demo_services(sms_settings(base, twilio.url, dispatch_reclaim_after=0.2)) as svc:
+        yield svc
 
 
 async def test_a_write_of_sends_whose_reply_is_lost_counts_them_once(

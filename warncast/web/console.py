@@ -13,7 +13,7 @@ from multidict import MultiDictProxy
 
 from foundation.errors import ValidationFailed, WarncastError
 from foundation.i18n import N_, tag_for
-from publisher.approval_rules import RULE_KEYS, validate_rules
+from publisher.approval_rules import RULE_KEYS, escalate_seconds, validate_rules
 from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
 from publisher.model import SUBMITTED, Content, Message
@@ -106,6 +106,7 @@ async def dashboard(request: web.Request) -> web.Response:
     # sub-centre's proposals to it) first, newest first within each group (the list is newest first).
     messages.sort(key=lambda m: 0 if (m.unit or org.root.id) == own or m.proposed_by == own else 1)
     threads = {m.thread: await request.app[WARNINGS].thread(m.thread) for m in messages}
+    rules = await request.app[WARNINGS].rules.all()
     return await page(
         request,
         "console/list.html",
@@ -116,9 +117,7 @@ async def dashboard(request: web.Request) -> web.Response:
         waiting=[m for m in messages if m.state == SUBMITTED and org.within(m.unit, own)],
         # How long each has waited (publisher/approval_pages.py), and after how long chiefs are paged.
         waited={m.id: int(seconds // 60) for m, seconds in await request.app[SERVICES].approval_pages.waiting()},
-        limits={
-            m.id: await request.app[WARNINGS].rules.escalate_after(m) // 60 for m in messages if m.state == SUBMITTED
-        },
+        limits={m.id: escalate_seconds(rules, m) // 60 for m in messages if m.state == SUBMITTED},
         to_review=[m for m in messages if m.needs_review],
         org=org,
         own_unit=own,
