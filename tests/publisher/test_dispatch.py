@@ -18,7 +18,7 @@ from publisher.dispatch import worker as worker_module
 from publisher.dispatch.jobs import Segment, shard_of
 from publisher.dispatch.planner import Planner
 from publisher.dispatch.worker import Worker
-from tests.delivery_helpers import drain, signed_post, sms_settings
+from tests.delivery_helpers import demo_services, drain, signed_post, sms_settings
 from tests.publisher.test_workflow import act, published
 from tests.standins.twilio import TwilioStandIn
 
@@ -402,12 +402,14 @@ async def test_a_workers_own_claim_from_a_failed_run_is_taken_up_again(client, s
 
 
 async def test_a_long_segment_writes_what_it_has_sent_while_it_runs(
-    client, services, staff, clock, twilio, monkeypatch
+    client, services, settings, staff, clock, twilio, monkeypatch
 ):
-    monkeypatch.setattr(worker_module, "STATE_WRITE_SECONDS", 0.05)  # well inside the slow send's 0.5 s
+    monkeypatch.setattr(worker_module, "STATE_WRITE_SECONDS", 0.05)  # well inside the slow send's 3 s
     phones = await subscribe(services, 6, D1)
     slow = phones[3]
-    twilio.hang_seconds = 0.8  # past the provider timeout (0.5 s here): a retry
+    # The slow send outlasts a 3 s provider timeout, so it becomes a retry. A loaded machine then has
+    # 3 s, not a fraction of one, to send the others and write them down before the segment ends.
+    twilio.hang_seconds = 4
     twilio.fail_for(slow, "hang")
     await ensure_group(services.redis, keys.WARNINGS_EVENTS, keys.PLANNER_GROUP)
     message = await published(client, staff, clock, grade="red")
@@ -421,15 +423,16 @@ async def test_a_long_segment_writes_what_it_has_sent_while_it_runs(
         states = [await state(p) for p in phones if p != slow]
         return all((s or "").startswith("sent|") for s in states)
 
-    running = asyncio.create_task(Worker(services, "steady").run_once())
-    while not running.done() and not await others_sent():  # noqa: ASYNC110 - Redis has no event to wait on
-        await asyncio.sleep(0.02)
-    # The others are recorded while the slow send is still in flight: a worker killed now would
-    # leave only that one for the next worker to repeat.
-    assert not running.done(), "nothing was written before the segment ended"
-    assert (await state(slow)).startswith("sending|steady|")
-    assert (await services.redis.hget(keys.delivery_stats(message["id"]), "sms.sent")) == "5"
-    await running
+    async with demo_services(settings.with_(provider_timeout=3.0)) as patient:
+        running = asyncio.create_task(Worker(patient, "steady").run_once())
+        while not running.done() and not await others_sent():  # noqa: ASYNC110 - Redis has no event to wait on
+            await asyncio.sleep(0.02)
+        # The others are recorded while the slow send is still in flight: a worker killed now would
+        # leave only that one for the next worker to repeat.
+        assert not running.done(), "nothing was written before the segment ended"
+        assert (await state(slow)).startswith("sending|steady|")
+        assert (await services.redis.hget(keys.delivery_stats(message["id"]), "sms.sent")) == "5"
+        await running
     assert await state(slow) == "retry|1"
     stats = await services.redis.hgetall(keys.delivery_stats(message["id"]))
     assert (stats["sms.sent"], stats["sms.retrying"]) == ("5", "1")  # each counted once
