@@ -4,7 +4,7 @@ its limits, the clock and the text templates. Every function of the package take
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -41,6 +41,9 @@ class ReportDesk:
     config: ReportConfig = field(default_factory=ReportConfig)
     intake_script: BatchedScript | None = None  # concurrent submissions share round trips
     report_ids: IdBlocks | None = None
+    # Told of each breach the monitoring consumer takes, before it is acknowledged (the threshold
+    # plans, wired by the composition root): the queue entry id and its fields.
+    on_breach: list[Callable[[str, dict[str, str]], Awaitable[None]]] = field(default_factory=list)
     _last: Stamp = field(default_factory=lambda: Stamp(datetime.min, "", 0), init=False, repr=False)
 
     async def next_report_id(self) -> str:

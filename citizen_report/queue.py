@@ -51,6 +51,9 @@ async def consume(desk: ReportDesk, consumer: str, *, count: int = 100, block_ms
                 break
     for entry_id, fields in batch:
         await absorb(desk, entry_id, fields)
+        if fields.get("kind") == "breach":
+            for listener in desk.on_breach:
+                await listener(entry_id, fields)
         await redis.xack(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, entry_id)
     if batch:  # the reports and incidents hold what the items said: items go after the retention
         cutoff = int((time.time() - desk.settings.delivery_retention_days * 86400) * 1000)

@@ -110,6 +110,8 @@ class Message:
     unit: str = ""  # the issuing unit's id ("": the release centre, before units existed)
     proposed_by: str = ""  # a sub-centre that proposed it for an area above its jurisdiction
     issuer: dict[str, object] = field(default_factory=dict)  # sender, names: as published, kept
+    # What drafted it when no person did: a threshold plan's breach (plan, incident, sensor, reading).
+    source: dict[str, str] = field(default_factory=dict)
 
     @property
     def needs_review(self) -> bool:

@@ -70,5 +70,6 @@ def message_json(message: Message, *, registry: AreaRegistry, settings: Settings
             review=message.review,
             needs_review=message.needs_review,
             proposed_by=message.proposed_by,
+            source=message.source or None,
         )
     return body

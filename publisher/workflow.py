@@ -28,7 +28,7 @@ from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
 from foundation.store import keys
 from foundation.store.durable import durable
-from foundation.store.streams import decoded_list
+from foundation.store.streams import decoded, decoded_list
 from publisher.approval_rules import ApprovalRules
 from publisher.identifiers import new_identifier
 from publisher.model import (
@@ -145,12 +145,18 @@ class Warnings:
             base=base,
         )
 
-    async def create(self, actor: Actor, body: Any) -> Message:
+    async def create(self, actor: Actor, body: Any, *, source: dict[str, str] | None = None) -> Message:
+        """A new draft. A machine `source` (its `key` names it) drafts once: asked again, as after a
+        crash, it gets the draft it made."""
         _require(actor, "warning.create")
         content = self._parse(body)
         org = await self.units.organisation()
         issuer = issuer_for(org, self.registry, actor, content)
-        message = await self._new_message(actor, content, "Alert", thread=None, state=DRAFT, issuer=issuer)
+        if source and (made := await self._made_by(source)):
+            return made
+        message = await self._new_message(
+            actor, content, "Alert", thread=None, state=DRAFT, issuer=issuer, source=source
+        )
         await self.audit.append(
             actor.label,
             "create",
@@ -190,6 +196,7 @@ class Warnings:
         state: str,
         issuer: Issuer,
         note: str = "",
+        source: dict[str, str] | None = None,
     ) -> Message:
         now = self.now()
         unit = issuer.unit
@@ -213,13 +220,32 @@ class Warnings:
                 # A configured unit is named in every message; the implicit centre as before.
                 **({"named": True} if unit != implicit_centre(self.settings) else {}),
             },
+            source=dict(source or {}),
         )
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.warning(message.id), json.dumps(message.to_json(), ensure_ascii=False))
-            pipe.zadd(keys.WARNINGS_INDEX, {message.id: now.timestamp()})
-            pipe.zadd(keys.unit_warnings(unit.id), {message.id: now.timestamp()})
-            await pipe.execute()
+        source_key = keys.warning_source(source["key"]) if source else None
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                if source_key:
+                    await pipe.watch(source_key)
+                    if await pipe.get(source_key):
+                        raise WatchError  # made since we looked
+                    pipe.multi()
+                pipe.set(keys.warning(message.id), json.dumps(message.to_json(), ensure_ascii=False))
+                pipe.zadd(keys.WARNINGS_INDEX, {message.id: now.timestamp()})
+                pipe.zadd(keys.unit_warnings(unit.id), {message.id: now.timestamp()})
+                if source_key:
+                    pipe.set(source_key, message.id)
+                await pipe.execute()
+        except WatchError:
+            made = await self._made_by(source or {})
+            if made is None:
+                raise
+            return made
         return message
+
+    async def _made_by(self, source: dict[str, str]) -> Message | None:
+        made = await self.redis.get(keys.warning_source(source["key"]))
+        return await self.get(decoded(made)) if made else None
 
     # approval
 
@@ -315,8 +341,13 @@ class Warnings:
 
     # update and cancel
 
-    async def update(self, actor: Actor, message_id: str, body: Any) -> Message:
+    async def update(
+        self, actor: Actor, message_id: str, body: Any, *, source: dict[str, str] | None = None
+    ) -> Message:
+        """An update of a published warning, submitted at once; a `source` updates once (as `create`)."""
         _require(actor, "warning.update")
+        if source and (made := await self._made_by(source)):
+            return made
         current = await self._current_published(message_id)
         org = await self.units.organisation()
         require_drafter_scope(org, actor, current)
@@ -327,7 +358,7 @@ class Warnings:
         issuer = Issuer(issuing_unit(org, current), current.proposed_by)  # the thread keeps its unit
         require_inside(issuer.unit, self.registry, content)
         message = await self._new_message(
-            actor, content, "Update", thread=current.thread, state=SUBMITTED, issuer=issuer
+            actor, content, "Update", thread=current.thread, state=SUBMITTED, issuer=issuer, source=source
         )
         await self.audit.append(
             actor.label, "update", message.id, updates=current.id, grade=content.grade, **_unit_details(message)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from channels.screens.registry import Screen, ScreenRegistry
 from citizen_report.routing import save_routing, validate_routing
@@ -19,6 +20,7 @@ from publisher.taxonomy import EVENTS
 from warncast.demo_city import demo_areas
 from warncast.demo_units import demo_routing, demo_units
 from warncast.services import Services
+from warncast.threshold_plans import Plan, load_plans, save_plans
 
 DEMO_USERS = {
     "drafter": ["drafter"],
@@ -39,6 +41,38 @@ DEMO_USER_UNITS = {
     "binjiang.drafter": "binjiang_centre",
     "binjiang.approver": "binjiang_centre",
 }
+# Threshold plans over the default thresholds and warning templates: any rain gauge drafts the
+# rainstorm warning of its colour for its own community, any river gauge the flood warning.
+DEMO_PLANS: list[dict[str, Any]] = [
+    {
+        "id": "rain-yellow",
+        "name": {"zh-CN": "雨量站黄色", "en": "Rain gauge, yellow"},
+        "reading": "rainfall_1h",
+        "colour": "yellow",
+        "template": "rainstorm-yellow",
+    },
+    {
+        "id": "rain-red",
+        "name": {"zh-CN": "雨量站红色", "en": "Rain gauge, red"},
+        "reading": "rainfall_1h",
+        "colour": "red",
+        "template": "rainstorm-red",
+    },
+    {
+        "id": "river-red",
+        "name": {"zh-CN": "水位站红色", "en": "River gauge, red"},
+        "reading": "water_level",
+        "colour": "red",
+        "template": "flood-red",
+    },
+    {
+        "id": "gas-red",
+        "name": {"zh-CN": "燃气监测红色", "en": "Gas monitor, red"},
+        "reading": "gas_ppm",
+        "colour": "red",
+        "template": "gas-leak-red",
+    },
+]
 DEMO_SMS_SUBSCRIBERS = 300
 DEMO_TELEGRAM_SUBSCRIBERS = 200
 DEMO_SCREEN = "demo-plaza"
@@ -60,6 +94,9 @@ async def load_demo(services: Services) -> list[str]:
         await services.warnings.units.replace_all(units, services.registry)
         await save_routing(services.redis, validate_routing(demo_routing(bodies), services.registry))
         notes.append(f"loaded {len(units)} issuing units")
+    if not await load_plans(services.redis):
+        await save_plans(services.redis, [Plan(**p) for p in DEMO_PLANS])
+        notes.append(f"loaded {len(DEMO_PLANS)} threshold plans")
     path = _logins_file(services)
     path.parent.mkdir(parents=True, exist_ok=True)
     logins = dict(line.split(" ", 1) for line in path.read_text().splitlines() if " " in line) if path.exists() else {}

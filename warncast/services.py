@@ -33,6 +33,7 @@ from publisher.subscribers import Subscribers
 from publisher.taxonomy import template_names
 from publisher.workflow import Warnings
 from warncast.channel_registry import build_channels
+from warncast.threshold_plans import PlanDrafter
 
 
 @dataclass
@@ -77,6 +78,7 @@ class Services:
         accounts = Accounts(redis, settings.password_memory_kib)
         approval_pages = ApprovalPages(redis, warnings, accounts, catalogs)
         warnings.on_submitted.append(approval_pages.submitted)
+        reports.on_breach.append(PlanDrafter(redis, warnings, registry, settings).breach)
         return cls(
             settings=settings,
             redis=redis,

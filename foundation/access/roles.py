@@ -35,6 +35,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "report.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),
     "report.triage": frozenset({"triage", "chief"}),
     "routing.edit": frozenset({"admin"}),
+    # Threshold plans and the warning templates they draft from: the office's agreed texts.
+    "plans.edit": frozenset({"admin"}),
     "monitoring.ingest": frozenset({"sensor", "triage", "admin"}),
     # The city's record (/console/record): every console role that reads both warnings and reports.
     "record.read": frozenset({"drafter", "approver", "chief", "triage", "admin"}),

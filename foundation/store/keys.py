@@ -61,6 +61,15 @@ WARNINGS_SCHEDULE = f"{PREFIX}:{{warnings}}:scheduled"  # id -> effective (epoch
 WARNINGS_EXPIRY = f"{PREFIX}:{{warnings}}:expiry"  # thread id -> expires (epoch s)
 WARNINGS_EVENTS = f"{PREFIX}:{{warnings}}:events"  # stream of lifecycle events
 APPROVAL_RULES = f"{PREFIX}:{{warnings}}:approval-rules"  # JSON document
+WARNING_TEMPLATES = f"{PREFIX}:{{warnings}}:templates"  # JSON: the warning templates (publisher/warning_templates.py)
+
+
+def warning_source(source: str) -> str:
+    """The message a machine source drafted (a threshold plan in one sensor episode): written in the
+    message's own transaction, so a source that is retried after a crash finds its draft."""
+    return f"{PREFIX}:{{warnings}}:source:{source}"
+
+
 # Messages waiting for approval, scored by when they were submitted (publisher/approval_pages.py).
 APPROVALS_WAITING = f"{PREFIX}:{{approvals}}:waiting"
 
@@ -209,6 +218,13 @@ REPORT_NOTIFICATIONS = f"{PREFIX}:{{reports}}:notifications"  # outbox to report
 ROUTING = f"{PREFIX}:{{reports}}:routing"  # JSON: departments and category x area rules
 THRESHOLDS = f"{PREFIX}:{{reports}}:thresholds"  # JSON: reading type -> yellow/red limits
 SENSOR_COLOURS = f"{PREFIX}:{{reports}}:sensor-colour"  # sensor id -> green | yellow | red
+THRESHOLD_PLANS = f"{PREFIX}:{{reports}}:plans"  # JSON: reading type x colour x area -> warning template
+
+
+def sensor_episode(sensor: str) -> str:
+    """A sensor's current episode away from green (warncast/threshold_plans.py): when it began, the
+    warnings its plans drafted, and when it returned to green."""
+    return f"{PREFIX}:{{reports}}:episode:{sensor}"
 
 
 def report(report_id: str) -> str:

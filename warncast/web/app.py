@@ -35,6 +35,7 @@ from warncast.web import (
     monitoring,
     open311,
     partners,
+    plans,
     public,
     record,
     reports,
@@ -71,6 +72,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         open311,
         maps,
         record,
+        plans,
     ):
         app.add_routes(module.routes)
     add_webhook_routes(app)

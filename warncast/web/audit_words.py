@@ -31,6 +31,8 @@ ACTION_NAMES = {
     "policy.approval_rules": N_("Approval rules changed"),
     "policy.channels": N_("Channel policy changed"),
     "policy.routing": N_("Routing changed"),
+    "policy.plans": N_("Threshold plans changed"),
+    "policy.templates": N_("Warning templates changed"),
     "partner.create": N_("Partner system registered"),
     "partner.edit": N_("Partner system changed"),
     "partner.rotate_secret": N_("Partner secret replaced"),

@@ -17,8 +17,9 @@ from citizen_report.triage import act
 from foundation.errors import FieldError, NotFound, ValidationFailed
 from foundation.i18n import N_
 from foundation.store import keys
-from warncast.app_keys import AREAS, AUDIT, REDIS, REPORTS, SETTINGS
-from warncast.web.requests import json_body, json_dumps, require_actor
+from warncast.app_keys import AREAS, AUDIT, REDIS, REPORTS, SETTINGS, WARNINGS
+from warncast.threshold_plans import incident_plans
+from warncast.web.requests import json_body, json_dumps, locale, require_actor
 from warncast.web.triage import matches
 
 routes = web.RouteTableDef()
@@ -63,7 +64,13 @@ async def _staff_reports(request: web.Request, report_ids: list[str]) -> dict[st
 async def _incident_json(request: web.Request, incidents: list[Incident]) -> list[dict[str, Any]]:
     """Incidents with their reports' texts, places and photo links: what the triage board shows."""
     reports = await _staff_reports(request, [r for i in incidents for r in i.reports])
-    return [{**i.as_json(), "report_details": [reports[r] for r in i.reports if r in reports]} for i in incidents]
+    out = []
+    for i in incidents:
+        found = {**i.as_json(), "report_details": [reports[r] for r in i.reports if r in reports]}
+        if i.kind == "breach":  # what the threshold plans drafted for its sensor
+            found["plans"] = await incident_plans(request.app[REDIS], request.app[WARNINGS], i.id[1:], locale(request))
+        out.append(found)
+    return out
 
 
 @routes.post("/api/v1/monitoring/readings")

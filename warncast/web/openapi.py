@@ -409,6 +409,20 @@ OPERATIONS: list[Op] = [
     ),
     Op("get", "/api/v1/routing", "The routing table: category x area -> department", ANY_STAFF, ref("Routing")),
     Op("put", "/api/v1/routing", "Replace the routing table", "admin", ref("Routing"), body=ref("Routing")),
+    # Threshold plans and the warning templates they draft from (README "Threshold plans").
+    Op("get", "/api/v1/warning-templates", "The warning templates", ANY_STAFF, ref("WarningTemplates")),
+    Op(
+        "put",
+        "/api/v1/warning-templates",
+        "Replace the warning templates (409 while a plan drafts from one left out)",
+        "admin",
+        ref("WarningTemplates"),
+        body=ref("WarningTemplates"),
+    ),
+    Op(
+        "get", "/api/v1/plans", "The threshold plans: reading type x colour x area -> template", ANY_STAFF, ref("Plans")
+    ),
+    Op("put", "/api/v1/plans", "Replace the threshold plans", "admin", ref("Plans"), body=ref("Plans")),
     # The area registry for maps (README "Maps").
     Op(
         "get",

@@ -137,6 +137,54 @@ CHANNEL_POLICY = obj(
     description="per grade, per push channel: off, opted_in (only who asked for the grade) or all",
 )
 CHANNEL_POLICY_ANSWER = obj({grade: {"type": "object"} for grade in GRADES}, tuple(GRADES))
+NAMES = obj({tag: {"type": "string", "maxLength": 80} for tag in LANGUAGES}, tuple(LANGUAGES))
+TEMPLATE_TEXTS = obj(
+    {
+        "headline": {"type": "string", "maxLength": 160},
+        "description": {"type": "string", "maxLength": 3000},
+        "instruction": {"type": "string", "maxLength": 1000},
+    },
+    ("headline", "description"),
+    closed=True,
+)
+WARNING_TEMPLATE = obj(
+    {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,47}$"},
+        "name": NAMES,
+        "grade": {"enum": list(GRADES)},
+        "event": {"enum": list(EVENTS)},
+        "expires_hours": {"type": "integer", "minimum": 1, "maximum": 72},
+        "info": obj({tag: TEMPLATE_TEXTS for tag in LANGUAGES}, tuple(LANGUAGES), closed=True),
+    },
+    ("id", "name", "grade", "event", "expires_hours", "info"),
+    closed=True,
+    description="texts may hold {place}, {value}, {unit}, {reading}, {time} and {sensor}",
+)
+WARNING_TEMPLATES = obj(
+    {"templates": {"type": "array", "maxItems": 200, "items": WARNING_TEMPLATE}}, ("templates",), closed=True
+)
+CODES = {"type": "array", "maxItems": 200, "items": {"type": "string"}}
+PLAN = obj(
+    {
+        "id": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,47}$"},
+        "name": NAMES,
+        "reading": {"type": "string", "description": "a reading type of the thresholds"},
+        "colour": {"enum": ["yellow", "red"]},
+        "template": {"type": "string", "description": "a warning template's id"},
+        "areas": CODES | {"description": "where the sensor is (with their communities); none: anywhere"},
+        "sensors": {
+            "type": "array",
+            "maxItems": 200,
+            "items": {"type": "string", "pattern": "^[A-Za-z0-9_.:\\-]{1,64}\\*?$"},
+            "description": "sensor ids, or the start of one followed by *; none: any sensor",
+        },
+        "warn_areas": CODES | {"description": "the warning's areas; none: the sensor's own"},
+        "enabled": {"type": "boolean"},
+    },
+    ("id", "name", "reading", "colour", "template"),
+    closed=True,
+)
+PLANS = obj({"plans": {"type": "array", "maxItems": 500, "items": PLAN}}, ("plans",), closed=True)
 ROUTING = obj(
     {
         "default": {"type": "string", "description": "one of the departments"},
@@ -385,6 +433,8 @@ COMPONENTS: dict[str, Any] = {
     "DutyGroupBody": DUTY_GROUP_BODY,
     "ChannelPolicy": CHANNEL_POLICY,
     "Routing": ROUTING,
+    "WarningTemplates": WARNING_TEMPLATES,
+    "Plans": PLANS,
     "ScreenBody": SCREEN_BODY,
     "ScreenReplace": SCREEN_REPLACE,
     "Screen": SCREEN,
