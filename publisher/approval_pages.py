@@ -142,7 +142,7 @@ class ApprovalPages:
                 grade=self.catalogs.text(locale, GRADE_NAMES[message.content.grade]),
                 event=self.catalogs.text(locale, EVENTS[message.content.event].name),
                 headline=info.headline,
-                drafter=message.drafter,
+                drafter=drafted_by(message, self.catalogs, locale, tag),
                 link=link,
                 **extra,
             )
@@ -157,3 +157,11 @@ class ApprovalPages:
             await self.redis.xadd(keys.REPORT_NOTIFICATIONS, as_fields(fields))
             queued += 1
         return queued
+
+
+def drafted_by(message: Message, catalogs: Catalogs, locale: str, tag: str) -> str:
+    """Who drafted a message, as a page names them: the user, or the threshold plan that drafted it."""
+    if message.source.get("kind") != "plan":
+        return message.drafter
+    name = message.source.get(f"name.{tag}") or message.source.get("plan", "")
+    return catalogs.text(locale, N_("threshold plan %(name)s"), name=name)

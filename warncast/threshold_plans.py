@@ -309,6 +309,7 @@ class PlanDrafter:
             "unit": fields.get("unit", ""),
             "colour": fields.get("colour", ""),
             "time": fields.get("time", ""),
+            **{f"name.{tag}": plan.label(tag) for tag in self.settings.languages},
         }
         earlier = await self._published_earlier(episode, template.event)
         if earlier is not None:
