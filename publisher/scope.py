@@ -10,16 +10,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+
 from foundation.access.audit import Actor
 from foundation.access.units import SUBCENTRE, Organisation, Unit
 from foundation.areas.registry import AreaRegistry
 from foundation.errors import Forbidden
 from foundation.i18n import N_, Localized
+from publisher.coverage import circle_geometry
 from publisher.model import Content, Message
 from publisher.taxonomy import EVENTS
 
 EVERY_EVENT = N_("every event type")
 EVERY_AREA = N_("the whole city")
+BORDER_TOLERANCE_DEGREES = 1e-5  # about a metre
 
 
 @dataclass(frozen=True)
@@ -102,9 +108,29 @@ def _inside(unit: Unit, registry: AreaRegistry, content: Content) -> bool:
         return True
     if not all(unit.covers(code, registry) for code in content.areas):
         return False
-    # A drawn shape is inside when every corner (a circle: its centre) lies in the jurisdiction.
-    points = [p for polygon in content.polygons for p in polygon] + [(c.lat, c.lon) for c in content.circles]
-    return all(any(unit.covers(a.code, registry) for a in registry.containing(lat, lon)) for lat, lon in points)
+    # A drawn shape is inside when all of it is: a polygon's edges and a circle's rim, not only its
+    # corners or its centre (a circle round a street office's address reaches the next district).
+    shapes: list[BaseGeometry] = [Polygon([(lon, lat) for lat, lon in polygon]) for polygon in content.polygons]
+    shapes += [circle_geometry(c) for c in content.circles]
+    if not shapes:
+        return True
+    jurisdiction = _jurisdiction(tuple(unit.areas), registry.version, registry)
+    return all(jurisdiction.covers(shape) for shape in shapes)
+
+
+_JURISDICTIONS: dict[tuple[tuple[str, ...], int], BaseGeometry] = {}
+
+
+def _jurisdiction(areas: tuple[str, ...], version: int, registry: AreaRegistry) -> BaseGeometry:
+    """The union of a unit's areas, widened by about a metre so that a shape drawn along the border
+    (snapped to it on the map) is not refused for rounding; kept per registry version."""
+    key = (areas, version)
+    if key not in _JURISDICTIONS:
+        if len(_JURISDICTIONS) > 256:
+            _JURISDICTIONS.clear()
+        found = [a.geometry for code in areas if (a := registry.get(code)) is not None]
+        _JURISDICTIONS[key] = unary_union(found).buffer(BORDER_TOLERANCE_DEGREES)
+    return _JURISDICTIONS[key]
 
 
 def _above(unit: Unit, registry: AreaRegistry, content: Content) -> bool:

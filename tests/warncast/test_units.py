@@ -406,3 +406,17 @@ async def test_every_output_names_the_issuing_unit(client, services, staff, memb
     assert "发布单位：江湾街道预警分中心" in outbox["entries"][0]["text"]
     preview = await (await client.get(f"/api/v1/warnings/{draft['id']}/preview", headers=staff["chief"])).json()
     assert "【江湾街道预警分中心】" in str(preview)
+
+
+async def test_a_drawn_circle_must_lie_inside_the_jurisdiction_not_only_its_centre(client, services, members, clock):
+    street = services.registry.get("990101001")
+    lat, lon = street.point
+    body = {**_body(clock, "jiangwan", "inside", "inside"), "areas": []}
+    small = {**body, "circles": [{"lat": lat, "lon": lon, "radius_km": 0.05}]}
+    resp = await client.post("/api/v1/warnings", json=small, headers=members["drafter@jiangwan"])
+    assert resp.status == 201, await resp.text()
+    # The same centre, a rim that reaches past the street office's jurisdiction: refused.
+    wide = {**body, "circles": [{"lat": lat, "lon": lon, "radius_km": 15}]}
+    resp = await client.post("/api/v1/warnings?lang=en", json=wide, headers=members["drafter@jiangwan"])
+    assert resp.status == 403, await resp.text()
+    assert "Jiangwan Warning Sub-centre" in (await resp.json())["error"]["message"]
