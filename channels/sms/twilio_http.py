@@ -69,20 +69,37 @@ class TwilioHttp(AsyncHttpClient):
         timeout: float | None = None,  # noqa: ASYNC109 - the twilio client's interface
         allow_redirects: bool = False,
     ) -> Response:
-        parts = urlsplit(url)
-        target = self.api_base + parts.path + (f"?{parts.query}" if parts.query else "")
         headers = dict(headers or {})
+        if data:
+            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        return await self.send_form(
+            self.target(url), data or None, headers, auth, method, params, timeout, allow_redirects
+        )
+
+    def target(self, url: str) -> str:
+        """The Twilio URL `url` at TWILIO_API_BASE."""
+        parts = urlsplit(url)
+        return self.api_base + parts.path + (f"?{parts.query}" if parts.query else "")
+
+    async def send_form(
+        self,
+        target: str,
+        data: dict | None,
+        headers: dict[str, str],
+        auth: tuple[str, str] | None,
+        method: str = "POST",
+        params: dict | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the twilio client's interface
+        allow_redirects: bool = False,
+    ) -> Response:
+        """`request` at a URL already pointed at the API base (`target`), with headers of its own."""
         if auth is not None:
             headers["Authorization"] = _basic_auth(*auth)
-        body = None
-        if data:
-            body = form_body(data)
-            headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
         async with self.session.request(
             method.upper(),
             target,
             params=params,
-            data=body,
+            data=form_body(data) if data else None,
             headers=headers,
             timeout=self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout),
             allow_redirects=allow_redirects,
