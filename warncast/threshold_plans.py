@@ -12,8 +12,8 @@ Episodes. A sensor's episode runs from its first reading away from green to its 
 peak: a sensor that stays red, or falls back from red to yellow, drafts nothing more. When it rises
 from yellow to red, the red plan's warning updates the yellow one if that is published (the same
 thread, so subscribers see one warning raised, not two), else it is a warning of its own. The
-return to green ends the episode and offers the cancellation of what it published: the triage
-board and the warning's page show the offer, and a person decides.
+return to green ends the episode and offers the cancellation of what it published: the incident shows
+the offer (`incident_plans`), and a person decides.
 
 Crash safety: the consumer runs this before it acknowledges the breach, so a process that dies
 midway leaves the item pending and the next consumer runs it again. Each draft is made under a
