@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import redis.asyncio as aioredis
 from lxml import etree
 
 from citizen_report.desk import ReportDesk
@@ -61,8 +62,8 @@ READING_EVENTS = {
 _COLOUR_CHANGE = script("sensor_colour_change")
 
 
-async def load_thresholds(desk: ReportDesk) -> dict[str, dict[str, Any]]:
-    raw = await desk.redis.get(keys.THRESHOLDS)
+async def load_thresholds(redis: aioredis.Redis) -> dict[str, dict[str, Any]]:
+    raw = await redis.get(keys.THRESHOLDS)
     return json.loads(raw) if raw else DEFAULT_THRESHOLDS
 
 
@@ -76,7 +77,7 @@ async def signal_events(desk: ReportDesk, fields: dict[str, str]) -> list[str]:
     """The event types a queue item of a breach or an upstream alert may be about, likeliest first:
     a breach's reading type mapped to its event; an alert's event codes, then its event name."""
     if fields.get("kind") == "breach":
-        limits = (await load_thresholds(desk)).get(fields.get("type", ""), {})
+        limits = (await load_thresholds(desk.redis)).get(fields.get("type", ""), {})
         event = limits.get("event") or READING_EVENTS.get(fields.get("type", ""), "")
         return [event] if event else []
     codes = fields.get("event_codes", "").split()
@@ -86,7 +87,7 @@ async def signal_events(desk: ReportDesk, fields: dict[str, str]) -> list[str]:
 
 async def ingest_readings(desk: ReportDesk, body: Any) -> list[dict[str, Any]]:
     """Validate every reading first (nothing is stored if one is bad), then colour each one."""
-    thresholds = await load_thresholds(desk)
+    thresholds = await load_thresholds(desk.redis)
     readings = body.get("readings") if isinstance(body, dict) and "readings" in body else [body]
     if not isinstance(readings, list) or not readings or len(readings) > MAX_READINGS:
         raise ValidationFailed(

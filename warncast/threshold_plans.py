@@ -32,7 +32,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from citizen_report.signals import DEFAULT_THRESHOLDS
+from citizen_report.signals import load_thresholds
 from foundation.access.audit import Actor
 from foundation.access.units import Units
 from foundation.areas.registry import AreaRegistry
@@ -42,7 +42,7 @@ from foundation.settings import Settings
 from foundation.store import keys
 from foundation.store.streams import as_fields, decoded
 from foundation.text import without_bidi
-from publisher.model import DRAFT, REJECTED, Message
+from publisher.model import ACTIVE, DRAFT, REJECTED, Message
 from publisher.warning_templates import WarningTemplate, load_templates
 from publisher.workflow import Warnings
 
@@ -259,7 +259,7 @@ class PlanDrafter:
         await self._store(episode)
         plans = [p for p in await load_plans(self.redis) if p.matches(fields, self.registry)]
         templates = await load_templates(self.redis)
-        readings = await load_thresholds_for(self.redis)
+        readings = await load_thresholds(self.redis)
         for plan in _highest_per_template_event(plans, templates):
             if plan.id in episode.drafts:
                 continue
@@ -324,11 +324,8 @@ class PlanDrafter:
         to double."""
         for message_id in episode.drafts.values():
             message = await self.warnings.get(message_id)
-            if message.content.event != event:
-                continue
-            thread = await self.warnings.thread(message.thread)
-            if thread.status == "active" and thread.current:
-                return await self.warnings.get(thread.current)
+            if message.content.event == event and (current := await in_force(self.warnings, message)):
+                return current
         return None
 
     def _values(self, fields: dict[str, str], areas: list[str], readings: dict[str, Any]) -> dict[str, dict[str, str]]:
@@ -352,11 +349,6 @@ class PlanDrafter:
                 "sensor": fields.get("sensor", ""),
             }
         return out
-
-
-async def load_thresholds_for(redis: aioredis.Redis) -> dict[str, Any]:
-    raw = await redis.get(keys.THRESHOLDS)
-    return dict(json.loads(raw)) if raw else DEFAULT_THRESHOLDS
 
 
 def _highest_per_template_event(plans: list[Plan], templates: dict[str, WarningTemplate]) -> list[Plan]:
@@ -397,11 +389,15 @@ async def cancellation_offers(
         return episode, []
     offers = []
     for message_id in dict.fromkeys(episode.drafts.values()):
-        message = await warnings.get(message_id)
-        thread = await warnings.thread(message.thread)
-        if thread.status == "active" and thread.current:
-            offers.append(await warnings.get(thread.current))
+        if current := await in_force(warnings, await warnings.get(message_id)):
+            offers.append(current)
     return episode, offers
+
+
+async def in_force(warnings: Warnings, message: Message) -> Message | None:
+    """The current message of `message`'s warning while that warning is in force, else None."""
+    thread = await warnings.thread(message.thread)
+    return await warnings.get(thread.current) if thread.status == ACTIVE and thread.current else None
 
 
 async def incident_plans(redis: aioredis.Redis, warnings: Warnings, sensor: str, locale: str) -> dict[str, Any]:

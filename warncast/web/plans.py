@@ -14,7 +14,7 @@ from foundation.access.audit import Actor
 from foundation.errors import Conflict
 from foundation.i18n import N_
 from publisher.warning_templates import as_json, load_templates, save_templates, validate_templates
-from warncast.app_keys import AREAS, AUDIT, REDIS, REPORTS, SETTINGS
+from warncast.app_keys import AREAS, AUDIT, REDIS, SETTINGS
 from warncast.threshold_plans import Plan, load_plans, save_plans, validate_plans
 from warncast.web.requests import json_body, json_dumps, require_actor
 
@@ -68,7 +68,7 @@ async def replace_plans(request: web.Request, actor: Actor, body: Any) -> list[d
     redis = request.app[REDIS]
     plans = validate_plans(
         body,
-        readings=await load_thresholds(request.app[REPORTS]),
+        readings=await load_thresholds(redis),
         templates=await load_templates(redis),
         registry=request.app[AREAS],
         languages=request.app[SETTINGS].languages,
