@@ -22,6 +22,10 @@ from publisher.model import Circle, Content, InfoText
 from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
 LIMITS = {"headline": 160, "description": 3000, "instruction": 1000}
+# What a warning template leaves for a reading (or a drafter) to fill in (publisher/warning_templates.py):
+# the area's name, the value and its unit, the reading type's name, the reading's local time, the sensor.
+PLACEHOLDERS = ("place", "value", "unit", "reading", "time", "sensor")
+UNFILLED = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 MAX_AREAS, MAX_POLYGONS, MAX_POINTS, MAX_CIRCLES = 200, 10, 500, 10
 MAX_VALIDITY = timedelta(days=31)
 FIELDS = {
@@ -337,4 +341,12 @@ def _info(errs: Collector, value: Any, languages: tuple[str, ...]) -> dict[str, 
                 errs, f"info.{tag}.instruction", texts.get("instruction"), LIMITS["instruction"], required=False
             ),
         )
+        for part in LIMITS:  # a warning started from a template, its blanks not yet filled in
+            if unfilled := UNFILLED.search(getattr(out[tag], part)):
+                errs.add(
+                    f"info.{tag}.{part}",
+                    "placeholder",
+                    N_("Replace {%(name)s} with what it stands for."),
+                    name=unfilled[1],
+                )
     return out

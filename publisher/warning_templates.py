@@ -23,13 +23,10 @@ from foundation.i18n import N_
 from foundation.store import keys
 from foundation.text import without_bidi
 from publisher.taxonomy import EVENTS, GRADES
-from publisher.validation import LIMITS
+from publisher.validation import LIMITS, PLACEHOLDERS
 
 TEMPLATE_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
-# What a breach fills in: the reading's value and unit, the reading type's name, the area's name,
-# the reading's local time, the sensor's id.
-PLACEHOLDERS = ("place", "value", "unit", "reading", "time", "sensor")
 MAX_TEMPLATES = 200
 MAX_EXPIRY_HOURS = 72
 

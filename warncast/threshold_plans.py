@@ -37,7 +37,7 @@ from foundation.access.audit import Actor
 from foundation.access.units import Units
 from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, ValidationFailed, WarncastError
-from foundation.i18n import N_, SUPPORTED, Catalogs
+from foundation.i18n import N_, SUPPORTED, Catalogs, tag_for
 from foundation.settings import Settings
 from foundation.store import keys
 from foundation.store.streams import as_fields, decoded
@@ -409,7 +409,10 @@ async def incident_plans(redis: aioredis.Redis, warnings: Warnings, sensor: str,
     drafted = []
     for plan_id, message_id in episode.drafts.items():
         message = await warnings.get(message_id)
-        drafted.append({"id": message.id, "plan": plan_id, "grade": message.content.grade, "state": message.state})
+        name = message.source.get(f"name.{tag_for(locale)}") or plan_id
+        drafted.append(
+            {"id": message.id, "plan": plan_id, "name": name, "grade": message.content.grade, "state": message.state}
+        )
     return {
         "since": episode.since,
         "ended": episode.ended,

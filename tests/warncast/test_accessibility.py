@@ -88,6 +88,9 @@ def console_pages(site: dict) -> list[str]:
         "/console/screens",
         "/console/triage",
         "/console/routing",
+        "/console/plans",
+        "/console/templates",
+        "/console/compose?template=rainstorm-red",
     ]
 
 
@@ -135,7 +138,8 @@ async def test_every_page_passes_axe_in_both_languages_on_phone_and_desktop(brow
         await page.wait_for_url(f"{base}/console")
         for lang in ("en", "zh"):
             for path in console_pages(demo_site):
-                failures += await check(page, axe, f"{base}{path}?lang={lang}", f"{size}-{lang}{_name(path)}")
+                sep = "&" if "?" in path else "?"
+                failures += await check(page, axe, f"{base}{path}{sep}lang={lang}", f"{size}-{lang}{_name(path)}")
         await context.close()
     assert not failures, "axe-core found serious or critical violations:\n" + "\n".join(failures)
 

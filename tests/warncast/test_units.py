@@ -318,6 +318,9 @@ async def test_approval_matrix_through_the_console(
     name = f"approver.{approver_unit.replace('_', '-')}"
     await services.accounts.create_user(name, ["approver"], f"{name}-password", unit=approver_unit)
     csrf = await login(client, name, f"{name}-password")
+    page = await (await client.get(f"/console/warnings/{draft['id']}?lang=en")).text()
+    assert ('id="approve"' in page) == allowed, "the page offers approval only where the workflow allows it"
+    assert ("outside yours" in page) != allowed
     before = await _record(client, staff)
     resp = await client.post(
         f"/console/warnings/{draft['id']}/approve?lang=en", data={"csrf_token": csrf}, allow_redirects=False

@@ -36,6 +36,7 @@ from warncast.web import (
     open311,
     partners,
     plans,
+    plans_pages,
     public,
     record,
     reports,
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
         maps,
         record,
         plans,
+        plans_pages,
     ):
         app.add_routes(module.routes)
     add_webhook_routes(app)

@@ -11,14 +11,20 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from foundation.errors import ValidationFailed, WarncastError
+from foundation.access.audit import Actor
+from foundation.access.units import Organisation
+from foundation.errors import Forbidden, ValidationFailed, WarncastError
 from foundation.i18n import N_, tag_for
+from publisher.approval_pages import drafted_by
 from publisher.approval_rules import RULE_KEYS, escalate_seconds, validate_rules
 from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
-from publisher.model import SUBMITTED, Content, Message
+from publisher.model import SUBMITTED, Content, Message, Thread
+from publisher.scope import require_approver_scope, require_drafter_scope
 from publisher.taxonomy import CERTAINTIES, EVENTS, GRADES, STATUSES, URGENCIES
-from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, DISPATCH, REDIS, SERVICES, SETTINGS, WARNINGS
+from publisher.warning_templates import WarningTemplate, load_templates
+from warncast.app_keys import ACCOUNTS, AREAS, AUDIT, CATALOGS, DISPATCH, REDIS, SERVICES, SETTINGS, WARNINGS
+from warncast.threshold_plans import cancellation_offers
 from warncast.web.audit_words import action_name, readable_details
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
@@ -175,12 +181,18 @@ async def _compose_page(
     errors: dict[str, str] | None = None,
     message_id: str = "",
     status: int = 200,
+    templates: dict[str, WarningTemplate] | None = None,
+    chosen_template: str = "",
 ) -> web.Response:
     await request.app[AREAS].refresh(request.app[REDIS])
+    if templates is None and mode == "create":
+        templates = await load_templates(request.app[REDIS])
     return await page(
         request,
         "console/compose.html",
         status=status,
+        templates=templates or {},
+        chosen_template=chosen_template,
         mode=mode,
         values=values,
         errors=errors or {},
@@ -204,15 +216,28 @@ def _field_errors(request: web.Request, error: ValidationFailed) -> dict[str, st
 async def compose_form(request: web.Request) -> web.Response:
     login_required(request)
     require_actor(request, "warning.create")
-    expires = (request.app[WARNINGS].now() + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M")
+    now = request.app[WARNINGS].now()
     values: dict[str, Any] = {
         "grade": request.query.get("grade", "blue"),
         "event": request.query.get("event", "rainstorm"),
         "status": "Actual",
-        "expires": expires,
+        "expires": (now + timedelta(hours=12)).strftime("%Y-%m-%dT%H:%M"),
         "areas": request.query.getall("area", []),
     }
-    return await _compose_page(request, mode="create", values=values)
+    errors: dict[str, str] = {}
+    templates = await load_templates(request.app[REDIS])
+    if chosen := request.query.get("template"):  # "start from a template": its texts, blanks kept
+        if (template := templates.get(chosen)) is None:
+            errors["template"] = t(request, N_("No warning template has this id."))
+        else:
+            body = template.body({}, values["areas"], now, keep_unknown=True)
+            values |= {"grade": body["grade"], "event": body["event"]}
+            values["expires"] = (now + timedelta(hours=template.expires_hours)).strftime("%Y-%m-%dT%H:%M")
+            for tag, texts in body["info"].items():
+                values |= {f"{tag}.{part}": text for part, text in texts.items()}
+    return await _compose_page(
+        request, mode="create", values=values, errors=errors, templates=templates, chosen_template=chosen or ""
+    )
 
 
 @routes.post("/console/compose")
@@ -243,11 +268,17 @@ async def detail(request: web.Request) -> web.Response:
     thread = await request.app[WARNINGS].thread(message.thread)
     org = await request.app[WARNINGS].units.organisation()
     quorum = await request.app[WARNINGS].rules.quorum_for(message, org.root.id)
+    actor = require_actor(request)
     return await page(
         request,
         "console/detail.html",
         message=message,
         thread=thread,
+        # The actions a page offers are the ones the workflow would take from this user.
+        may_approve=_within_scope(require_approver_scope, org, actor, message),
+        may_change=_within_scope(require_drafter_scope, org, actor, message),
+        drafter=drafted_by(message, request.app[CATALOGS], locale(request), tag_for(locale(request))),
+        plan=await _plan_source(request, message, thread),
         missing=quorum.missing(message),
         centre_chiefs=bool(quorum.centre) and org.configured,
         unit=org.find(message.unit),
@@ -260,6 +291,27 @@ async def detail(request: web.Request) -> web.Response:
         stats=await delivery_stats(request.app[DISPATCH], message.id),
         done=_done_notice(request, request.query.get("done", ""), message),
     )
+
+
+def _within_scope(check: Any, org: Organisation, actor: Actor, message: Message) -> bool:
+    try:
+        check(org, actor, message)
+    except Forbidden:
+        return False
+    return True
+
+
+async def _plan_source(request: web.Request, message: Message, thread: Thread) -> dict[str, Any] | None:
+    """What a threshold plan's draft shows of its origin: the reading behind it and, once the
+    sensor is back to green, whether the plan offers to lift the warning (a person decides)."""
+    if message.source.get("kind") != "plan":
+        return None
+    episode, offers = await cancellation_offers(request.app[REDIS], request.app[WARNINGS], message.source["sensor"])
+    return {
+        "source": message.source,
+        "ended": episode.ended if episode else "",
+        "offer": thread.current == message.id and any(o.id == message.id for o in offers),
+    }
 
 
 @routes.get(r"/console/warnings/{id}/{mode:edit|update}")

@@ -1,6 +1,6 @@
 """Threshold plans and warning templates as JSON: read by staff, replaced whole by an admin (the
-routing table's pattern), every change in the audit log. A console editor saves through
-`replace_templates` and `replace_plans`, so its rules are the API's."""
+routing table's pattern), every change in the audit log. The console's editors (plans_pages.py)
+save through `replace_templates` and `replace_plans`, so their rules are the API's."""
 
 from __future__ import annotations
 

@@ -22,7 +22,8 @@ from foundation.i18n import N_, tag_for
 from foundation.store import keys
 from foundation.store.streams import read_entries
 from publisher.taxonomy import GRADE_COLOUR
-from warncast.app_keys import AREAS, AUDIT, CATALOGS, REDIS, REPORTS
+from warncast.app_keys import AREAS, AUDIT, CATALOGS, REDIS, REPORTS, WARNINGS
+from warncast.threshold_plans import incident_plans
 from warncast.web.middleware import error_body
 from warncast.web.pages import page
 from warncast.web.requests import form_body, locale, login_required, require_actor
@@ -72,9 +73,15 @@ async def _board_context(request: web.Request) -> dict[str, Any]:
             if (report := await load_report(request.app[REPORTS], report_id)) is not None:
                 reports[report_id] = report
     table = await load_routing(request.app[REDIS])
+    plans = {  # what the threshold plans drafted for each sensor's breach
+        i.id: await incident_plans(request.app[REDIS], request.app[WARNINGS], i.id[1:], locale(request))
+        for i in incidents[:200]
+        if i.kind == "breach"
+    }
     return {
         "incidents": incidents[:200],
         "reports": reports,
+        "plans": plans,
         "filters": filters,
         "query": urlencode({k: v for k, v in filters.items() if v}),
         "categories": CATEGORIES,
