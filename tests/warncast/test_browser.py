@@ -158,3 +158,41 @@ async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
     await board.wait_for_url("**/console/triage*")
     assert "Verified" in await board.locator(".incident .incident-status").first.text_content()
     await officer.close()
+
+
+@pytest.mark.timeout(120)
+async def test_start_a_warning_from_a_template_and_fill_its_blanks(browser, base_url, clock):
+    base, server = base_url
+    from foundation.areas.registry import store_areas
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
+
+    services = server.app[SERVICES]
+    await store_areas(services.redis, demo_areas())
+    await services.registry.refresh(services.redis)
+    await services.accounts.create_user("drafter", ["drafter"], "drafter-password")
+    context = await browser.new_context()
+    page = await context.new_page()
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?area=990103&lang=en")
+    await page.select_option("#template", "rainstorm-red")
+    await page.click("text=Use this template")
+    await page.wait_for_url("**template=rainstorm-red**")
+    assert await page.input_value("#grade") == "red"
+    assert await page.locator("#areas option[value='990103']").evaluate("o => o.selected"), "the area rode along"
+    headline = page.locator("input[name='en.headline']")
+    assert "{place}" in await headline.input_value()
+    await page.click("button[value=submit]")
+    await page.wait_for_selector("text=Replace {place} with what it stands for.")
+    assert "/console/warnings/" not in page.url, "refused while a blank is left"
+    for field in await page.locator("input[name$='.headline'], textarea[name$='.description']").all():
+        filled = (await field.input_value()).replace("{place}", "Jiangwan").replace("{value}", "52")
+        for name in ("unit", "reading", "time", "sensor"):
+            filled = filled.replace("{" + name + "}", "-")
+        await field.fill(filled)
+    for field in await page.locator("textarea[name$='.instruction']").all():
+        await field.fill((await field.input_value()).replace("{place}", "Jiangwan"))
+    await page.click("button[value=submit]")
+    await page.wait_for_url("**/console/warnings/*")
+    assert await page.locator("#state").text_content() == "submitted"
+    await context.close()
