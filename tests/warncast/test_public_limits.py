@@ -21,6 +21,7 @@ from aiohttp import web
 from foundation.settings import Settings, SettingsError
 from tests.channels.test_screens import add_screen, read_event
 from tests.citizen_report.test_reports import BODY, post_report
+from tests.warncast.test_browser import browser  # noqa: F401
 from tests.warncast.test_console import login
 from warncast.web.app import create_app
 from warncast.web.limits import AUTH_FAILURE_BURST, LIVE_STREAMS, PUBLIC_LIMITS
@@ -82,7 +83,9 @@ async def test_over_the_limit_answers_429_with_retry_after_in_the_users_language
         page_en, page_zh = await en.text(), await zh.text()
         assert '<html lang="en">' in page_en and english in page_en
         assert '<html lang="zh-CN">' in page_zh and chinese in page_zh and "抱歉" in page_zh
-        assert '<meta http-equiv="refresh" content="1">' in page_en, "a kiosk tries again by itself"
+        assert 'http-equiv="refresh"' not in page_en, "no reload the reader cannot stop (WCAG 2.2.1)"
+        assert 'id="retry" data-seconds="1"' in page_en and "retry.js" in page_en, "a kiosk tries again by itself"
+        assert 'id="retry-now"' in page_en, "without JavaScript, a link tries again"
     clock.advance(seconds=1)
     assert (await client.get(path)).status == 200, "a second later there is a token again"
     assert (await client.get(path)).status == 429, "only one"
@@ -302,3 +305,27 @@ async def test_openapi_documents_429_on_public_operations(client, services):
     assert "Retry-After" in public["headers"]
     assert "429" in doc["paths"]["/api/v1/reports"]["post"]["responses"], "intake's limits"
     assert "429" not in doc["paths"]["/api/v1/warnings"]["post"]["responses"], "staff are not limited"
+
+
+async def test_a_refused_page_tries_again_by_itself_unless_the_reader_stops_it(client, services, clock, browser):  # noqa: F811
+    base = str(client.make_url("/")).rstrip("/")
+    context = await browser.new_context()
+    page = await context.new_page()
+    for _ in range(2):
+        assert (await client.get("/")).status == 200  # the address's two reads are spent
+    await page.goto(f"{base}/?lang=en")
+    assert await page.locator("#retry").count() == 1
+    await page.click("#retry-stop")
+    clock.advance(seconds=5)  # tokens again: a reload would now succeed
+    await asyncio.sleep(2.5)
+    assert await page.locator("#retry").count() == 1, "stopped: the page stays as the reader left it"
+    assert "Stopped" in await page.locator("[data-countdown]").text_content()
+    await page.click("#retry-now")
+    await page.wait_for_selector("#retry", state="detached")
+    for _ in range(3):
+        await client.get("/")  # spent again
+    await page.goto(f"{base}/?lang=en")
+    assert "Trying again in" in await page.locator("[data-countdown]").text_content()
+    clock.advance(seconds=5)
+    await page.wait_for_selector("#retry", state="detached", timeout=10_000)  # reloaded by itself
+    await context.close()

@@ -191,8 +191,9 @@ def error_body(request: web.Request, error: WarncastError) -> dict[str, ErrorDet
 async def error_page(
     request: web.Request, status: int, body: Mapping[str, object], retry_after: int | None = None
 ) -> web.Response:
-    """The error page; with `retry_after` a GET reloads itself after that many seconds (a form's
-    POST does not: reloading would lose what was typed, the page says to send it again)."""
+    """The error page; with `retry_after` a GET tries again after that many seconds, in a browser
+    with JavaScript, unless the reader stops it (a form's POST does not: reloading would lose what
+    was typed, the page says to send it again)."""
     return await page(
         request,
         "error.html",
