@@ -20,7 +20,7 @@ from redis.exceptions import WatchError
 
 from foundation.access.audit import SYSTEM, Actor, AuditLog
 from foundation.access.roles import allowed
-from foundation.access.units import Organisation, Units, implicit_centre
+from foundation.access.units import IMPLICIT_ID, Organisation, Units, implicit_centre
 from foundation.areas.registry import AreaRegistry
 from foundation.clock import Clock
 from foundation.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -113,6 +113,31 @@ class Warnings:
         # An identifier ends with its issue time and sequence (`…_YYYYMMDDhhmmss_N`): newest first.
         newest = sorted(ids, key=lambda i: i[-16:], reverse=True)[:limit]
         return await self._many(newest)
+
+    async def units_answered_by_centre(self, org: Organisation) -> builtins.list[str]:
+        """The indexed unit ids no unit of `org` has: the implicit centre of before units were
+        configured, and units since deleted. Their messages are the release centre's now
+        (`scope.issuing_unit`), so its own listing includes them."""
+        indexed = set(decoded_list(await self.redis.smembers(keys.UNITS_INDEXED))) | {IMPLICIT_ID}
+        return sorted(u for u in indexed if org.find(u) is None)
+
+    async def index_messages_from_before_units(self, batch: int = 500) -> int:
+        """Once per store: put the messages written before the units' index existed (no unit) in the
+        implicit centre's index, so every message is in some unit's record. Returns how many."""
+        if await self.redis.exists(keys.UNITS_BACKFILLED):
+            return 0
+        added, offset = 0, 0
+        while page := await self.redis.zrange(keys.WARNINGS_INDEX, offset, offset + batch - 1, withscores=True):
+            offset += batch
+            created = {decoded(i): score for i, score in page}
+            raws = await self.redis.mget([keys.warning(i) for i in created])
+            unindexed = {m.id: created[m.id] for r in raws if r and not (m := Message.from_json(json.loads(r))).unit}
+            if unindexed:
+                await self.redis.zadd(keys.unit_warnings(IMPLICIT_ID), unindexed)
+                await self.redis.sadd(keys.UNITS_INDEXED, IMPLICIT_ID)
+                added += len(unindexed)
+        await self.redis.set(keys.UNITS_BACKFILLED, str(added))
+        return added
 
     async def _many(self, ids: builtins.list[str]) -> builtins.list[Message]:
         if not ids:
@@ -233,6 +258,7 @@ class Warnings:
                 pipe.set(keys.warning(message.id), json.dumps(message.to_json(), ensure_ascii=False))
                 pipe.zadd(keys.WARNINGS_INDEX, {message.id: now.timestamp()})
                 pipe.zadd(keys.unit_warnings(unit.id), {message.id: now.timestamp()})
+                pipe.sadd(keys.UNITS_INDEXED, unit.id)
                 if source_key:
                     pipe.set(source_key, message.id)
                 await pipe.execute()

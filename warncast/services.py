@@ -68,6 +68,7 @@ class Services:
         await registry.refresh(redis)
         audit = AuditLog(redis, settings.secret_key, settings.redis_min_replicas)
         warnings = Warnings(redis, registry, audit, settings, catalogs, clock)
+        await warnings.index_messages_from_before_units()
         subscribers = Subscribers(redis, settings.redis_min_replicas)
         policy = ChannelPolicy(redis)
         env = build_environment(names=template_names())

@@ -51,6 +51,12 @@ AREAS_VERSION = f"{PREFIX}:{{areas}}:version"
 WARNINGS_INDEX = f"{PREFIX}:{{warnings}}:index"  # id -> created (epoch s)
 
 
+# Every unit id that has messages in its own index (a set), so the release centre can answer for the
+# messages of units since deleted; and the mark that messages from before units existed are indexed.
+UNITS_INDEXED = f"{PREFIX}:{{warnings}}:by-unit:ids"
+UNITS_BACKFILLED = f"{PREFIX}:{{warnings}}:by-unit:backfilled"
+
+
 def unit_warnings(unit: str) -> str:
     """A unit's messages, by creation time (sorted set): what it issued, in the warnings' slot so a
     new message and its entries are written in one transaction."""

@@ -3,11 +3,13 @@ and the console, each refusal changing nothing), sub-centre proposals, and the r
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
 from citizen_report.queue import drain as consume_queue
+from foundation.store import keys
 from tests.channels.test_screens import add_screen
 from tests.citizen_report.test_triage import CAP
 from tests.conftest import warning_body
@@ -213,6 +215,29 @@ async def test_unit_warnings_and_audit_by_unit(client, services, staff, members,
     audit = await (await client.get("/api/v1/audit?unit=water_binjiang", headers=staff["admin"])).json()
     assert audit["entries"] and all(e["details"].get("unit") == "water_binjiang" for e in audit["entries"])
     assert any(e["target"] == ids["water_binjiang"] for e in audit["entries"])
+
+
+async def test_the_centre_answers_for_messages_from_before_units_and_of_deleted_units(client, services, staff, clock):
+    """Messages no current unit issued are the release centre's (scope.issuing_unit): from a store
+    older than the units' index, and of a unit since deleted. Its record lists them."""
+    old = await (await client.post("/api/v1/warnings", json=warning_body(clock), headers=staff["drafter"])).json()
+    # The store as an older version left it: the message has no unit and is in no unit's index.
+    raw = json.loads(await services.redis.get(keys.warning(old["id"])))
+    await services.redis.set(keys.warning(old["id"]), json.dumps({**raw, "unit": ""}))
+    await services.redis.delete(keys.unit_warnings("centre"), keys.UNITS_INDEXED, keys.UNITS_BACKFILLED)
+    assert await services.warnings.index_messages_from_before_units() == 1, "as at the next start"
+    assert await services.warnings.index_messages_from_before_units() == 0, "once per store"
+    members = await organise(client, services, staff["admin"])
+    body = _body(clock, "jiangwan", "inside", "inside")
+    gone = await (await client.post("/api/v1/warnings", json=body, headers=members["drafter@jiangwan"])).json()
+
+    async def centre() -> list[str]:
+        listed = await client.get("/api/v1/units/centre/warnings", headers=staff["chief"])
+        return [w["id"] for w in (await listed.json())["warnings"]]
+
+    assert await centre() == [old["id"]]
+    assert (await client.delete("/api/v1/units/jiangwan", headers=staff["admin"])).status == 200
+    assert sorted(await centre()) == sorted([old["id"], gone["id"]]), "the deleted unit's warning is the centre's"
 
 
 async def test_console_drafting_refused_outside_scope_changes_nothing(client, services, staff, members, clock):

@@ -131,7 +131,7 @@ async def unit_warnings(request: web.Request) -> web.Response:
     actor = current_actor(request)
     staff = actor is not None and allowed(actor.roles, "units.read")
     limit = _limit(request, 100)
-    wanted = [u.id for u in org.under(unit_id)] if _under(request) else [unit_id]
+    wanted = await _indexes(request, org, [u.id for u in org.under(unit_id)] if _under(request) else [unit_id])
     messages = await request.app[WARNINGS].of_units(wanted, limit=limit if staff else 500)
     chosen = [m for m in messages if staff or m.state == "published"][:limit]
     settings = request.app[SETTINGS]
@@ -140,7 +140,15 @@ async def unit_warnings(request: web.Request) -> web.Response:
 
 
 def _unit_of(org: Organisation, unit_id: str) -> str:
-    return unit_id or org.root.id
+    return unit_id if org.find(unit_id) else org.root.id
+
+
+async def _indexes(request: web.Request, org: Organisation, units: list[str]) -> list[str]:
+    """The unit indexes to read for `units`: the release centre's also holds what no current unit
+    issued (from before units were configured, or of a unit since deleted)."""
+    if org.root.id not in units:
+        return units
+    return units + await request.app[WARNINGS].units_answered_by_centre(org)
 
 
 async def unit_deliveries(request: web.Request, unit_id: str, *, under: bool, limit: int = 200) -> dict[str, Any]:
@@ -149,7 +157,7 @@ async def unit_deliveries(request: web.Request, unit_id: str, *, under: bool, li
     org = await _units(request).organisation()
     if org.find(unit_id) is None:
         raise NotFound(N_("No unit with this id."))
-    wanted = [u.id for u in org.under(unit_id)] if under else [org.get(unit_id).id]
+    wanted = await _indexes(request, org, [u.id for u in org.under(unit_id)] if under else [org.get(unit_id).id])
     messages = await request.app[WARNINGS].of_units(wanted, limit=limit * 2)
     chosen = [m for m in messages if m.state == "published"][:limit]
     rows: list[dict[str, Any]] = []
