@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
@@ -118,7 +118,7 @@ class Warnings:
         """The indexed unit ids no unit of `org` has: the implicit centre of before units were
         configured, and units since deleted. Their messages are the release centre's now
         (`scope.issuing_unit`), so its own listing includes them."""
-        indexed = set(decoded_list(await self.redis.smembers(keys.UNITS_INDEXED))) | {IMPLICIT_ID}
+        indexed = set(decoded_list(list(await self.redis.smembers(keys.UNITS_INDEXED)))) | {IMPLICIT_ID}
         return sorted(u for u in indexed if org.find(u) is None)
 
     async def index_messages_from_before_units(self, batch: int = 500) -> int:
@@ -129,7 +129,7 @@ class Warnings:
         added, offset = 0, 0
         while page := await self.redis.zrange(keys.WARNINGS_INDEX, offset, offset + batch - 1, withscores=True):
             offset += batch
-            created = {decoded(i): score for i, score in page}
+            created: dict[str, float] = dict(cast(list[tuple[str, float]], page))
             raws = await self.redis.mget([keys.warning(i) for i in created])
             unindexed = {m.id: created[m.id] for r in raws if r and not (m := Message.from_json(json.loads(r))).unit}
             if unindexed:
