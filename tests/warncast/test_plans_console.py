@@ -159,6 +159,8 @@ async def test_a_plans_draft_shows_its_reading_and_offers_the_lifting_once_green
     await read(client, staff, services, 35)
     [yellow] = await warnings(client, staff)
     await login(client, "chief", users["chief"])
+    listed = await (await client.get("/console?lang=en")).text()
+    assert "threshold plan Rain gauge, yellow" in listed and "plan:rain-yellow" not in listed
     page = await (await client.get(f"/console/warnings/{yellow['id']}?lang=en")).text()
     assert "threshold plan Rain gauge, yellow" in page
     assert f"Sensor {SENSOR} read 35 mm (Yellow)" in page and f"#incident-S{SENSOR}" in page

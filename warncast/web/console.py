@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -118,6 +119,9 @@ async def dashboard(request: web.Request) -> web.Response:
         "console/list.html",
         messages=messages,
         threads=threads,
+        drafters={
+            m.id: drafted_by(m, request.app[CATALOGS], locale(request), tag_for(locale(request))) for m in messages
+        },
         events=EVENTS,
         tag=tag_for(locale(request)),
         waiting=[m for m in messages if m.state == SUBMITTED and org.within(m.unit, own)],
@@ -293,7 +297,9 @@ async def detail(request: web.Request) -> web.Response:
     )
 
 
-def _within_scope(check: Any, org: Organisation, actor: Actor, message: Message) -> bool:
+def _within_scope(
+    check: Callable[[Organisation, Actor, Message], object], org: Organisation, actor: Actor, message: Message
+) -> bool:
     try:
         check(org, actor, message)
     except Forbidden:
