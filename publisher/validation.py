@@ -18,6 +18,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
 from foundation.text import without_bidi
+from publisher.cap_shapes import circle_from_text, polygon_from_text
 from publisher.model import Circle, Content, InfoText
 from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
@@ -211,11 +212,16 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
     out = []
     for i, poly in enumerate(value):
         field = f"polygons[{i}]"
+        if isinstance(poly, str):  # CAP's own text (the console's coordinates field)
+            poly = polygon_from_text(poly)
         if not isinstance(poly, list) or not 4 <= len(poly) <= MAX_POINTS:
             errs.add(field, "points", N_("A polygon needs 4 to %(max)s [lat, lon] points."), max=MAX_POINTS)
             continue
         points = []
         for j, pair in enumerate(poly):
+            if isinstance(pair, str):  # a token of CAP text that is not "lat,lon"
+                errs.add(f"{field}[{j}]", "type", N_("Each point must be lat,lon, such as 31.23,121.47."))
+                break
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 errs.add(f"{field}[{j}]", "type", N_("Each point must be [lat, lon]."))
                 break
@@ -249,6 +255,11 @@ def _circles(errs: Collector, value: Any) -> list[Circle]:
     out = []
     for i, circle in enumerate(value):
         field = f"circles[{i}]"
+        if isinstance(circle, str):  # CAP's own text (the console's coordinates field)
+            circle = circle_from_text(circle)
+            if circle is None:
+                errs.add(field, "type", N_("Write a circle as lat,lon radius in km, such as 31.23,121.47 2."))
+                continue
         if not isinstance(circle, dict):
             errs.add(field, "type", N_("Each circle must be an object with lat, lon and radius_km."))
             continue

@@ -59,16 +59,26 @@ _WARNING_FIELDS: dict[str, Any] = {
     "polygons": {
         "type": "array",
         "maxItems": 10,
-        "items": {"type": "array", "items": _POINT, "minItems": 4, "maxItems": 500},
-        "description": "closed rings, first point = last point",
+        "items": {
+            "oneOf": [
+                {"type": "array", "items": _POINT, "minItems": 4, "maxItems": 500},
+                {"type": "string", "maxLength": 20000, "description": 'CAP 1.2 text: "lat,lon lat,lon …"'},
+            ]
+        },
+        "description": "closed rings, first point = last point; each as [lat, lon] points or CAP text",
     },
     "circles": {
         "type": "array",
         "maxItems": 10,
-        "items": obj(
-            {"lat": {"type": "number"}, "lon": {"type": "number"}, "radius_km": {"type": "number"}},
-            ("lat", "lon", "radius_km"),
-        ),
+        "items": {
+            "oneOf": [
+                obj(
+                    {"lat": {"type": "number"}, "lon": {"type": "number"}, "radius_km": {"type": "number"}},
+                    ("lat", "lon", "radius_km"),
+                ),
+                {"type": "string", "maxLength": 20000, "description": 'CAP 1.2 text: "lat,lon radius_km"'},
+            ]
+        },
     },
     "status": {"enum": list(STATUSES), "description": "Exercise and Test are drills"},
     "urgency": {"enum": list(URGENCIES)},
