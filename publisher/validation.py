@@ -43,6 +43,8 @@ FIELDS = {
 }
 # Control characters other than tab and newline have no place in a warning and can break
 # SMS encoders and LED boards.
+# shapely's words for a ring whose edges cross, with the point as "lon lat".
+_CROSSING = re.compile(r"(?:Ring )?Self-intersection\[(\S+) (\S+)\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\ufeff]")
 
 
@@ -235,12 +237,13 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
                 continue
             shape = Polygon([(lon, lat) for lat, lon in points])
             if not shape.is_valid:
-                errs.add(
-                    field,
-                    "invalid_polygon",
-                    N_("The polygon is not valid: %(reason)s."),
-                    reason=explain_validity(shape),
-                )
+                reason = explain_validity(shape)
+                if crossing := _CROSSING.match(reason):  # the usual one: said in words, at lat,lon
+                    lon, lat = (round(float(x), 6) for x in crossing.groups())
+                    message = N_("The polygon is not valid: its edges cross near %(point)s.")
+                    errs.add(field, "invalid_polygon", message, point=f"{lat},{lon}")
+                else:
+                    errs.add(field, "invalid_polygon", N_("The polygon is not valid: %(reason)s."), reason=reason)
                 continue
             out.append(points)
     return out
