@@ -287,3 +287,27 @@ async def test_a_screen_may_show_a_small_map_on_its_kiosk_page(client, services,
     assert state["screen"]["show_map"] is True
     bad = await client.put("/api/v1/screens/hall", json={**body, "show_map": "yes"}, headers=staff["admin"])
     assert bad.status == 422 and (await bad.json())["error"]["fields"][0]["field"] == "show_map"
+
+
+async def test_the_benchmarks_5000_areas_load_simplified(client, services, users):
+    """The registry of benchmarks/maps.py (5,011 areas; the benchmark prints the sizes and the time
+    to interactive): what the compose map loads at its first zoom is simplified, far smaller than
+    the registry's rings, and keeps every area a closed ring. Sizes, not times: nothing here is timed."""
+    from benchmarks.maps import synthetic_registry
+    from foundation.areas.registry import store_areas
+
+    records = synthetic_registry(10)
+    assert await store_areas(services.redis, records) == 5011
+    raw = await (await client.get("/api/v1/areas.geojson?zoom=raw")).read()
+    first = await (await client.get("/api/v1/areas.geojson?zoom=10")).read()
+    collection = json.loads(first)
+    assert len(collection["features"]) == 5011
+    assert all(
+        len(ring := f["geometry"]["coordinates"][0]) >= 4 and ring[0] == ring[-1] for f in collection["features"]
+    )
+    points = [sum(len(f["geometry"]["coordinates"][0]) for f in json.loads(body)["features"]) for body in (raw, first)]
+    assert points[1] * 5 < points[0], points  # the jittered edges thinned to about their corners
+    assert len(first) * 3 < len(raw), (len(first), len(raw))
+    await login(client, "drafter", users["drafter"])
+    compose = await (await client.get("/console/compose?lang=en")).text()
+    assert 'data-geojson="/api/v1/areas.geojson"' in compose and f"({records[-1]['code']})" in compose
