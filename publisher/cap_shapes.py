@@ -2,9 +2,10 @@
 to the last (`polygon`), a circle as "lat,lon radius_km" (`circle`).
 
 Written here for the CAP message and the console's coordinates fields; read here for what a drafter
-types (or an API client sends as a string). Reading only splits the text into the API's JSON shape and
-keeps any token that is not a number as it was, so `publisher.validation` names every problem with
-the same field errors whichever shape the body came in.
+types (or an API client sends as a string, at most MAX_TEXT characters: validation says so). Reading
+only splits the text into the API's JSON shape and keeps any token that is not a number as it was,
+so `publisher.validation` names every problem with the same field errors whichever shape the body
+came in.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from publisher.model import Circle
 
-MAX_TEXT = 20_000  # 500 points at ~25 characters each, with room to spare
+MAX_TEXT = 12_000  # 500 points of "31.234567,121.234567 ", with room to spare
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 # A drafter typing with a Chinese input method gets full-width commas and spaces; ", " is common too.
 _WIDE = str.maketrans({"，": ",", "\u3000": " "})
@@ -47,13 +48,13 @@ def _pair(token: str) -> list[float | str] | str:
 def polygon_from_text(text: str) -> list[Any]:
     """ "31.2,121.4 31.3,121.5 …" as [[31.2, 121.4], [31.3, 121.5], …]; a token that is not a pair
     stays a string (validation: "each point must be …")."""
-    return [_pair(token) for token in _tidy(text[:MAX_TEXT]).split()]
+    return [_pair(token) for token in _tidy(text).split()]
 
 
 def circle_from_text(text: str) -> dict[str, Any] | None:
     """ "31.23,121.47 2" (or "… 2 km") as {"lat": 31.23, "lon": 121.47, "radius_km": 2.0}; None when
     the text is not a point and a radius."""
-    tokens = _KM.sub("", _tidy(text[:MAX_TEXT])).split()
+    tokens = _KM.sub("", _tidy(text)).split()
     if len(tokens) != 2 or not isinstance(point := _pair(tokens[0]), list):
         return None
     return {"lat": point[0], "lon": point[1], "radius_km": _value(tokens[1])}

@@ -18,7 +18,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
 from foundation.text import without_bidi
-from publisher.cap_shapes import circle_from_text, polygon_from_text
+from publisher.cap_shapes import MAX_TEXT, circle_from_text, polygon_from_text
 from publisher.model import Circle, Content, InfoText
 from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
@@ -215,6 +215,9 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
     for i, poly in enumerate(value):
         field = f"polygons[{i}]"
         if isinstance(poly, str):  # CAP's own text (the console's coordinates field)
+            if len(poly) > MAX_TEXT:
+                errs.add(field, "too_long", N_("At most %(max)s characters."), max=MAX_TEXT)
+                continue
             poly = polygon_from_text(poly)
         if not isinstance(poly, list) or not 4 <= len(poly) <= MAX_POINTS:
             errs.add(field, "points", N_("A polygon needs 4 to %(max)s [lat, lon] points."), max=MAX_POINTS)
@@ -259,6 +262,9 @@ def _circles(errs: Collector, value: Any) -> list[Circle]:
     for i, circle in enumerate(value):
         field = f"circles[{i}]"
         if isinstance(circle, str):  # CAP's own text (the console's coordinates field)
+            if len(circle) > MAX_TEXT:
+                errs.add(field, "too_long", N_("At most %(max)s characters."), max=MAX_TEXT)
+                continue
             circle = circle_from_text(circle)
             if circle is None:
                 errs.add(field, "type", N_("Write a circle as lat,lon radius in km, such as 31.23,121.47 2."))

@@ -82,6 +82,8 @@ CASES = [
     ("circles", ["30.6,121.0"], "circles[0]", "type"),
     ("circles", ["30.6,east 2"], "circles[0]", "type"),
     ("circles", ["30.6,181 2"], "circles[0]", "range"),
+    ("circles", ["30.6,121.0 2" + " " * 12_000], "circles[0]", "too_long"),
+    ("polygons", ["30.6,121.0 " * 1100], "polygons[0]", "too_long"),
 ]
 
 

@@ -188,6 +188,7 @@
       });
       if (box.children.length) { field.setAttribute("aria-invalid", "true"); } else { field.removeAttribute("aria-invalid"); }
     });
+    if (problems.length) { document.getElementById("shape-text").open = true; } // a refused line is never out of sight
   }
   function apply(problems) {
     var bad = {};
