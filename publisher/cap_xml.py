@@ -15,6 +15,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.i18n import N_, Catalogs, locale_for_tag
 from foundation.settings import Settings
 from foundation.xml_signature import Signer
+from publisher.cap_shapes import cap_circle, cap_polygon
 from publisher.model import Message
 from publisher.taxonomy import EVENTS, GRADE_LEVEL, GRADE_SEVERITY
 
@@ -118,15 +119,15 @@ def render_cap(
                 continue
             block = _sub(info, "area")
             _sub(block, "areaDesc", area.name_in(tag))
-            _sub(block, "polygon", " ".join(f"{lat},{lon}" for lat, lon in area.polygon))
+            _sub(block, "polygon", cap_polygon(area.polygon))
             _pair(block, "geocode", "warncast:area", code)
         for polygon in content.polygons:
             block = _sub(info, "area")
             _sub(block, "areaDesc", t(N_("Drawn area")))
-            _sub(block, "polygon", " ".join(f"{lat},{lon}" for lat, lon in polygon))
+            _sub(block, "polygon", cap_polygon(polygon))
         for circle in content.circles:
             block = _sub(info, "area")
             _sub(block, "areaDesc", t(N_("Drawn circle")))
-            _sub(block, "circle", f"{circle.lat},{circle.lon} {circle.radius_km}")
+            _sub(block, "circle", cap_circle(circle))
     document = etree.tostring(alert, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return signer.sign(document) if signer is not None else document

@@ -18,6 +18,7 @@ from foundation.areas.registry import AreaRegistry
 from foundation.errors import FieldError, ValidationFailed
 from foundation.i18n import N_
 from foundation.text import without_bidi
+from publisher.cap_shapes import MAX_TEXT, circle_from_text, polygon_from_text
 from publisher.model import Circle, Content, InfoText
 from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
@@ -46,6 +47,8 @@ FIELDS = {
 }
 # Control characters other than tab and newline have no place in a warning and can break
 # SMS encoders and LED boards.
+# shapely's words for a ring whose edges cross, with the point as "lon lat".
+_CROSSING = re.compile(r"(?:Ring )?Self-intersection\[(\S+) (\S+)\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u2028\u2029\ufeff]")
 
 
@@ -215,11 +218,19 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
     out = []
     for i, poly in enumerate(value):
         field = f"polygons[{i}]"
+        if isinstance(poly, str):  # CAP's own text (the console's coordinates field)
+            if len(poly) > MAX_TEXT:
+                errs.add(field, "too_long", N_("At most %(max)s characters."), max=MAX_TEXT)
+                continue
+            poly = polygon_from_text(poly)
         if not isinstance(poly, list) or not 4 <= len(poly) <= MAX_POINTS:
             errs.add(field, "points", N_("A polygon needs 4 to %(max)s [lat, lon] points."), max=MAX_POINTS)
             continue
         points = []
         for j, pair in enumerate(poly):
+            if isinstance(pair, str):  # a token of CAP text that is not "lat,lon"
+                errs.add(f"{field}[{j}]", "type", N_("Each point must be lat,lon, such as 31.23,121.47."))
+                break
             if not isinstance(pair, list | tuple) or len(pair) != 2:
                 errs.add(f"{field}[{j}]", "type", N_("Each point must be [lat, lon]."))
                 break
@@ -233,12 +244,13 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
                 continue
             shape = Polygon([(lon, lat) for lat, lon in points])
             if not shape.is_valid:
-                errs.add(
-                    field,
-                    "invalid_polygon",
-                    N_("The polygon is not valid: %(reason)s."),
-                    reason=explain_validity(shape),
-                )
+                reason = explain_validity(shape)
+                if crossing := _CROSSING.match(reason):  # the usual one: said in words, at lat,lon
+                    lon, lat = (round(float(x), 6) for x in crossing.groups())
+                    message = N_("The polygon is not valid: its edges cross near %(point)s.")
+                    errs.add(field, "invalid_polygon", message, point=f"{lat},{lon}")
+                else:
+                    errs.add(field, "invalid_polygon", N_("The polygon is not valid: %(reason)s."), reason=reason)
                 continue
             out.append(points)
     return out
@@ -253,6 +265,14 @@ def _circles(errs: Collector, value: Any) -> list[Circle]:
     out = []
     for i, circle in enumerate(value):
         field = f"circles[{i}]"
+        if isinstance(circle, str):  # CAP's own text (the console's coordinates field)
+            if len(circle) > MAX_TEXT:
+                errs.add(field, "too_long", N_("At most %(max)s characters."), max=MAX_TEXT)
+                continue
+            circle = circle_from_text(circle)
+            if circle is None:
+                errs.add(field, "type", N_("Write a circle as lat,lon radius in km, such as 31.23,121.47 2."))
+                continue
         if not isinstance(circle, dict):
             errs.add(field, "type", N_("Each circle must be an object with lat, lon and radius_km."))
             continue

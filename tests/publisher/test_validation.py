@@ -69,6 +69,21 @@ CASES = [
     ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": -1}], "circles[0].radius_km", "range"),
     ("circles", [{"lat": 30.6, "lon": 121.0, "radius_km": 501}], "circles[0].radius_km", "range"),
     ("circles", ["x"], "circles[0]", "type"),
+    # The same shapes as CAP 1.2 text (what the console's coordinates fields send): the same errors.
+    ("polygons", ["30.6,121.0 30.6,121.1 30.7,121.1"], "polygons[0]", "points"),
+    ("polygons", ["30.6,121.0 30.6,121.1 30.7,121.1 30.7,121.0"], "polygons[0]", "not_closed"),
+    ("polygons", ["30.6,121.0 30.7,121.1 30.6,121.1 30.7,121.0 30.6,121.0"], "polygons[0]", "invalid_polygon"),
+    ("polygons", ["95,121.0 30.6,121.1 30.7,121.1 95,121.0"], "polygons[0][0]", "range"),
+    ("polygons", ["30.6,121.0 30.6,east 30.7,121.1 30.6,121.0"], "polygons[0][1]", "type"),
+    ("polygons", ["30.6 121.0 30.6 121.1 30.7 121.1 30.6 121.0"], "polygons[0][0]", "type"),
+    ("circles", ["30.6,121.0 0"], "circles[0].radius_km", "range"),
+    ("circles", ["30.6,121.0 -2"], "circles[0].radius_km", "range"),
+    ("circles", ["30.6,121.0 two"], "circles[0].radius_km", "range"),
+    ("circles", ["30.6,121.0"], "circles[0]", "type"),
+    ("circles", ["30.6,east 2"], "circles[0]", "type"),
+    ("circles", ["30.6,181 2"], "circles[0]", "range"),
+    ("circles", ["30.6,121.0 2" + " " * 12_000], "circles[0]", "too_long"),
+    ("polygons", ["30.6,121.0 " * 1100], "polygons[0]", "too_long"),
 ]
 
 
@@ -83,6 +98,35 @@ async def test_bad_field_is_named_and_nothing_stored(client, services, staff, cl
     assert all(f["message"] for f in error["fields"])
     listing = await (await client.get("/api/v1/warnings", headers=staff["drafter"])).json()
     assert listing["warnings"] == []
+
+
+async def test_shapes_in_cap_text_are_the_same_shapes(client, services, staff, clock):
+    """A polygon or circle as CAP text is stored as the same numbers as its JSON; a drafter's
+    full-width commas, spaces after commas and "km" are read too."""
+    ring = [[30.6, 121.0], [30.6, 121.1], [30.7, 121.1], [30.6, 121.0]]
+    typed = {
+        "polygons": ["30.6，121.0 30.6, 121.1\u300030.7,121.1 30.6,121.0"],
+        "circles": ["30.65,121.05 3.25 km", "30.61,121.02 0.5"],
+    }
+    resp = await client.post("/api/v1/warnings", json={**warning_body(clock), **typed}, headers=staff["drafter"])
+    assert resp.status == 201, await resp.text()
+    message = await services.warnings.get((await resp.json())["id"])
+    assert message.content.polygons == [[tuple(p) for p in ring]]
+    circles = [(c.lat, c.lon, c.radius_km) for c in message.content.circles]
+    assert circles == [(30.65, 121.05, 3.25), (30.61, 121.02, 0.5)]
+
+
+def test_cap_text_is_written_as_it_is_read():
+    from publisher.cap_shapes import cap_circle, cap_polygon, circle_from_text, polygon_from_text
+    from publisher.model import Circle
+
+    ring = [(31.2, 121.4), (31.2, 121.5), (31.3, 121.5), (31.2, 121.4)]
+    assert cap_polygon(ring) == "31.2,121.4 31.2,121.5 31.3,121.5 31.2,121.4"
+    assert [tuple(p) for p in polygon_from_text(cap_polygon(ring))] == ring
+    assert cap_circle(Circle(31.23, 121.47, 2.0)) == "31.23,121.47 2.0"
+    assert circle_from_text("31.23,121.47 2.0") == {"lat": 31.23, "lon": 121.47, "radius_km": 2.0}
+    assert polygon_from_text("1e3,2 nan,1 3") == [["1e3", 2.0], ["nan", 1.0], "3"]  # not decimal degrees: left as typed
+    assert circle_from_text("31.23,121.47 2 3") is None
 
 
 async def test_non_standard_json_numbers_are_refused_with_their_position(client, services, staff, clock):

@@ -146,3 +146,81 @@ async def test_every_page_passes_axe_in_both_languages_on_phone_and_desktop(brow
 
 def _name(path: str) -> str:
     return path.replace("/", "_").replace("?", "_").replace("=", "-")[:60]
+
+
+async def _axe_blocking(page, axe: Axe, where: str) -> list[str]:
+    results = await axe.run(page)
+    blocking = [v for v in results.response["violations"] if v["impact"] in BLOCKING or v["id"] in ALSO_BLOCKING]
+    return [f"{where}:\n{describe(blocking)}"] if blocking else []
+
+
+async def _map_drawn(page, map_id: str) -> None:
+    await page.wait_for_function("id => /^[0-9]+$/.test(document.getElementById(id).dataset.ready || '')", arg=map_id)
+
+
+@pytest.mark.timeout(300)
+async def test_the_pages_with_maps_pass_axe_with_the_maps_drawn(browser, demo_site):  # noqa: F811
+    """The maps come after the page's load event (their GeoJSON is fetched then), so each page is
+    checked once its map has drawn and is in use: the compose page with the coordinates fields open,
+    a refused line's error and a shape drawn from a typed line, then the same refused by the server
+    without the map; the public map with a tapped area's warnings; the triage map; a kiosk's map."""
+    base, services = demo_site["base"], demo_site["services"]
+    drafter = await services.accounts.get_actor("drafter")
+    await services.accounts.create_user("mapper", ["drafter", "triage"], "mapper-password", unit=drafter.unit)
+    token = await services.accounts.create_token("admin", ["admin"])
+    area = services.registry.get("990101001")
+    lat, lon = area.point
+    axe = Axe()
+    failures: list[str] = []
+    for size, viewport in VIEWPORTS.items():
+        context = await browser.new_context(viewport=viewport, is_mobile=size == "phone", has_touch=size == "phone")
+        if size == "phone":
+            created = await context.request.post(
+                f"{base}/api/v1/screens",
+                data={"id": "map-hall", "name": "Hall", "area": "990101", "show_map": True},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert created.status == 201, await created.text()
+        page = await context.new_page()
+        await page.goto(f"{base}/console/login?lang=en")
+        await page.fill("input[name=username]", "mapper")
+        await page.fill("input[name=password]", "mapper-password")
+        await page.click("button[type=submit]")
+        await page.wait_for_url(f"{base}/console")
+        for lang in ("en", "zh"):
+            await page.goto(f"{base}/?lang={lang}")
+            await _map_drawn(page, "public-map")
+            await page.locator("#public-map").scroll_into_view_if_needed()
+            point = await page.evaluate(
+                """([lat, lon]) => { const m = window.warncastMaps['public-map'].map;
+                     const p = m.latLngToContainerPoint([lat, lon]); const r = m.getContainer().getBoundingClientRect();
+                     return [r.left + p.x, r.top + p.y]; }""",
+                [lat, lon],
+            )
+            await page.mouse.click(*point)
+            await page.locator("#map-warnings a").first.wait_for()
+            failures += await _axe_blocking(page, axe, f"{size} {lang} / with a tapped area")
+
+            await page.goto(f"{base}/console/compose?lang={lang}")
+            await _map_drawn(page, "compose-map")
+            await page.click("#shape-text > summary")
+            await page.fill("#polygons-text", f"{lat},{lon} {lat + 0.01},{lon}")
+            await page.fill("#circles-text", f"{lat},{lon} 0.8")
+            await page.focus("#area-search")  # leaving the fields: checked and drawn
+            await page.locator("#polygons-error span").wait_for()
+            await page.locator("#shape-list li[data-shape=circle]").wait_for()
+            failures += await _axe_blocking(page, axe, f"{size} {lang} /console/compose with shapes typed")
+            await page.click("button[value=draft]")  # refused by the server: its errors under the fields
+            await page.locator("#polygons-error span").wait_for()
+            failures += await _axe_blocking(page, axe, f"{size} {lang} /console/compose refused")
+
+            await page.goto(f"{base}/console/triage?lang={lang}")
+            await _map_drawn(page, "triage-map")
+            await page.locator("#triage-map .triage-dot").first.wait_for()
+            failures += await _axe_blocking(page, axe, f"{size} {lang} /console/triage")
+        if size == "phone":
+            await page.goto(f"{base}/screens/map-hall")
+            await _map_drawn(page, "kiosk-map")
+            failures += await _axe_blocking(page, axe, "/screens/map-hall")
+        await context.close()
+    assert not failures, "axe-core found serious or critical violations:\n" + "\n".join(failures)

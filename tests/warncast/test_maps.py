@@ -4,8 +4,10 @@ and what composing on the map sends: drawn polygons and circles in the compose f
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from datetime import timedelta
 
 import pytest
@@ -135,32 +137,43 @@ async def test_configured_tiles_reach_the_page_and_its_csp(aiohttp_client, setti
     assert f'data-tiles="{tiles}"' in page and 'data-tiles-attribution="© Tiles &lt;Example&gt;"' in page
 
 
-async def test_compose_form_carries_drawn_polygons_and_circles(client, services, users, clock):
-    csrf = await login(client, "drafter", users["drafter"])
-    compose = await (await client.get("/console/compose?lang=en")).text()
-    assert 'id="compose-map"' in compose and 'name="polygons"' in compose and "compose-map.js" in compose
-    ring = [[30.6, 121.0], [30.6, 121.1], [30.7, 121.1], [30.6, 121.0]]
-    form = {
+def _shape_form(csrf: str, clock, **fields: str) -> dict[str, str]:
+    return {
         "csrf_token": csrf,
         "grade": "blue",
         "event": "fog",
         "expires": (clock.now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "polygons": json.dumps([ring]),
-        "circles": json.dumps([{"lat": 30.65, "lon": 121.05, "radius_km": 3.25}]),
         "zh-CN.headline": "大雾蓝色预警",
         "zh-CN.description": "能见度低于500米。",
         "en.headline": "Blue fog warning",
         "en.description": "Visibility below 500 m.",
         "then": "draft",
+        **fields,
     }
+
+
+async def test_compose_form_takes_shapes_typed_as_cap_text(client, services, users, clock):
+    """Without JavaScript (and from the keyboard) the coordinates fields are how a polygon or a
+    circle is given: CAP's own text, one shape per line."""
+    csrf = await login(client, "drafter", users["drafter"])
+    compose = await (await client.get("/console/compose?lang=en")).text()
+    assert 'id="compose-map"' in compose and "compose-map.js" in compose
+    assert '<label for="polygons-text">Polygons</label>' in compose
+    assert '<label for="circles-text">Circles</label>' in compose
+    assert 'type="hidden" name="polygons"' not in compose  # one record of the shapes, not two
+    ring = "30.6,121.0 30.6,121.1 30.7,121.1 30.6,121.0"
+    form = _shape_form(csrf, clock, polygons=ring + "\n\n", circles="30.65,121.05 3.25\r\n30.61,121.02 0.5")
     resp = await client.post("/console/compose", data=form, allow_redirects=False)
     assert resp.status == 303, await resp.text()
     message = await services.warnings.get(resp.headers["Location"].rsplit("/", 1)[1])
-    assert message.content.areas == [] and message.content.polygons == [[tuple(p) for p in ring]]
-    assert [(c.lat, c.lon, c.radius_km) for c in message.content.circles] == [(30.65, 121.05, 3.25)]
-    # Editing the draft shows the shapes again; an edit that deletes them leaves none.
+    assert message.content.areas == []
+    assert message.content.polygons == [[(30.6, 121.0), (30.6, 121.1), (30.7, 121.1), (30.6, 121.0)]]
+    circles = [(c.lat, c.lon, c.radius_km) for c in message.content.circles]
+    assert circles == [(30.65, 121.05, 3.25), (30.61, 121.02, 0.5)]
+    # Editing the draft shows the shapes again as the same text; an edit that empties them leaves none.
     edit = await (await client.get(f"/console/warnings/{message.id}/edit?lang=en")).text()
-    assert "radius_km&#34;: 3.25" in edit or "&#34;radius_km&#34;: 3.25" in edit
+    assert f">{ring}</textarea>" in edit and ">30.65,121.05 3.25\n30.61,121.02 0.5</textarea>" in edit
+    assert '<details id="shape-text" class="shape-text" open>' in edit
     form.update(polygons="", circles="", areas="990101")
     resp = await client.post(f"/console/warnings/{message.id}/edit", data=form, allow_redirects=False)
     assert resp.status == 303
@@ -168,27 +181,62 @@ async def test_compose_form_carries_drawn_polygons_and_circles(client, services,
     assert edited.content.polygons == [] and edited.content.circles == [] and edited.content.areas == ["990101"]
 
 
-async def test_a_crossed_polygon_from_the_form_gets_the_apis_field_error(client, services, users, clock, staff):
+BAD_SHAPES = [
+    ("polygons", "30.6,121.0 30.6,north 30.7,121.1 30.6,121.0", "polygons[0][1]"),  # not a number
+    ("polygons", "30.6,121.0 95,121.1 30.7,121.1 30.6,121.0", "polygons[0][1]"),  # latitude out of range
+    ("polygons", "30.6,121.0 30.6,121.1 30.6,121.0", "polygons[0]"),  # fewer than 4 points
+    ("polygons", "30.6,121.0 30.6,121.1 30.7,121.1 30.7,121.0", "polygons[0]"),  # not closed
+    ("polygons", "30.6,121.0 30.7,121.1 30.7,121.0 30.6,121.1 30.6,121.0", "polygons[0]"),  # crossed
+    ("circles", "30.65,121.05 0", "circles[0].radius_km"),  # radius <= 0
+    ("circles", "30.65,200 2", "circles[0]"),  # longitude out of range
+    ("circles", "30.65,121.05", "circles[0]"),  # no radius
+]
+
+
+@pytest.mark.parametrize(("name", "typed", "field"), BAD_SHAPES, ids=[c[2] + "-" + c[1] for c in BAD_SHAPES])
+async def test_bad_typed_shapes_get_the_apis_field_errors_and_stay_typed(
+    client, services, users, clock, name, typed, field
+):
+    csrf = await login(client, "drafter", users["drafter"])
+    # The second line is the bad one, after a blank line: the error names line 3, as the drafter sees it.
+    good = {"polygons": "30.6,121.0 30.6,121.1 30.7,121.1 30.6,121.0", "circles": "30.6,121.0 1"}[name]
+    text = f"{good}\n\n{typed}"
+    wrong = field.replace("[0]", "[1]", 1)
+    for lang in ("en", "zh"):
+        resp = await client.post(f"/console/compose?lang={lang}", data=_shape_form(csrf, clock, **{name: text}))
+        assert resp.status == 422
+        page = await resp.text()
+        api = await client.post(
+            f"/api/v1/warnings/preview?lang={lang}", json={name: [good, typed]}, headers={"X-CSRF-Token": csrf}
+        )
+        fields = {f["field"]: f["message"] for f in (await api.json())["error"]["fields"]}
+        assert wrong in fields, fields
+        reason = html.escape(fields[wrong], quote=False)
+        point = re.search(r"\]\[(\d+)\]$", wrong)
+        if lang == "en":
+            where = f"Line 3, point {int(point.group(1)) + 1}: " if point else "Line 3: "
+        else:
+            where = f"第 3 行第 {int(point.group(1)) + 1} 个点：" if point else "第 3 行："
+        assert f"<span>{where}{reason}</span>" in page
+        assert f">{html.escape(text, quote=False)}</textarea>" in page  # kept as typed
+        assert 'aria-invalid="true"' in page
+        if lang == "zh":
+            assert not re.search(r"[A-Za-z]{4,}", fields[wrong].split(":")[0]), fields[wrong]  # translated
+    assert await services.warnings.list(limit=10) == []
+
+
+async def test_the_api_and_the_map_agree_on_a_crossed_polygon(client, services, users, clock):
     csrf = await login(client, "drafter", users["drafter"])
     bow_tie = [[30.6, 121.0], [30.7, 121.1], [30.7, 121.0], [30.6, 121.1], [30.6, 121.0]]
-    form = {
-        "csrf_token": csrf,
-        "grade": "blue",
-        "event": "fog",
-        "expires": (clock.now + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"),
-        "polygons": json.dumps([bow_tie]),
-        "en.headline": "x",
-        "zh-CN.headline": "x",
-    }
-    resp = await client.post("/console/compose?lang=en", data=form)
-    assert resp.status == 422
-    page = await resp.text()
-    assert "The polygon is not valid: Self-intersection" in page
     api = await client.post(
         "/api/v1/warnings/preview?lang=en", json={"polygons": [bow_tie]}, headers={"X-CSRF-Token": csrf}
     )
     fields = {f["field"]: f["message"] for f in (await api.json())["error"]["fields"]}
-    assert fields["polygons[0]"] in page  # the map shows the same words (compose-map.js asks this endpoint)
+    assert fields["polygons[0]"] == "The polygon is not valid: its edges cross near 30.65,121.05."
+    text = " ".join(f"{lat},{lon}" for lat, lon in bow_tie)
+    resp = await client.post("/console/compose?lang=en", data=_shape_form(csrf, clock, polygons=text))
+    assert resp.status == 422
+    assert html.escape(fields["polygons[0]"], quote=False) in await resp.text()
     assert await services.warnings.active() == []
 
 
@@ -239,3 +287,27 @@ async def test_a_screen_may_show_a_small_map_on_its_kiosk_page(client, services,
     assert state["screen"]["show_map"] is True
     bad = await client.put("/api/v1/screens/hall", json={**body, "show_map": "yes"}, headers=staff["admin"])
     assert bad.status == 422 and (await bad.json())["error"]["fields"][0]["field"] == "show_map"
+
+
+async def test_the_benchmarks_5000_areas_load_simplified(client, services, users):
+    """The registry of benchmarks/maps.py (5,011 areas; the benchmark prints the sizes and the time
+    to interactive): what the compose map loads at its first zoom is simplified, far smaller than
+    the registry's rings, and keeps every area a closed ring. Sizes, not times: nothing here is timed."""
+    from benchmarks.maps import synthetic_registry
+    from foundation.areas.registry import store_areas
+
+    records = synthetic_registry(10)
+    assert await store_areas(services.redis, records) == 5011
+    raw = await (await client.get("/api/v1/areas.geojson?zoom=raw")).read()
+    first = await (await client.get("/api/v1/areas.geojson?zoom=10")).read()
+    collection = json.loads(first)
+    assert len(collection["features"]) == 5011
+    assert all(
+        len(ring := f["geometry"]["coordinates"][0]) >= 4 and ring[0] == ring[-1] for f in collection["features"]
+    )
+    points = [sum(len(f["geometry"]["coordinates"][0]) for f in json.loads(body)["features"]) for body in (raw, first)]
+    assert points[1] * 5 < points[0], points  # the jittered edges thinned to about their corners
+    assert len(first) * 3 < len(raw), (len(first), len(raw))
+    await login(client, "drafter", users["drafter"])
+    compose = await (await client.get("/console/compose?lang=en")).text()
+    assert 'data-geojson="/api/v1/areas.geojson"' in compose and f"({records[-1]['code']})" in compose

@@ -4,7 +4,6 @@ and an incident's point on the triage map. Every page is watched for CSP violati
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
@@ -107,6 +106,9 @@ async def test_compose_by_clicking_two_communities_and_drawing_a_circle(browser,
     await page.mouse.click(*centre)
     await page.mouse.click(*edge)
     await page.locator("#shape-list li[data-shape=circle]").wait_for()
+    # The drawn circle is a line of the circles field, in CAP's text: the one record on submit.
+    drawn = (await page.input_value("textarea[name=circles]")).split(" ")
+    assert len(drawn) == 2 and abs(float(drawn[1]) - expected_km) <= expected_km * 0.01
     await _fill_texts(page, clock)
     # The live preview's coverage reaches the map: at least the two communities and the circle's.
     await page.wait_for_function("() => Number(document.getElementById('compose-map').dataset.coverage || 0) >= 2")
@@ -156,7 +158,7 @@ async def test_a_self_intersecting_polygon_is_refused_with_the_field_error(brows
     problem = page.locator("#shape-error")
     await problem.wait_for(state="visible")
     assert "The polygon is not valid" in await problem.text_content()
-    assert await page.input_value("input[name=polygons]") == ""
+    assert await page.input_value("textarea[name=polygons]") == ""
     assert await page.locator("#shape-list li").count() == 0
     # Two clicks make no polygon either: the API's own words about the points.
     await page.click("#draw-polygon")
@@ -164,7 +166,7 @@ async def test_a_self_intersecting_polygon_is_refused_with_the_field_error(brows
     await page.mouse.click(x + 30, y + 30)
     await page.click("#draw-finish")
     await page.wait_for_function("() => document.getElementById('shape-error').textContent.includes('needs 4')")
-    assert await page.input_value("input[name=polygons]") == ""
+    assert await page.input_value("textarea[name=polygons]") == ""
     assert errors == []
     await context.close()
 
@@ -292,7 +294,7 @@ async def test_drawn_shapes_are_edited_and_deleted(browser, base_url):  # noqa: 
         await page.mouse.click(x + dx, y + dy)
     await page.click("#draw-finish")
     await page.locator("#shape-list li[data-shape=polygon]").wait_for()
-    ring = json.loads(await page.input_value("input[name=polygons]"))[0]
+    ring = (await page.input_value("textarea[name=polygons]")).split(" ")  # the drawn polygon, as CAP text
     assert len(ring) == 4 and ring[0] == ring[-1]
     # Drag the first corner: the ring moves with it and stays closed.
     await page.click("#shape-list li[data-shape=polygon] >> text=Edit")
@@ -303,9 +305,9 @@ async def test_drawn_shapes_are_edited_and_deleted(browser, base_url):  # noqa: 
     await page.mouse.move(box["x"] - 20, box["y"] - 20, steps=5)
     await page.mouse.up()
     await page.wait_for_function(
-        "first => JSON.parse(document.querySelector('input[name=polygons]').value)[0][0][0] !== first", arg=ring[0][0]
+        "first => document.querySelector('textarea[name=polygons]').value.split(' ')[0] !== first", arg=ring[0]
     )
-    moved = json.loads(await page.input_value("input[name=polygons]"))[0]
+    moved = (await page.input_value("textarea[name=polygons]")).split(" ")
     assert moved[0] == moved[-1] and moved[0] != ring[0] and moved[1:3] == ring[1:3]
     # A circle's radius typed from the keyboard; then both deleted.
     await page.click("#draw-circle")
@@ -314,12 +316,12 @@ async def test_drawn_shapes_are_edited_and_deleted(browser, base_url):  # noqa: 
     radius = page.locator("#shape-list input[data-radius-of='0']")
     await radius.fill("2.5")
     await radius.press("Enter")
-    await page.wait_for_function("() => document.querySelector('input[name=circles]').value.includes('2.5')")
-    assert json.loads(await page.input_value("input[name=circles]"))[0]["radius_km"] == 2.5
+    await page.wait_for_function("() => document.querySelector('textarea[name=circles]').value.includes('2.5')")
+    assert (await page.input_value("textarea[name=circles]")).endswith(" 2.5")
     await page.click("#shape-list li[data-shape=circle] >> text=Delete")
-    await page.wait_for_function("() => document.querySelector('input[name=circles]').value === ''")
+    await page.wait_for_function("() => document.querySelector('textarea[name=circles]').value === ''")
     await page.click("#shape-list li[data-shape=polygon] >> text=Delete")
-    await page.wait_for_function("() => document.querySelector('input[name=polygons]').value === ''")
+    await page.wait_for_function("() => document.querySelector('textarea[name=polygons]').value === ''")
     assert await page.locator("#shape-list li").count() == 0
     assert errors == []
     await context.close()
@@ -430,4 +432,113 @@ async def test_the_compose_preview_shows_who_the_warning_reaches(browser, base_u
     await figures.wait_for()
     expected = f"{services.registry.population(district.code):,} residents in the communities alerted"
     assert (await figures.text_content() or "").strip() == expected
+    await context.close()
+
+
+async def _tab_to_coordinates(page, name: str) -> None:
+    """From the areas list, with the keyboard only: Tab to "Enter shapes as coordinates", open it
+    with Enter, Tab on to the polygons field and, for circles, once more."""
+    await page.focus("#areas")
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("() => document.activeElement.matches('#shape-text > summary')")
+    await page.keyboard.press("Enter")
+    for _ in range(1 if name == "polygons" else 2):
+        await page.keyboard.press("Tab")
+    assert await page.evaluate("() => document.activeElement.name") == name
+
+
+async def test_keyboard_only_a_typed_circle_is_drawn_and_reaches_the_cap(browser, base_url, clock):  # noqa: F811
+    """A drafter with coordinates from the gas company ("31.23,121.47 within 2 km") types them:
+    leaving the field draws the circle, Enter in a text field submits, the CAP carries the circle."""
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    community = [a for a in services.registry.areas if a.level == "community"][0]
+    lat, lon = community.point
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    await _fill_texts(page, clock)
+    await _tab_to_coordinates(page, "circles")
+    await page.keyboard.type(f"{lat},{lon} 1.25")
+    await page.keyboard.press("Tab")  # leaving the field draws the circle
+    radius = page.locator("#shape-list li[data-shape=circle] input[data-radius-of='0']")
+    await radius.wait_for()
+    assert await radius.input_value() == "1.25"
+    drawn = await page.evaluate(
+        """() => { const out = []; window.warncastMaps['compose-map'].map.eachLayer(l => {
+             if (l instanceof L.Circle) out.push([l.getLatLng().lat, l.getLatLng().lng, l.getRadius()]); });
+             return out; }"""
+    )
+    assert drawn == [[lat, lon, 1250]]
+    assert await page.text_content("#circles-error") == ""
+    await page.focus("input[name='en.headline']")
+    await page.keyboard.press("Enter")  # the form's first submit button: save and submit for approval
+    await page.wait_for_url("**/console/warnings/*")
+    message_id = page.url.split("/console/warnings/", 1)[1].split("?")[0]
+    assert errors == []
+    await context.close()
+
+    from foundation.access.audit import Actor
+    from publisher.cap_xml import render_cap
+
+    message = await services.warnings.approve(Actor("approver", frozenset({"approver"})), message_id)
+    assert message.state == "published"
+    root = etree.fromstring(
+        render_cap(
+            message, references=[], registry=services.registry, settings=services.settings, catalogs=services.catalogs
+        )
+    )
+    assert SCHEMA.validate(root), SCHEMA.error_log.last_error
+    circles = [c.text for c in root.find("cap:info", NS).findall("cap:area/cap:circle", NS)]
+    assert len(circles) == 1
+    point, radius_km = circles[0].split(" ")
+    assert [float(x) for x in point.split(",")] == [lat, lon]
+    assert abs(float(radius_km) - 1.25) <= 1.25 * 0.01
+
+
+async def test_keyboard_only_a_typed_crossed_polygon_is_refused_with_the_field_error(browser, base_url, clock):  # noqa: F811
+    base, server = base_url
+    services = await _demo(server, ("drafter", ["drafter"]))
+    district = next(a for a in services.registry.areas if a.level == "district")
+    lat, lon = district.point
+    d = 0.01
+    bow_tie = f"{lat},{lon} {lat + d},{lon + d} {lat + d},{lon} {lat},{lon + d} {lat},{lon}"
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    errors = _watch_csp(page)
+    await _login(page, base, "drafter", "drafter-password")
+    await page.goto(f"{base}/console/compose?lang=en")
+    await _ready(page, "compose-map")
+    await _fill_texts(page, clock)
+    await _tab_to_coordinates(page, "polygons")
+    await page.keyboard.type(bow_tie)
+    await page.keyboard.press("Tab")
+    problem = page.locator("#polygons-error")
+    await page.wait_for_function("() => document.getElementById('polygons-error').textContent !== ''")
+    assert (await problem.text_content()).startswith("Line 1: The polygon is not valid: its edges cross near")
+    assert await page.get_attribute("#polygons-text", "aria-invalid") == "true"
+    assert await page.input_value("#polygons-text") == bow_tie  # kept as typed, not drawn
+    assert await page.locator("#shape-list li").count() == 0
+    # Submitted anyway: the server refuses it with the same words, the text still in the field.
+    await page.focus("input[name='en.headline']")
+    await page.keyboard.press("Enter")
+    await page.wait_for_load_state("load")
+    assert "/console/compose" in page.url
+    await page.locator("#polygons-error span").wait_for()
+    assert (await problem.text_content()).startswith("Line 1: The polygon is not valid: its edges cross near")
+    assert await page.input_value("#polygons-text") == bow_tie
+    assert await services.warnings.list(limit=10) == []
+    # Corrected from the keyboard: the error goes, the polygon is drawn.
+    await _ready(page, "compose-map")
+    await page.focus("#polygons-text")
+    await page.keyboard.press("Control+A")
+    await page.keyboard.type(f"{lat},{lon} {lat + d},{lon} {lat + d},{lon + d} {lat},{lon}")
+    await page.keyboard.press("Tab")
+    await page.locator("#shape-list li[data-shape=polygon]").wait_for()
+    assert await problem.text_content() == ""
+    assert await page.get_attribute("#polygons-text", "aria-invalid") is None
+    assert errors == []
     await context.close()

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import re
 import secrets
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,6 +17,7 @@ from foundation.errors import Forbidden, ValidationFailed, WarncastError
 from foundation.i18n import N_, tag_for
 from publisher.approval_pages import drafted_by
 from publisher.approval_rules import RULE_KEYS, escalate_seconds, validate_rules
+from publisher.cap_shapes import cap_circle, cap_polygon
 from publisher.dispatch.preview import preview
 from publisher.dispatch.stats import delivery_stats
 from publisher.model import SUBMITTED, Content, Message, Thread
@@ -143,18 +143,46 @@ def form_to_body(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> dict[
         if isinstance(value, str) and value.strip():
             body[name] = value.strip()
     body["areas"] = [a for a in form.getall("areas", []) if isinstance(a, str) and a]
-    for name in ("polygons", "circles"):  # drawn on the map: JSON in hidden fields (compose-map.js)
+    for name in ("polygons", "circles"):  # CAP text, one shape per line, typed or drawn (compose-map.js)
         raw = form.get(name)
         if isinstance(raw, str):  # present and empty: none (an edit deletes the draft's shapes)
-            try:
-                body[name] = json.loads(raw) if raw.strip() else []
-            except ValueError:
-                body[name] = raw  # not a list: validation names the field
+            body[name] = shape_lines(raw)
     body["info"] = {
         tag: {part: str(form.get(f"{tag}.{part}", "")) for part in ("headline", "description", "instruction")}
         for tag in languages
     }
     return body
+
+
+def shape_lines(text: str) -> list[str]:
+    """The shapes of a coordinates field: one per line, blank lines left out (compose-map.js counts
+    the lines the same way, so `polygons[2]` is the third shape in both)."""
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+_SHAPE_FIELD = re.compile(r"(polygons|circles)\[(\d+)\](?:\[(\d+)\])?")
+
+
+def shape_errors(request: web.Request, errors: dict[str, str], values: dict[str, Any]) -> dict[str, list[str]]:
+    """The field errors about shapes, for under each coordinates field, each naming its line (as the
+    drafter sees it, blank lines counted) and point."""
+    out: dict[str, list[str]] = {"polygons": [], "circles": []}
+    for field, message in errors.items():
+        if not field.startswith(("polygons", "circles")):
+            continue
+        found = _SHAPE_FIELD.match(field)
+        if found is None:  # about the whole field (too many shapes)
+            out[field.split(".")[0]].append(message)
+            continue
+        name, index, point = found.group(1), int(found.group(2)), found.group(3)
+        typed = [n for n, line in enumerate(str(values.get(name, "")).splitlines(), 1) if line.strip()]
+        line = typed[index] if index < len(typed) else index + 1
+        if point is None:
+            out[name].append(t(request, N_("Line {line}: {reason}")).format(line=line, reason=message))
+        else:
+            template = t(request, N_("Line {line}, point {point}: {reason}"))
+            out[name].append(template.format(line=line, point=int(point) + 1, reason=message))
+    return out
 
 
 def content_to_form(content: Content) -> dict[str, Any]:
@@ -168,8 +196,8 @@ def content_to_form(content: Content) -> dict[str, Any]:
         "effective": content.effective.strftime("%Y-%m-%dT%H:%M") if content.effective else "",
         "onset": content.onset.strftime("%Y-%m-%dT%H:%M") if content.onset else "",
         "expires": content.expires.strftime("%Y-%m-%dT%H:%M"),
-        "polygons": json.dumps([[list(p) for p in poly] for poly in content.polygons]) if content.polygons else "",
-        "circles": json.dumps([dataclasses.asdict(c) for c in content.circles]) if content.circles else "",
+        "polygons": "\n".join(cap_polygon(poly) for poly in content.polygons),
+        "circles": "\n".join(cap_circle(c) for c in content.circles),
     }
     for tag, texts in content.info.items():
         for part in ("headline", "description", "instruction"):
@@ -200,6 +228,7 @@ async def _compose_page(
         mode=mode,
         values=values,
         errors=errors or {},
+        shape_errors=shape_errors(request, errors or {}, values),
         message_id=message_id,
         grades=GRADES,
         events=EVENTS,

@@ -12,6 +12,7 @@ from typing import Any
 
 from citizen_report.model import CATEGORIES, STATUS_NAMES
 from citizen_report.signals import DEFAULT_THRESHOLDS
+from publisher.cap_shapes import MAX_TEXT as MAX_SHAPE_TEXT
 from publisher.policy import MODES
 from publisher.taxonomy import CAP_CATEGORIES, CERTAINTIES, EVENTS, GRADES, RESPONSE_TYPES, STATUSES, URGENCIES
 
@@ -59,16 +60,26 @@ _WARNING_FIELDS: dict[str, Any] = {
     "polygons": {
         "type": "array",
         "maxItems": 10,
-        "items": {"type": "array", "items": _POINT, "minItems": 4, "maxItems": 500},
-        "description": "closed rings, first point = last point",
+        "items": {
+            "oneOf": [
+                {"type": "array", "items": _POINT, "minItems": 4, "maxItems": 500},
+                {"type": "string", "maxLength": MAX_SHAPE_TEXT, "description": 'CAP 1.2 text: "lat,lon lat,lon …"'},
+            ]
+        },
+        "description": "closed rings, first point = last point; each as [lat, lon] points or CAP text",
     },
     "circles": {
         "type": "array",
         "maxItems": 10,
-        "items": obj(
-            {"lat": {"type": "number"}, "lon": {"type": "number"}, "radius_km": {"type": "number"}},
-            ("lat", "lon", "radius_km"),
-        ),
+        "items": {
+            "oneOf": [
+                obj(
+                    {"lat": {"type": "number"}, "lon": {"type": "number"}, "radius_km": {"type": "number"}},
+                    ("lat", "lon", "radius_km"),
+                ),
+                {"type": "string", "maxLength": MAX_SHAPE_TEXT, "description": 'CAP 1.2 text: "lat,lon radius_km"'},
+            ]
+        },
     },
     "status": {"enum": list(STATUSES), "description": "Exercise and Test are drills"},
     "urgency": {"enum": list(URGENCIES)},

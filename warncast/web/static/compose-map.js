@@ -1,9 +1,9 @@
 // Composing on the map: a click picks an area at the chosen level (a district covers its streets and
 // communities; shift-click picks the one community), a search box finds areas by name or code from
 // the keyboard, and polygons and circles are drawn, edited and deleted. The list (#areas) stays the
-// record and the no-JS path: the map only sets its options and follows its changes. Drawn shapes
-// live in the hidden fields `polygons` and `circles` (JSON, the API's shape) and each is checked by
-// the server's own validation (POST /api/v1/warnings/preview) before it is kept.
+// record and the no-JS path: the map only sets its options and follows its changes. Shapes live in
+// the coordinates fields `polygons` and `circles` (CAP text, one per line), typed or drawn, and each
+// is checked by the server's own validation (POST /api/v1/warnings/preview) before it is drawn.
 (function () {
   "use strict";
   var form = document.getElementById("compose");
@@ -13,8 +13,8 @@
   var tools = document.getElementById("map-tools");
   var errorBox = document.getElementById("shape-error");
   var shapeList = document.getElementById("shape-list");
-  var polygonsField = form.elements["polygons"];
-  var circlesField = form.elements["circles"];
+  var polygonsField = document.getElementById("polygons-text");
+  var circlesField = document.getElementById("circles-text");
   tools.hidden = false;
   el.hidden = false;
 
@@ -121,46 +121,112 @@
   });
   search.addEventListener("blur", function () { results.hidden = true; search.setAttribute("aria-expanded", "false"); });
 
-  // Drawn shapes: [lat, lon] rings closed on their first point; circles {lat, lon, radius_km}.
-  function parse(field) { try { return JSON.parse(field.value || "[]") || []; } catch (e) { return []; } }
-  var polygons = parse(polygonsField), circles = parse(circlesField);
+  // Shapes live in the two coordinates fields, in CAP's own text, one per line (the record on
+  // submit, typed or drawn); the map draws every line the server accepts. polygons[i] and circles[i]
+  // are line i's shape ([lat, lon] ring closed on its first point; {lat, lon, radius_km}), or null.
+  var fields = { polygons: polygonsField, circles: circlesField };
+  var polygons = [], circles = [];
   var shapeLayer = L.layerGroup().addTo(wc.map), editLayer = L.layerGroup().addTo(wc.map);
   var drawing = null; // {kind: "polygon", points: [...]} or {kind: "circle", centre}
   var sketch = L.layerGroup().addTo(wc.map);
 
-  function save() {
-    polygonsField.value = polygons.length ? JSON.stringify(polygons) : "";
-    circlesField.value = circles.length ? JSON.stringify(circles) : "";
-    form.dispatchEvent(new Event("change", { bubbles: true })); // the live preview follows
+  function lines(field) {
+    return field.value.split(/\r?\n/).map(function (l) { return l.trim(); }).filter(Boolean);
   }
+  // Reads a line the server accepted, tidied as publisher/cap_shapes.py does (full-width commas, ", ").
+  function tidy(line) { return line.replace(/\uff0c/g, ",").replace(/\u3000/g, " ").replace(/\s*,\s*/g, ",").trim(); }
+  function finite(numbers) { return numbers.every(function (x) { return isFinite(x); }) ? numbers : null; }
+  function readPolygon(line) {
+    var ring = tidy(line).split(/\s+/).map(function (pair) { return finite(pair.split(",").map(Number)); });
+    return ring.every(Boolean) ? ring : null;
+  }
+  function readCircle(line) {
+    var parts = tidy(line).replace(/\s*km\s*$/i, "").split(/\s+/);
+    var n = finite(parts[0].split(",").concat([parts[1]]).map(Number));
+    return n && n.length === 3 ? { lat: n[0], lon: n[1], radius_km: n[2] } : null;
+  }
+  function polygonText(ring) { return ring.map(function (p) { return p[0] + "," + p[1]; }).join(" "); }
+  function circleText(c) { return c.lat + "," + c.lon + " " + c.radius_km; }
   function radiusKm(centre, edge) { return Math.round(wc.map.distance(centre, edge)) / 1000; }
 
   function check(nextPolygons, nextCircles) {
-    // The server's own rules, so the map refuses exactly what the API would.
+    // The server's own rules on the lines themselves, so the map refuses exactly what the API would.
     return fetch("/api/v1/warnings/preview", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json", "X-CSRF-Token": form.elements["csrf_token"].value },
       body: JSON.stringify({ polygons: nextPolygons, circles: nextCircles })
     }).then(function (r) { return r.json(); }).then(function (body) {
-      var fields = (body.error && body.error.fields) || [];
-      return fields.filter(function (f) { return /^(polygons|circles)/.test(f.field); });
+      var problems = (body.error && body.error.fields) || [];
+      return problems.filter(function (f) { return /^(polygons|circles)/.test(f.field); });
     }).catch(function () { return []; }); // unreachable: the submit is checked again anyway
   }
-  function commit(nextPolygons, nextCircles) {
-    return check(nextPolygons, nextCircles).then(function (problems) {
-      if (problems.length) {
-        errorBox.textContent = problems.map(function (p) { return p.message; }).join(" ");
+  // Which field, line and point a problem is about: "polygons[2][1]" -> ["polygons", 2, 1].
+  function where(field) {
+    var m = /^(polygons|circles)\[(\d+)\](?:\[(\d+)\])?/.exec(field);
+    return m ? [m[1], Number(m[2]), m[3] === undefined ? null : Number(m[3])] : [field.split(".")[0], null, null];
+  }
+  // The problems under each field, naming the line as the drafter sees it (blank lines counted),
+  // in the words console.py's shape_errors uses without JavaScript.
+  function showProblems(problems) {
+    Object.keys(fields).forEach(function (name) {
+      var field = fields[name], box = document.getElementById(name + "-error");
+      var typed = [];
+      field.value.split(/\r?\n/).forEach(function (l, n) { if (l.trim()) { typed.push(n + 1); } });
+      box.textContent = "";
+      problems.forEach(function (p) {
+        var w = where(p.field);
+        if (w[0] !== name) { return; }
+        var text = p.message;
+        if (w[1] !== null) {
+          var template = w[2] === null ? tools.getAttribute("data-line") : tools.getAttribute("data-line-point");
+          text = template.replace("{line}", w[1] < typed.length ? typed[w[1]] : w[1] + 1)
+            .replace("{point}", w[2] + 1).replace("{reason}", p.message);
+        }
+        var span = document.createElement("span");
+        span.textContent = text;
+        box.appendChild(span);
+      });
+      if (box.children.length) { field.setAttribute("aria-invalid", "true"); } else { field.removeAttribute("aria-invalid"); }
+    });
+    if (problems.length) { document.getElementById("shape-text").open = true; } // a refused line is never out of sight
+  }
+  function apply(problems) {
+    var bad = {};
+    problems.forEach(function (p) { var w = where(p.field); bad[w[0] + (w[1] === null ? "" : w[1])] = true; });
+    polygons = lines(polygonsField).map(function (l, i) { return bad.polygons || bad["polygons" + i] ? null : readPolygon(l); });
+    circles = lines(circlesField).map(function (l, i) { return bad.circles || bad["circles" + i] ? null : readCircle(l); });
+    showProblems(problems);
+    drawShapes();
+  }
+  // Typed: the field is checked when the drafter leaves it, and what the server accepts is drawn.
+  function sync() { return check(lines(polygonsField), lines(circlesField)).then(apply); }
+  polygonsField.addEventListener("change", sync);
+  circlesField.addEventListener("change", sync);
+
+  // Drawn, moved or deleted on the map: the field's lines become `next`, unless the server refuses
+  // the shape at line `index` (null: a deletion, never refused).
+  function propose(name, next, index) {
+    var p = name === "polygons" ? next : lines(polygonsField), c = name === "circles" ? next : lines(circlesField);
+    return check(p, c).then(function (problems) {
+      var own = problems.filter(function (x) { var w = where(x.field); return w[0] === name && (w[1] === index || w[1] === null); });
+      if (index !== null && own.length) {
+        errorBox.textContent = own.map(function (x) { return x.message; }).join(" ");
         errorBox.hidden = false;
         drawShapes();
         return false;
       }
       errorBox.hidden = true;
       errorBox.textContent = "";
-      polygons = nextPolygons; circles = nextCircles;
-      save();
-      drawShapes();
+      fields[name].value = next.join("\n");
+      apply(problems);
+      form.dispatchEvent(new Event("change", { bubbles: true })); // the live preview follows
       return true;
     });
+  }
+  function replaced(name, index, text) {
+    var next = lines(fields[name]);
+    next[index] = text;
+    return next;
   }
 
   function drawShapes() {
@@ -168,10 +234,12 @@
     editLayer.clearLayers();
     shapeList.textContent = "";
     polygons.forEach(function (ring, i) {
+      if (!ring) { return; }
       shapeLayer.addLayer(L.polygon(ring.slice(0, -1), { color: "#b91c1c", weight: 2, fillOpacity: 0.15, interactive: false }));
       shapeList.appendChild(item(tools.getAttribute("data-polygon").replace("{n}", i + 1).replace("{count}", ring.length - 1), "polygon", i));
     });
     circles.forEach(function (c, i) {
+      if (!c) { return; }
       shapeLayer.addLayer(L.circle([c.lat, c.lon], { radius: c.radius_km * 1000, color: "#b91c1c", weight: 2, fillOpacity: 0.15, interactive: false }));
       shapeList.appendChild(item(tools.getAttribute("data-circle").replace("{n}", i + 1), "circle", i, c));
     });
@@ -197,9 +265,7 @@
       input.name = "";
       input.setAttribute("data-radius-of", String(index));
       var typed = function () {
-        var next = circles.slice();
-        next[index] = { lat: circle.lat, lon: circle.lon, radius_km: Number(input.value) };
-        commit(polygons, next);
+        propose("circles", replaced("circles", index, circleText({ lat: circle.lat, lon: circle.lon, radius_km: input.value })), index);
       };
       input.addEventListener("change", typed);
       input.addEventListener("keydown", function (event) {
@@ -210,8 +276,8 @@
     }
     li.appendChild(button(tools.getAttribute("data-edit"), function () { edit(kind, index); }));
     li.appendChild(button(tools.getAttribute("data-delete"), function () {
-      commit(kind === "polygon" ? polygons.filter(function (_, i) { return i !== index; }) : polygons,
-             kind === "circle" ? circles.filter(function (_, i) { return i !== index; }) : circles);
+      var name = kind + "s";
+      propose(name, lines(fields[name]).filter(function (_, i) { return i !== index; }), null);
     }));
     return li;
   }
@@ -229,16 +295,14 @@
           var ring = polygons[index].map(function (p) { return p.slice(); });
           ring[j] = [round(moved.lat), round(moved.lng)];
           if (j === 0) { ring[ring.length - 1] = ring[0].slice(); }
-          var next = polygons.slice(); next[index] = ring;
-          commit(next, circles).then(function () { edit(kind, index); });
+          propose("polygons", replaced("polygons", index, polygonText(ring)), index).then(function () { edit(kind, index); });
         });
       });
     } else {
       var c = circles[index];
       handle([c.lat, c.lon], function (moved) {
-        var next = circles.slice();
-        next[index] = { lat: round(moved.lat), lon: round(moved.lng), radius_km: c.radius_km };
-        commit(polygons, next).then(function () { edit(kind, index); });
+        var centre = { lat: round(moved.lat), lon: round(moved.lng), radius_km: c.radius_km };
+        propose("circles", replaced("circles", index, circleText(centre)), index).then(function () { edit(kind, index); });
       });
     }
   }
@@ -264,14 +328,16 @@
     } else {
       var circle = { lat: round(drawing.centre.lat), lon: round(drawing.centre.lng), radius_km: radiusKm(drawing.centre, latlng) };
       setDrawing(null);
-      commit(polygons, circles.concat([circle]));
+      var drawn = lines(circlesField);
+      propose("circles", drawn.concat([circleText(circle)]), drawn.length);
     }
   }
   function finishPolygon() {
     var points = drawing.points;
     setDrawing(null);
     var ring = points.length ? points.concat([points[0].slice()]) : [];
-    commit(polygons.concat([ring]), circles);
+    var drawn = lines(polygonsField);
+    propose("polygons", drawn.concat([polygonText(ring)]), drawn.length);
   }
   wc.map.on("click", function (event) { if (drawing) { addPoint(event.latlng); } });
   wc.map.on("mousemove", function (event) {
@@ -284,5 +350,5 @@
   document.getElementById("draw-circle").addEventListener("click", function () { setDrawing({ kind: "circle", centre: null }); });
   document.getElementById("draw-finish").addEventListener("click", finishPolygon);
   document.getElementById("draw-cancel").addEventListener("click", function () { setDrawing(null); });
-  drawShapes();
+  if (lines(polygonsField).length || lines(circlesField).length) { sync(); } else { drawShapes(); }
 })();

@@ -56,9 +56,10 @@
     });
     var areas = form.elements["areas"];
     if (areas) Array.prototype.forEach.call(areas.selectedOptions, function (o) { data.areas.push(o.value); });
-    ["polygons", "circles"].forEach(function (name) { // drawn on the map (compose-map.js)
+    ["polygons", "circles"].forEach(function (name) { // CAP text, one shape per line (typed or drawn)
       var el = form.elements[name];
-      if (el && el.value) { try { data[name] = JSON.parse(el.value); } catch (e) { /* the server names it */ } }
+      var lines = el ? el.value.split(/\r?\n/).map(function (l) { return l.trim(); }).filter(Boolean) : [];
+      if (lines.length) data[name] = lines;
     });
     document.querySelectorAll("fieldset.lang").forEach(function (fs) {
       var lang = fs.getAttribute("data-lang");
@@ -133,7 +134,8 @@
   // Only a form with what a preview needs is sent: an empty one would only be refused (422).
   function ready(data) {
     var headline = Object.keys(data.info).some(function (lang) { return data.info[lang].headline.trim(); });
-    return data.areas.length > 0 && !!data.expires && headline;
+    var where = data.areas.length > 0 || !!data.polygons || !!data.circles;
+    return where && !!data.expires && headline;
   }
   function refresh() {
     var data = body();
