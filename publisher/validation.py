@@ -224,7 +224,9 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
                 continue
             poly = polygon_from_text(poly)
         if not isinstance(poly, list) or not 4 <= len(poly) <= MAX_POINTS:
-            errs.add(field, "points", N_("A polygon needs 4 to %(max)s [lat, lon] points."), max=MAX_POINTS)
+            errs.add(
+                field, "points", N_("A polygon needs 4 to %(max)s points, the last equal to the first."), max=MAX_POINTS
+            )
             continue
         points = []
         for j, pair in enumerate(poly):
@@ -249,8 +251,11 @@ def _polygons(errs: Collector, value: Any) -> list[list[tuple[float, float]]]:
                     lon, lat = (round(float(x), 6) for x in crossing.groups())
                     message = N_("The polygon is not valid: its edges cross near %(point)s.")
                     errs.add(field, "invalid_polygon", message, point=f"{lat},{lon}")
-                else:
-                    errs.add(field, "invalid_polygon", N_("The polygon is not valid: %(reason)s."), reason=reason)
+                elif reason.startswith("Too few points"):  # corners repeated until fewer than 3 remain
+                    errs.add(field, "invalid_polygon", N_("The polygon needs at least 3 different corners."))
+                else:  # shapely's rarer reasons are English jargon: the fix is the same
+                    message = N_("The polygon is not valid: draw it as one area whose edges neither touch nor cross.")
+                    errs.add(field, "invalid_polygon", message)
                 continue
             out.append(points)
     return out

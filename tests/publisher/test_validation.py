@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -199,3 +200,23 @@ async def test_errors_in_the_request_language(client, services, staff, clock):
     assert en_error["fields"][0]["message"].startswith("Must be one of")
     assert zh_error["fields"][0]["message"] != en_error["fields"][0]["message"]
     assert any("\u4e00" <= ch <= "\u9fff" for ch in zh_error["fields"][0]["message"])
+
+
+@pytest.mark.parametrize(
+    ("ring", "english"),
+    [
+        ("30.6,121.0 30.6,121.1 30.6,121.1 30.6,121.0", "at least 3 different corners"),
+        ("30.6,121.0 30.6,121.2 30.8,121.2 30.6,121.1 30.8,121.0 30.6,121.0", "edges cross near 30.6,121.1"),
+    ],
+)
+async def test_a_bad_polygon_is_explained_in_the_readers_words(client, services, staff, clock, ring, english):
+    """shapely's reasons ("Too few points in geometry component[…]") never reach a reader."""
+    body = {**warning_body(clock), "polygons": [ring]}
+    messages = {}
+    for lang in ("en", "zh-CN"):
+        resp = await client.post(f"/api/v1/warnings?lang={lang}", json=body, headers=staff["drafter"])
+        assert resp.status == 422
+        [error] = [f for f in (await resp.json())["error"]["fields"] if f["field"] == "polygons[0]"]
+        messages[lang] = error["message"]
+    assert english in messages["en"] and "geometry" not in messages["en"]
+    assert re.search(r"[\u4e00-\u9fff]", messages["zh-CN"]) and not re.search(r"[A-Za-z]{3,}", messages["zh-CN"])
