@@ -2,7 +2,7 @@
 
 Redis away (refused, hung past the socket timeout, loading, read-only in a failover) is not our
 bug: every such failure, and `Unavailable`, is answered 503 with Retry-After in the area's format
-(JSON for machines, a page that reloads by itself for people, Open311's error list), never 500.
+(JSON for machines, a page that tries again by itself for people, stoppably, Open311's error list), never 500.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What anyone can see: the active warnings with a map, a page per warning, and its CAP.
 
 Each keeps its last rendering: while Redis is away a visitor gets the page as last shown (with a
-notice; the warnings page offers the latest once /live is back, a warning's page reloads by itself)
+notice; the warnings page offers the latest once /live is back, a warning's page tries again by itself, stoppably)
 and a reader the last CAP, both marked stale, instead of an error.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import html
-import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -39,12 +39,8 @@ routes = web.RouteTableDef()
 PING_SECONDS = 20  # keeps proxies from closing an idle page stream
 RETRY_MS = 5000
 FAVICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
-STALE_RELOAD_SECONDS = 30  # a page served stale reloads itself this often, until it is current again
-_REFRESH = re.compile(rb'<meta http-equiv="refresh" content="\d+">')
-STALE_NOTICE = N_(
-    "The warning service cannot reach its data right now: this page shows the warnings as last known. "
-    "It reloads by itself."
-)
+STALE_RELOAD_SECONDS = 30  # a page served stale tries again this often, until it is current again
+STALE_NOTICE = N_("The warning service cannot reach its data right now: this page shows the warnings as last known.")
 STALE_NOTICE_LIVE = N_(  # the warnings page, which follows /live
     "The warning service cannot reach its data right now: this page shows the warnings as last known. "
     "It offers the latest as soon as it can."
@@ -90,18 +86,32 @@ async def public_page(request: web.Request, make: Callable[[], Awaitable[web.Res
 def stale_page(request: web.Request, rendering: Rendering) -> web.Response:
     """A remembered page with a notice that it may be out of date. A page that follows /live (the
     warnings page) offers the latest once it can, without reloading under its reader; any other
-    reloads itself meanwhile."""
-    live = b'id="live"' in rendering.body
-    message = STALE_NOTICE_LIVE if live else STALE_NOTICE
-    notice = f'<p class="notice stale-notice" role="status">{html.escape(t(request, message))}</p>\n'
-    body = rendering.body
-    if not live:
-        reload = f'<meta http-equiv="refresh" content="{STALE_RELOAD_SECONDS}">'.encode()
-        body, reloads = _REFRESH.subn(reload, body, count=1)  # the page's own, sooner
-        if not reloads:
-            body = body.replace(b"</head>", reload + b"\n</head>", 1)
+    tries again every STALE_RELOAD_SECONDS with JavaScript, saying so with a button to stop it
+    (static/retry.js, as the error page), or by its reader following the link."""
+    if b'id="live"' in rendering.body:
+        notice = f'<p class="notice stale-notice" role="status">{html.escape(t(request, STALE_NOTICE_LIVE))}</p>\n'
+        body = rendering.body
+    else:
+        notice = _retry_notice(request)
+        script = request.app.router["static"].url_for(filename="retry.js")
+        body = rendering.body.replace(b"</body>", f'<script src="{script}" defer></script>\n</body>'.encode(), 1)
     body = body.replace(b"<main>", b"<main>\n" + notice.encode(), 1)
     return web.Response(body=body, headers={"Content-Type": rendering.content_type, **STALE_HEADERS})
+
+
+def _retry_notice(request: web.Request) -> str:
+    """The stale notice with the countdown static/retry.js runs (the markup of templates/error.html's)."""
+    say = functools.partial(t, request)
+    return (
+        f'<div class="notice stale-notice" role="status" id="retry" data-seconds="{STALE_RELOAD_SECONDS}" '
+        f'data-countdown-text="{html.escape(say(N_("Trying again in {seconds} s.")))}" '
+        f'data-stopped-text="{html.escape(say(N_("Stopped. Use the link to try again.")))}">\n'
+        f"<p>{html.escape(say(STALE_NOTICE))}</p>\n"
+        f'<p data-countdown aria-live="polite"></p>\n'
+        f'<p><a href="{html.escape(request.path_qs)}" id="retry-now">{html.escape(say(N_("Try again")))}</a> '
+        f'<button type="button" class="secondary" id="retry-stop" hidden>'
+        f"{html.escape(say(N_('Stop trying by itself')))}</button></p>\n</div>\n"
+    )
 
 
 @routes.get("/")
