@@ -57,9 +57,7 @@ async def _per_node(cluster: RedisCluster, commands: Sequence[Command], near: st
                 by_node[asked[i], True].append(i)
             else:
                 by_node[_node_of(cluster, near if near is not None else _routing_key(commands[i])), False].append(i)
-        results = await asyncio.gather(
-            *(_on_node(node, [commands[i] for i in group], asking=asking) for (node, asking), group in by_node.items())
-        )
+        results = await _on_nodes(commands, by_node)
         pending, moved = [], False
         for group, found in zip(by_node.values(), results, strict=True):
             for i, reply in zip(group, found, strict=True):
@@ -83,6 +81,17 @@ async def _per_node(cluster: RedisCluster, commands: Sequence[Command], near: st
         else:
             await asyncio.sleep(0.05 * (attempt + 1))  # TRYAGAIN: a migration is under way
     raise ClusterDownError("the cluster kept moving the slots of a batch")  # pragma: no cover - not reached
+
+
+async def _on_nodes(commands: Sequence[Command], by_node: dict[tuple[ClusterNode, bool], list[int]]) -> list[list[Any]]:
+    """Each node's commands sent at once; the usual batch (one slot, like the intake script's, or
+    `near`) goes to one node, awaited here without a task to gather."""
+    if len(by_node) == 1:
+        [((node, asking), group)] = by_node.items()
+        return [await _on_node(node, [commands[i] for i in group], asking=asking)]
+    return await asyncio.gather(
+        *(_on_node(node, [commands[i] for i in group], asking=asking) for (node, asking), group in by_node.items())
+    )
 
 
 def _routing_key(command: Command) -> str:
