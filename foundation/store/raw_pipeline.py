@@ -14,15 +14,16 @@ reaches a caller. `near` sends every command to the node of one key (keyless one
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis._parsers.base import AsyncBaseParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foundation.store.modes import closed_under_us, note_hung, refuse_if_hung
@@ -160,17 +161,20 @@ async def _round_trip(
     try:
         # One deadline for the whole batch instead of one per reply.
         async with asyncio.timeout(seconds):
-            await connection.send_packed_command(packed, check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response(timeout=math.inf))
-                except ResponseError as exc:  # this command's own error; the connection is fine
-                    replies.append(exc)
+            await connection.send_packed_command(packed, check_health=False)  # connects if need be
+            parser = connection._parser
+            assert isinstance(parser, AsyncBaseParser)  # every asyncio connection's
+            # Straight from the connection's parser: the connection's read_response wraps each reply
+            # in a timeout and checks of its own (three times the parser's cost per reply) and raises
+            # a command's error reply, which the parser hands back as its exception, as we want it.
+            replies: list[Any] = [await parser.read_response() for _ in commands]
     except TimeoutError as exc:
         note_hung(connection)
         await connection.disconnect()
         raise RedisTimeoutError(f"Redis did not answer {len(commands)} commands in time") from exc
+    except OSError as exc:  # a reset socket: what the connection's own read would have called it
+        await connection.disconnect()
+        raise RedisConnectionError(f"Redis connection lost: {exc}") from exc
     except BaseException:
         await connection.disconnect()  # replies may be left unread: never reuse it
         raise
