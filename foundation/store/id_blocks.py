@@ -32,19 +32,25 @@ class IdBlocks:
         number = self._next
         self._next += 1
         if self._ahead is None and self._end - self._next < self.block // 2:
-            self._ahead = asyncio.ensure_future(self._reserve())
+            self._ahead = self._reserve_soon()
         return number
 
     async def _take_next_block(self) -> None:
-        if self._ahead is None:
-            self._ahead = asyncio.ensure_future(self._reserve())
         ahead = self._ahead
+        if ahead is None or (ahead.done() and (ahead.cancelled() or ahead.exception() is not None)):
+            ahead = self._ahead = self._reserve_soon()  # none yet, or one that failed a while ago: ask now
         try:
             end = await asyncio.shield(ahead)  # a caller that gives up leaves the reservation to the next
         finally:
             if ahead.done():  # taken, failed or cancelled: the next block is asked for anew
                 self._ahead = None
         self._next, self._end = end - self.block, end
+
+    def _reserve_soon(self) -> asyncio.Future[int]:
+        reserving = asyncio.ensure_future(self._reserve())
+        # A failure is for the caller that takes the block; none may come (the process stops).
+        reserving.add_done_callback(lambda done: done.cancelled() or done.exception())
+        return reserving
 
     async def _reserve(self) -> int:
         return int(await self.redis.incrby(self.counter, self.block)) + 1

@@ -4,10 +4,13 @@ reserved before the current one runs out (so no caller waits for it)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from foundation.store.id_blocks import IdBlocks
 from tests.conftest import RedisStore
@@ -49,4 +52,18 @@ async def test_the_next_block_is_reserved_while_half_of_the_current_one_is_left(
             break
         await asyncio.sleep(0.01)
     assert await redis.get(COUNTER) == "20"
+    assert [await ids.next() for _ in range(14)] == list(range(7, 21))
+
+
+async def test_a_reservation_that_failed_ahead_is_asked_again_when_the_block_is_needed(redis):
+    ids = IdBlocks(redis, COUNTER, block=10)
+    assert [await ids.next() for _ in range(5)] == [1, 2, 3, 4, 5]
+    with socket.socket() as unused:  # a port nothing listens on: the reservation ahead fails
+        unused.bind(("127.0.0.1", 0))
+        away = aioredis.Redis(port=unused.getsockname()[1], retry=Retry(NoBackoff(), 0))  # fails at once
+    ids.redis = away
+    assert await ids.next() == 6  # the current block still serves
+    await asyncio.sleep(0.1)
+    ids.redis = redis  # Redis is back before the block runs out: nobody sees the old failure
+    await away.aclose()
     assert [await ids.next() for _ in range(14)] == list(range(7, 21))
