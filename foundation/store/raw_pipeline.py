@@ -158,8 +158,11 @@ async def _round_trip(
     refuse_if_hung(connection)
     # hiredis' stub types pack_command's argument as a 1-tuple; it takes a command of any length.
     packed = b"".join(map(hiredis.pack_command, commands))  # type: ignore[arg-type]
+    # One deadline for the whole batch instead of one per write and reply: with a socket timeout of
+    # its own, redis-py sends each write from a task of its own (asyncio.wait_for), a loop turn later
+    # (a pooled or cluster node's connection; an `OwnConnection` has none).
+    own_timeout, connection.socket_timeout = connection.socket_timeout, None
     try:
-        # One deadline for the whole batch instead of one per reply.
         async with asyncio.timeout(seconds):
             await connection.send_packed_command(packed, check_health=False)  # connects if need be
             parser = connection._parser
@@ -178,4 +181,6 @@ async def _round_trip(
     except BaseException:
         await connection.disconnect()  # replies may be left unread: never reuse it
         raise
+    finally:
+        connection.socket_timeout = own_timeout
     return replies
