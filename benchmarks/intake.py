@@ -25,6 +25,11 @@ when Redis is killed with SIGKILL mid-load.
    with the same appendfsync), in the same rounds: cluster / standalone req/s (target >= 80 % on
    2 cores shared by three primaries), and each against the bare endpoint; then the durability
    test also on the cluster, SIGKILLing the primary that holds the reports' slot.
+--profile: samples warncast's server process (the embedded-server one) with py-spy through the
+   throughput rounds (pip install py-spy into the venv; not a dependency) and prints the functions
+   with the most own and inclusive time. Samples are of a busy process, runnable or running: on a
+   shared machine a write that wakes Redis often shows as time in the write, the process waiting
+   for a core meanwhile.
 --processes N: `warncast serve --processes N` against `warncast serve --processes 1` (the real
    command, each with its own embedded Redis, demo areas loaded before it starts) and the bare
    endpoint, in the same rounds: the scaling factor N / 1. Both are the whole `warncast serve`,
@@ -410,7 +415,13 @@ def p99_line(runs: dict[str, list[Run]], names: list[str]) -> None:
 
 
 async def throughput(
-    requests: int, concurrency: int, rounds: int, workdir: Path, fsync: str, cluster: bool = False
+    requests: int,
+    concurrency: int,
+    rounds: int,
+    workdir: Path,
+    fsync: str,
+    cluster: bool = False,
+    profile: Path | None = None,
 ) -> float:
     """The rounds against an embedded server with `appendfsync <fsync>` (and a cluster with the same);
     returns warncast's median req/s."""
@@ -441,8 +452,21 @@ async def throughput(
         stores = {"warncast": [redis.process.pid]}
         if nodes is not None:
             stores["warncast cluster"] = [node.proc.pid for node in nodes.nodes if node.proc is not None]
-        runs = await alternate(urls, requests, concurrency, rounds, ratios, server_pids=server_pids, redis_pids=stores)
+        sampler = None
+        if profile is not None:
+            from fanout import Sampler  # py-spy, as `fanout.py --serve --profile` runs it
+
+            sampler = Sampler(server_pids["warncast"], profile, PROFILE_RATE)
+        try:
+            runs = await alternate(
+                urls, requests, concurrency, rounds, ratios, server_pids=server_pids, redis_pids=stores
+            )
+        finally:
+            if sampler is not None:
+                sampler.stop()
         p99_line(runs, [name for name in urls if name != "bare aiohttp"])
+        if profile:
+            print_profile(profile)
         return statistics.median(run.rps for run in runs["warncast"])
     finally:
         for server in servers:
@@ -450,6 +474,23 @@ async def throughput(
         redis.stop()
         if nodes is not None:
             nodes.stop()
+
+
+PROFILE_RATE = 250  # py-spy samples per second
+
+
+def print_profile(path: Path) -> None:
+    from fanout import profile_summary
+
+    summary = profile_summary(path, top=25)
+    if not summary["samples"]:
+        print(f"py-spy recorded nothing: see {path.with_suffix('.log')}")
+        return
+    print(f"py-spy profile of warncast ({summary['samples']} samples at {PROFILE_RATE}/s, busy only), raw: {path}")
+    for title, rows in (("own time", "own"), ("inclusive time", "inclusive"), ("own time per package", "packages")):
+        print(f"  {title}:")
+        for row in summary[rows]:
+            print(f"    {row}")
 
 
 # --processes: the real `warncast serve`
@@ -656,6 +697,7 @@ def main() -> None:
         "--fsync", choices=["always", "everysec", "both"], default="both", help="the embedded server's appendfsync"
     )
     parser.add_argument("--cluster", action="store_true", help="also on a 3-primary Redis Cluster, and compare")
+    parser.add_argument("--profile", action="store_true", help="sample warncast's server with py-spy (throughput)")
     parser.add_argument(
         "--processes", type=int, default=0, help="compare `warncast serve --processes N` with --processes 1"
     )
@@ -669,7 +711,17 @@ def main() -> None:
                 loops.run(scaling(args.requests, args.concurrency, args.rounds, Path(tmp), mode, args.processes))
             return
         medians = {
-            mode: loops.run(throughput(args.requests, args.concurrency, args.rounds, Path(tmp), mode, args.cluster))
+            mode: loops.run(
+                throughput(
+                    args.requests,
+                    args.concurrency,
+                    args.rounds,
+                    Path(tmp),
+                    mode,
+                    args.cluster,
+                    Path(tempfile.gettempdir()) / f"intake-profile-{mode}.raw" if args.profile else None,
+                )
+            )
             for mode in modes
         }
         if len(medians) == 2:  # the default (fsync before "yes") against the faster, less durable one

@@ -14,15 +14,16 @@ reaches a caller. `near` sends every command to the node of one key (keyless one
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
+from redis._parsers.base import AsyncBaseParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.exceptions import AskError, ClusterDownError, MovedError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from foundation.store.modes import closed_under_us, note_hung, refuse_if_hung
@@ -57,9 +58,7 @@ async def _per_node(cluster: RedisCluster, commands: Sequence[Command], near: st
                 by_node[asked[i], True].append(i)
             else:
                 by_node[_node_of(cluster, near if near is not None else _routing_key(commands[i])), False].append(i)
-        results = await asyncio.gather(
-            *(_on_node(node, [commands[i] for i in group], asking=asking) for (node, asking), group in by_node.items())
-        )
+        results = await _on_nodes(commands, by_node)
         pending, moved = [], False
         for group, found in zip(by_node.values(), results, strict=True):
             for i, reply in zip(group, found, strict=True):
@@ -83,6 +82,17 @@ async def _per_node(cluster: RedisCluster, commands: Sequence[Command], near: st
         else:
             await asyncio.sleep(0.05 * (attempt + 1))  # TRYAGAIN: a migration is under way
     raise ClusterDownError("the cluster kept moving the slots of a batch")  # pragma: no cover - not reached
+
+
+async def _on_nodes(commands: Sequence[Command], by_node: dict[tuple[ClusterNode, bool], list[int]]) -> list[list[Any]]:
+    """Each node's commands sent at once; the usual batch (one slot, like the intake script's, or
+    `near`) goes to one node, awaited here without a task to gather."""
+    if len(by_node) == 1:
+        [((node, asking), group)] = by_node.items()
+        return [await _on_node(node, [commands[i] for i in group], asking=asking)]
+    return await asyncio.gather(
+        *(_on_node(node, [commands[i] for i in group], asking=asking) for (node, asking), group in by_node.items())
+    )
 
 
 def _routing_key(command: Command) -> str:
@@ -148,21 +158,29 @@ async def _round_trip(
     refuse_if_hung(connection)
     # hiredis' stub types pack_command's argument as a 1-tuple; it takes a command of any length.
     packed = b"".join(map(hiredis.pack_command, commands))  # type: ignore[arg-type]
+    # One deadline for the whole batch instead of one per write and reply: with a socket timeout of
+    # its own, redis-py sends each write from a task of its own (asyncio.wait_for), a loop turn later
+    # (a pooled or cluster node's connection; an `OwnConnection` has none).
+    own_timeout, connection.socket_timeout = connection.socket_timeout, None
     try:
-        # One deadline for the whole batch instead of one per reply.
         async with asyncio.timeout(seconds):
-            await connection.send_packed_command(packed, check_health=False)
-            replies: list[Any] = []
-            for _ in commands:
-                try:
-                    replies.append(await connection.read_response(timeout=math.inf))
-                except ResponseError as exc:  # this command's own error; the connection is fine
-                    replies.append(exc)
+            await connection.send_packed_command(packed, check_health=False)  # connects if need be
+            parser = connection._parser
+            assert isinstance(parser, AsyncBaseParser)  # every asyncio connection's
+            # Straight from the connection's parser: the connection's read_response wraps each reply
+            # in a timeout and checks of its own (three times the parser's cost per reply) and raises
+            # a command's error reply, which the parser hands back as its exception, as we want it.
+            replies: list[Any] = [await parser.read_response() for _ in commands]
     except TimeoutError as exc:
         note_hung(connection)
         await connection.disconnect()
         raise RedisTimeoutError(f"Redis did not answer {len(commands)} commands in time") from exc
+    except OSError as exc:  # a reset socket: what the connection's own read would have called it
+        await connection.disconnect()
+        raise RedisConnectionError(f"Redis connection lost: {exc}") from exc
     except BaseException:
         await connection.disconnect()  # replies may be left unread: never reuse it
         raise
+    finally:
+        connection.socket_timeout = own_timeout
     return replies

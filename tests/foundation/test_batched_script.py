@@ -109,4 +109,10 @@ async def test_a_dropped_connection_fails_its_batch_and_the_next_batch_connects_
     except Exception as exc:  # noqa: BLE001 - whichever error redis-py raises for a closed socket
         assert "connection" in type(exc).__name__.lower() or "closed" in str(exc).lower(), exc
     assert await script(["t:drop"], ["ok"]) >= 2
-    assert in_use(services.redis) <= before  # nothing leaked
+    # Nothing leaked. On a cluster the background loops' connections were killed too, and the client
+    # gives theirs back once it has learnt the cluster again: a moment, not never.
+    for _ in range(100):
+        if in_use(services.redis) <= before:
+            break
+        await asyncio.sleep(0.01)
+    assert in_use(services.redis) <= before

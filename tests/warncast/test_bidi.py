@@ -3,12 +3,13 @@ output (CAP, feeds, pages, screens, SMS, Open311, the API) shows a text reordere
 
 from __future__ import annotations
 
+import json
 import re
 
 from citizen_report.chat import parse_sms_report
 from citizen_report.intake import submit_report
 from citizen_report.queue import drain
-from foundation.text import without_bidi, without_bidi_in
+from foundation.text import json_without_bidi, without_bidi, without_bidi_in
 from tests.citizen_report.test_reports import INSIDE
 from tests.publisher.test_workflow import published
 from tests.warncast.test_body_limits import BOUNDARY
@@ -21,6 +22,16 @@ def test_every_bidi_control_is_removed_and_nothing_else() -> None:
     controls = "".join(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
     assert without_bidi(f"a{controls}b 中文 \u200f") == "ab 中文 \u200f"  # marks (LRM/RLM) reorder nothing
     assert without_bidi_in({f"k{RLO}": [f"v{PDF}", 3, None]}) == {"k": ["v", 3, None]}
+
+
+def test_a_json_body_is_cleaned_whether_a_control_is_written_as_it_is_or_escaped() -> None:
+    for control in map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]):
+        # As it is, or as JSON's escape (a lower-case u, the hex digits in either case).
+        for written in (control, f"\\u{ord(control):04x}", f"\\u{ord(control):04X}"):
+            raw = f'{{"k": "a{written}b"}}'
+            assert json_without_bidi(raw.encode(), json.loads(raw)) == {"k": "ab"}, raw
+    plain = '{"k": "\u200f \u2065 \u206a 中文"}'  # not bidi controls: nothing removed
+    assert json_without_bidi(plain.encode(), json.loads(plain)) == json.loads(plain)
 
 
 async def test_no_output_carries_a_bidi_control(client, services, staff, clock):

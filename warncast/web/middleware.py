@@ -7,6 +7,7 @@ bug: every such failure, and `Unavailable`, is answered 503 with Retry-After in 
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -49,6 +50,7 @@ CSP = (
 )
 
 
+@functools.cache  # the setting of a process: one value, asked on every response
 def content_security_policy(map_tiles: str) -> str:
     """The site's CSP; a configured tile server (WARNCAST_MAP_TILES) is the one other origin images
     may come from."""

@@ -14,7 +14,7 @@ from foundation.access.audit import Actor
 from foundation.access.roles import allowed
 from foundation.errors import FieldError, Forbidden, Unauthorized, ValidationFailed, WarncastError
 from foundation.i18n import LANG_COOKIE, N_, PoTranslations
-from foundation.text import BIDI_CONTROLS, without_bidi, without_bidi_in
+from foundation.text import BIDI_CONTROLS, json_without_bidi, without_bidi
 from warncast.app_keys import CATALOGS, SETTINGS
 
 ACTOR = web.RequestKey("actor", Actor)
@@ -119,7 +119,7 @@ async def json_body(request: web.Request) -> Any:
         raise BadRequest(N_("Send a JSON body with Content-Type: application/json."))
     raw = await request.read()
     try:
-        return without_bidi_in(orjson.loads(raw)) if raw else {}
+        return json_without_bidi(raw, orjson.loads(raw)) if raw else {}
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(N_("The body is not valid JSON: %(reason)s."), reason=str(exc)[:120]) from None
 
