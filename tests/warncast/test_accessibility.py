@@ -13,7 +13,7 @@ from aiohttp import ClientSession
 from axe_playwright_python.async_playwright import Axe
 
 from tests.conftest import warning_body
-from tests.warncast.test_browser import ARGS, CHROMIUM, browser  # noqa: F401 - fixtures
+from tests.warncast.test_browser import ARGS, CHROMIUM, _login, browser  # noqa: F401 - fixtures
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1366, "height": 900}}
 BLOCKING = ("serious", "critical")
@@ -131,11 +131,7 @@ async def test_every_page_passes_axe_in_both_languages_on_phone_and_desktop(brow
             for path in public_pages(demo_site):
                 sep = "&" if "?" in path else "?"
                 failures += await check(page, axe, f"{base}{path}{sep}lang={lang}", f"{size}-{lang}{_name(path)}")
-        await page.goto(f"{base}/console/login?lang=en")
-        await page.fill("input[name=username]", "duty")
-        await page.fill("input[name=password]", "duty-password")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/console")
+        await _login(page, base, "duty", "duty-password")
         for lang in ("en", "zh"):
             for path in console_pages(demo_site):
                 sep = "&" if "?" in path else "?"
@@ -182,11 +178,7 @@ async def test_the_pages_with_maps_pass_axe_with_the_maps_drawn(browser, demo_si
             )
             assert created.status == 201, await created.text()
         page = await context.new_page()
-        await page.goto(f"{base}/console/login?lang=en")
-        await page.fill("input[name=username]", "mapper")
-        await page.fill("input[name=password]", "mapper-password")
-        await page.click("button[type=submit]")
-        await page.wait_for_url(f"{base}/console")
+        await _login(page, base, "mapper", "mapper-password")
         for lang in ("en", "zh"):
             await page.goto(f"{base}/?lang={lang}")
             await _map_drawn(page, "public-map")

@@ -37,6 +37,19 @@ async def base_url(aiohttp_server, settings, clock):
     return str(server.make_url("")).rstrip("/"), server
 
 
+async def _demo(server, *users: tuple[str, list[str]]):
+    from foundation.areas.registry import store_areas
+    from warncast.app_keys import SERVICES
+    from warncast.demo_city import demo_areas
+
+    services = server.app[SERVICES]
+    await store_areas(services.redis, demo_areas())
+    await services.registry.refresh(services.redis)
+    for name, roles in users:
+        await services.accounts.create_user(name, roles, f"{name}-password")
+    return services
+
+
 async def _login(page, base: str, name: str, password: str) -> None:
     await page.goto(f"{base}/console/login?lang=en")
     await page.fill("input[name=username]", name)
@@ -48,15 +61,7 @@ async def _login(page, base: str, name: str, password: str) -> None:
 @pytest.mark.timeout(120)
 async def test_compose_approve_and_see_it_public(browser, base_url, clock):
     base, server = base_url
-    from foundation.areas.registry import store_areas
-    from warncast.app_keys import SERVICES
-    from warncast.demo_city import demo_areas
-
-    services = server.app[SERVICES]
-    await store_areas(services.redis, demo_areas())
-    await services.registry.refresh(services.redis)
-    await services.accounts.create_user("drafter", ["drafter"], "drafter-password")
-    await services.accounts.create_user("approver", ["approver"], "approver-password")
+    await _demo(server, ("drafter", ["drafter"]), ("approver", ["approver"]))
 
     drafter = await browser.new_context()
     page = await drafter.new_page()
@@ -112,18 +117,12 @@ async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
 ):
     """A resident on a phone files a report with a photo (no location permission: the area picker);
     an officer's triage board, open meanwhile, shows it live."""
-    from foundation.areas.registry import store_areas
     from tests.citizen_report.test_reports import gps_jpeg
-    from warncast.app_keys import SERVICES
-    from warncast.demo_city import demo_areas
     from warncast.web.app import create_app
 
     server = await aiohttp_server(create_app(settings.with_(run_scheduler=True), clock=clock))
     base = str(server.make_url("")).rstrip("/")
-    services = server.app[SERVICES]
-    await store_areas(services.redis, demo_areas())
-    await services.registry.refresh(services.redis)
-    await services.accounts.create_user("triage", ["triage"], "triage-password")
+    await _demo(server, ("triage", ["triage"]))
 
     officer = await browser.new_context()
     board = await officer.new_page()
@@ -163,14 +162,7 @@ async def test_file_a_report_with_a_photo_on_a_phone_and_see_it_on_the_board(
 @pytest.mark.timeout(120)
 async def test_start_a_warning_from_a_template_and_fill_its_blanks(browser, base_url, clock):
     base, server = base_url
-    from foundation.areas.registry import store_areas
-    from warncast.app_keys import SERVICES
-    from warncast.demo_city import demo_areas
-
-    services = server.app[SERVICES]
-    await store_areas(services.redis, demo_areas())
-    await services.registry.refresh(services.redis)
-    await services.accounts.create_user("drafter", ["drafter"], "drafter-password")
+    await _demo(server, ("drafter", ["drafter"]))
     context = await browser.new_context()
     page = await context.new_page()
     await _login(page, base, "drafter", "drafter-password")

@@ -10,22 +10,25 @@ import pytest
 from lxml import etree
 
 from tests.publisher.test_cap import NS, SCHEMA
-from tests.warncast.test_browser import _login, base_url, browser  # noqa: F401 - fixtures
+from tests.warncast.test_browser import _demo, _login, base_url, browser  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(150)
 
 
-async def _demo(server, *users: tuple[str, list[str]]):
-    from foundation.areas.registry import store_areas
-    from warncast.app_keys import SERVICES
-    from warncast.demo_city import demo_areas
+async def _approved_cap(services, message_id: str):
+    """The warning approved (and so published), as its CAP document, checked against the OASIS XSD."""
+    from foundation.access.audit import Actor
+    from publisher.cap_xml import render_cap
 
-    services = server.app[SERVICES]
-    await store_areas(services.redis, demo_areas())
-    await services.registry.refresh(services.redis)
-    for name, roles in users:
-        await services.accounts.create_user(name, roles, f"{name}-password")
-    return services
+    message = await services.warnings.approve(Actor("approver", frozenset({"approver"})), message_id)
+    assert message.state == "published"
+    root = etree.fromstring(
+        render_cap(
+            message, references=[], registry=services.registry, settings=services.settings, catalogs=services.catalogs
+        )
+    )
+    assert SCHEMA.validate(root), SCHEMA.error_log.last_error
+    return root
 
 
 def _watch_csp(page) -> list[str]:
@@ -118,17 +121,7 @@ async def test_compose_by_clicking_two_communities_and_drawing_a_circle(browser,
     assert errors == []
     await context.close()
 
-    from foundation.access.audit import Actor
-    from publisher.cap_xml import render_cap
-
-    message = await services.warnings.approve(Actor("approver", frozenset({"approver"})), message_id)
-    assert message.state == "published"
-    root = etree.fromstring(
-        render_cap(
-            message, references=[], registry=services.registry, settings=services.settings, catalogs=services.catalogs
-        )
-    )
-    assert SCHEMA.validate(root), SCHEMA.error_log.last_error
+    root = await _approved_cap(services, message_id)
     info = root.find("cap:info", NS)
     geocodes = [v.text for v in info.findall("cap:area/cap:geocode/cap:value", NS)]
     assert sorted(geocodes) == sorted(a.code for a in communities)
@@ -481,17 +474,7 @@ async def test_keyboard_only_a_typed_circle_is_drawn_and_reaches_the_cap(browser
     assert errors == []
     await context.close()
 
-    from foundation.access.audit import Actor
-    from publisher.cap_xml import render_cap
-
-    message = await services.warnings.approve(Actor("approver", frozenset({"approver"})), message_id)
-    assert message.state == "published"
-    root = etree.fromstring(
-        render_cap(
-            message, references=[], registry=services.registry, settings=services.settings, catalogs=services.catalogs
-        )
-    )
-    assert SCHEMA.validate(root), SCHEMA.error_log.last_error
+    root = await _approved_cap(services, message_id)
     circles = [c.text for c in root.find("cap:info", NS).findall("cap:area/cap:circle", NS)]
     assert len(circles) == 1
     point, radius_km = circles[0].split(" ")

@@ -14,6 +14,11 @@ from warncast.web.requests import ACTOR, CSRF, locale, translations
 
 
 async def page(request: web.Request, template: str, *, status: int = 200, **context: Any) -> web.Response:
+    return web.Response(text=await render_page(request, template, **context), status=status, content_type="text/html")
+
+
+async def render_page(request: web.Request, template: str, **context: Any) -> str:
+    """A template (a page, or a fragment of one) rendered with the context every page shares."""
     actor = request.get(ACTOR)
     catalogs = request.app[CATALOGS]
 
@@ -21,7 +26,7 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
         """A label in another language than the page's: a card in its own language."""
         return catalogs.text(locale_for_tag(tag) or locale(request), message, **params)
 
-    html = await render(
+    return await render(
         request.app[TEMPLATES],
         template,
         {
@@ -43,4 +48,3 @@ async def page(request: web.Request, template: str, *, status: int = 200, **cont
             **context,
         },
     )
-    return web.Response(text=html, status=status, content_type="text/html")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import html
 import time
 from collections.abc import Awaitable, Callable
@@ -32,7 +31,7 @@ from warncast.app_keys import AREAS, CAP_SIGNER, CATALOGS, REDIS, SETTINGS, SUPE
 from warncast.web.conditional import STALE_HEADERS, respond
 from warncast.web.limits import live_streams
 from warncast.web.live import outlets
-from warncast.web.pages import page
+from warncast.web.pages import page, render_page
 from warncast.web.requests import ACTOR, client_ip, keep_language, locale, t
 
 routes = web.RouteTableDef()
@@ -80,10 +79,10 @@ async def public_page(request: web.Request, make: Callable[[], Awaitable[web.Res
     rendering = await cache.fresh_or_stale(key, render)
     if made:
         return made[0]
-    return stale_page(request, rendering)
+    return await stale_page(request, rendering)
 
 
-def stale_page(request: web.Request, rendering: Rendering) -> web.Response:
+async def stale_page(request: web.Request, rendering: Rendering) -> web.Response:
     """A remembered page with a notice that it may be out of date. A page that follows /live (the
     warnings page) offers the latest once it can, without reloading under its reader; any other
     tries again every STALE_RELOAD_SECONDS with JavaScript, saying so with a button to stop it
@@ -92,26 +91,18 @@ def stale_page(request: web.Request, rendering: Rendering) -> web.Response:
         notice = f'<p class="notice stale-notice" role="status">{html.escape(t(request, STALE_NOTICE_LIVE))}</p>\n'
         body = rendering.body
     else:
-        notice = _retry_notice(request)
+        notice = await render_page(
+            request,
+            "_retry.html",
+            seconds=STALE_RELOAD_SECONDS,
+            box_class="notice stale-notice",
+            notice=t(request, STALE_NOTICE),
+            first_line="",
+        )
         script = request.app.router["static"].url_for(filename="retry.js")
         body = rendering.body.replace(b"</body>", f'<script src="{script}" defer></script>\n</body>'.encode(), 1)
     body = body.replace(b"<main>", b"<main>\n" + notice.encode(), 1)
     return web.Response(body=body, headers={"Content-Type": rendering.content_type, **STALE_HEADERS})
-
-
-def _retry_notice(request: web.Request) -> str:
-    """The stale notice with the countdown static/retry.js runs (the markup of templates/error.html's)."""
-    say = functools.partial(t, request)
-    return (
-        f'<div class="notice stale-notice" role="status" id="retry" data-seconds="{STALE_RELOAD_SECONDS}" '
-        f'data-countdown-text="{html.escape(say(N_("Trying again in {seconds} s.")))}" '
-        f'data-stopped-text="{html.escape(say(N_("Stopped. Use the link to try again.")))}">\n'
-        f"<p>{html.escape(say(STALE_NOTICE))}</p>\n"
-        f'<p data-countdown aria-live="polite"></p>\n'
-        f'<p><a href="{html.escape(request.path_qs)}" id="retry-now">{html.escape(say(N_("Try again")))}</a> '
-        f'<button type="button" class="secondary" id="retry-stop" hidden>'
-        f"{html.escape(say(N_('Stop trying by itself')))}</button></p>\n</div>\n"
-    )
 
 
 @routes.get("/")
