@@ -149,6 +149,59 @@ def start_cluster(fsync: str = "always", masters: int = 3) -> LocalCluster:
     return cluster
 
 
+@dataclass
+class Replicated:
+    """A standalone primary and its replica (bundled redis-server, TCP on 127.0.0.1)."""
+
+    processes: list[subprocess.Popen[bytes]]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self.processes]
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.kill()
+            process.wait()
+
+
+def start_replicated(directory: Path, fsync: str = "always", timeout: float = 30.0) -> Replicated:
+    """A primary with one replica, both with the append-only file on and `appendfsync <fsync>`;
+    returns once the replica is in sync."""
+    from foundation.store.connection import redis_server_binary
+    from tests.redis_cluster import free_port
+
+    ports = [free_port(), free_port()]
+    processes = []
+    for role, port in zip(("primary", "replica"), ports, strict=True):
+        (directory / role).mkdir(parents=True)
+        args = [str(redis_server_binary()), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory / role)]
+        args += ["--save", "", "--appendonly", "yes", "--appendfsync", fsync]
+        if role == "replica":
+            args += ["--replicaof", "127.0.0.1", str(ports[0])]
+        processes.append(subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL))
+    replicated = Replicated(processes, ports[0])
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client = sync_redis.Redis(port=ports[0], socket_timeout=2, decode_responses=True)
+            info = client.info("replication")
+            client.close()
+            if int(info.get("connected_slaves", 0)) and info["slave0"]["state"] == "online":
+                return replicated
+        except sync_redis.RedisError:
+            pass
+        if time.monotonic() > deadline:
+            replicated.stop()
+            raise RuntimeError("the replica did not sync")
+        time.sleep(0.05)
+
+
 def restart_cluster_node(cluster: LocalCluster, port: int, fsync: str, timeout: float = 30.0) -> None:
     """Start a (killed) node again in place: same port, directory, nodes.conf and append-only file."""
     node = next(n for n in cluster.nodes if n.port == port)

@@ -25,6 +25,9 @@ when Redis is killed with SIGKILL mid-load.
    with the same appendfsync), in the same rounds: cluster / standalone req/s (target >= 80 % on
    2 cores shared by three primaries), and each against the bare endpoint; then the durability
    test also on the cluster, SIGKILLing the primary that holds the reports' slot.
+--replica: (b) also on a standalone primary with one replica (both with the same appendfsync), where
+   a report is acknowledged only once the replica has it (WAIT, once per batch of reports): against
+   the embedded server and the bare endpoint, in the same rounds.
 --profile: samples warncast's server process (the embedded-server one) with py-spy through the
    throughput rounds (pip install py-spy into the venv; not a dependency) and prints the functions
    with the most own and inclusive time. Samples are of a busy process, runnable or running: on a
@@ -147,7 +150,17 @@ def serve_warncast(port: int, redis_url: str, data_dir: str) -> None:
         await store_areas(services.redis, demo_areas())  # each report's point is looked up in the city's areas
         await services.registry.refresh(services.redis)
 
+    async def batching(app: web.Application) -> None:
+        script = app[SERVICES].reports.intake_script
+        if script is not None and script.round_trips:
+            print(
+                f"  ({redis_url.split('://')[0]} at port {port}: {script.calls} intake scripts in "
+                f"{script.round_trips} round trips, {script.calls / script.round_trips:.1f} per round trip)",
+                flush=True,
+            )
+
     app.on_startup.append(city)
+    app.on_shutdown.append(batching)
     web.run_app(
         app, host="127.0.0.1", port=port, print=None, handle_signals=True, access_log=None, loop=loops.new_event_loop()
     )
@@ -422,10 +435,11 @@ async def throughput(
     fsync: str,
     cluster: bool = False,
     profile: Path | None = None,
+    replica: bool = False,
 ) -> float:
     """The rounds against an embedded server with `appendfsync <fsync>` (and a cluster with the same);
     returns warncast's median req/s."""
-    from benchlib import start_cluster
+    from benchlib import start_cluster, start_replicated
 
     redis = EmbeddedRedis(workdir / f"redis-throughput-{fsync}", fsync=fsync)
     redis.start()
@@ -439,10 +453,16 @@ async def throughput(
         servers.append(start(serve_warncast, cluster_port, nodes.url, str(workdir / f"data-cluster-{fsync}")))
         urls["warncast cluster"] = f"http://127.0.0.1:{cluster_port}"
         ratios += [Ratio("warncast cluster", "bare aiohttp", ">= 50%"), Ratio("warncast cluster", "warncast", ">= 80%")]
+    replicated = start_replicated(workdir / f"replicated-{fsync}", fsync) if replica else None
+    if replicated is not None:
+        replicated_port = free_port()
+        servers.append(start(serve_warncast, replicated_port, replicated.url, str(workdir / f"data-replica-{fsync}")))
+        urls["warncast replicated"] = f"http://127.0.0.1:{replicated_port}"
+        ratios += [Ratio("warncast replicated", "bare aiohttp"), Ratio("warncast replicated", "warncast")]
     try:
         for url in urls.values():
             await wait_up(f"{url}/")
-        where = " and a 3-primary cluster" if cluster else ""
+        where = (" and a 3-primary cluster" if cluster else "") + (" and a primary with a replica" if replica else "")
         print(
             f"throughput, appendfsync {fsync}{where}: {requests} JSON reports per round, "
             f"{concurrency} concurrent clients, {rounds} rounds"
@@ -452,6 +472,8 @@ async def throughput(
         stores = {"warncast": [redis.process.pid]}
         if nodes is not None:
             stores["warncast cluster"] = [node.proc.pid for node in nodes.nodes if node.proc is not None]
+        if replicated is not None:
+            stores["warncast replicated"] = replicated.pids
         sampler = None
         if profile is not None:
             from fanout import Sampler  # py-spy, as `fanout.py --serve --profile` runs it
@@ -474,6 +496,8 @@ async def throughput(
         redis.stop()
         if nodes is not None:
             nodes.stop()
+        if replicated is not None:
+            replicated.stop()
 
 
 PROFILE_RATE = 250  # py-spy samples per second
@@ -697,13 +721,14 @@ def main() -> None:
         "--fsync", choices=["always", "everysec", "both"], default="both", help="the embedded server's appendfsync"
     )
     parser.add_argument("--cluster", action="store_true", help="also on a 3-primary Redis Cluster, and compare")
+    parser.add_argument("--replica", action="store_true", help="also on a primary with a replica, acknowledged by WAIT")
     parser.add_argument("--profile", action="store_true", help="sample warncast's server with py-spy (throughput)")
     parser.add_argument(
         "--processes", type=int, default=0, help="compare `warncast serve --processes N` with --processes 1"
     )
     args = parser.parse_args()
-    if args.cluster and args.processes:
-        parser.error("--cluster and --processes are separate runs")
+    if (args.cluster or args.replica) and args.processes:
+        parser.error("--cluster, --replica and --processes are separate runs")
     modes = ["always", "everysec"] if args.fsync == "both" else [args.fsync]
     with tempfile.TemporaryDirectory(prefix="wc-bench-") as tmp:
         if args.processes:
@@ -720,6 +745,7 @@ def main() -> None:
                     mode,
                     args.cluster,
                     Path(tempfile.gettempdir()) / f"intake-profile-{mode}.raw" if args.profile else None,
+                    args.replica,
                 )
             )
             for mode in modes

@@ -107,7 +107,10 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
     item = report_item_fields(report)
     notice = receipt(desk.text_env, desk.catalogs, report, desk.settings.public_url) if pushed(report) else {}
     if desk.intake_script is None:
-        desk.intake_script = BatchedScript(redis, _INTAKE)
+        # Each batch waits for the replicas once (WAIT), for all of its reports: 201 only once they have it.
+        desk.intake_script = BatchedScript(
+            redis, _INTAKE, replicas=desk.settings.redis_min_replicas, near=keys.REPORTS_INDEX
+        )
     outcome = await desk.intake_script(
         keys=[
             idem_key or _NO_IDEMPOTENCY_KEY,  # not touched without a fingerprint
@@ -135,9 +138,6 @@ async def submit_report(desk: ReportDesk, data: ReportInput, *, idempotency_key:
         return await _replay(desk, outcome, fingerprint)
     if outcome < 0:
         too_many(limits[-outcome - 1])
-    await durable(
-        redis, desk.settings.redis_min_replicas, near=keys.REPORTS_INDEX
-    )  # 201 only once the replicas have it
     return Submitted(report, replayed=False)
 
 

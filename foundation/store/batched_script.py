@@ -5,8 +5,12 @@ burst of citizen reports one write and one read carry dozens of intake scripts i
 each, and a lone call still goes at once. Every call gets its own reply or error, and only after
 Redis has run it, so an acknowledgement means exactly what it meant for a single call.
 
+With `replicas`, each batch ends with the mark and WAIT of `foundation.store.durable`, on the
+batch's own connection: every call of the batch is answered only once that many replicas have its
+writes (or fails with `Unavailable`), and a burst pays one wait per batch instead of one per call.
+
     INTAKE = script("report_intake")  # foundation/store/scripts.py
-    batched = BatchedScript(redis, INTAKE)
+    batched = BatchedScript(redis, INTAKE, replicas=1, near=keys.REPORTS_INDEX)
     reply = await batched(keys=[...], args=[...])
 """
 
@@ -20,15 +24,24 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
 from foundation.store.cluster import is_cluster
-from foundation.store.raw_pipeline import OwnConnection, execute_raw
+from foundation.store.durable import check_acknowledged, wait_commands
+from foundation.store.raw_pipeline import Command, OwnConnection, execute_raw
 from foundation.store.scripts import Script
 
 Call = tuple[Sequence[str], Sequence[Any], asyncio.Future[Any]]
 
 
 class BatchedScript:
-    def __init__(self, redis: aioredis.Redis, script: Script | str) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, script: Script | str, *, replicas: int | None = 0, near: str | None = None
+    ) -> None:
+        """`replicas`: how many replicas each batch waits for (`durable`); `near`: a key in the hash
+        slot of every call's keys, where the wait goes on a cluster (needed with `replicas`)."""
+        if replicas and near is None:
+            raise ValueError("a batch that waits for replicas needs `near`, the slot of its keys")
         self.redis = redis
+        self.wait = wait_commands(redis, replicas, near) if replicas and near is not None else []
+        self.near = near
         # One batch at a time, so one connection; on a cluster, one batch per node of the batch's keys.
         self.connection = None if is_cluster(redis) else OwnConnection(redis)
         # A script of foundation/store/lua (or, in tests, the source of one): sent as its raw EVALSHA.
@@ -38,7 +51,7 @@ class BatchedScript:
         self._waiting: list[Call] = []
         self._sender: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # a script serves the loop it was first called on
-        self.calls = self.round_trips = 0  # how well batching works, for tests and curious operators
+        self.calls = self.round_trips = 0  # how well batching works, for tests, benchmarks and operators
 
     async def __call__(self, keys: Sequence[str], args: Sequence[Any]) -> Any:
         self.calls += 1
@@ -59,7 +72,7 @@ class BatchedScript:
                 continue
             try:
                 replies = await self._run(batch)
-            except Exception as exc:  # the connection failed: nobody in this batch is acknowledged
+            except Exception as exc:  # the connection failed, or too few replicas: nobody in it is acknowledged
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -83,7 +96,13 @@ class BatchedScript:
 
     async def _pipeline(self, batch: list[Call]) -> list[Any]:
         self.round_trips += 1
-        commands = [("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch]
-        if self.connection is None:
-            return await execute_raw(self.redis, commands)
-        return await self.connection.execute(commands)
+        commands: list[Command] = [("EVALSHA", self.sha, len(k), *k, *a) for k, a, _ in batch]
+        commands += self.wait
+        if self.connection is None:  # a cluster: with a wait, the whole batch to the node of `near`
+            replies = await execute_raw(self.redis, commands, near=self.near if self.wait else None)
+        else:
+            replies = await self.connection.execute(commands)
+        if self.wait:  # the batch ran; its calls are answered once the replicas have it
+            check_acknowledged(replies[-1], self.wait)
+            del replies[-len(self.wait) :]
+        return replies

@@ -24,7 +24,7 @@ from foundation.errors import Unavailable
 from foundation.settings import Settings
 from foundation.store import keys
 from foundation.store.cluster import as_cluster, is_cluster, primaries, socket_timeout
-from foundation.store.raw_pipeline import execute_raw
+from foundation.store.raw_pipeline import Command, execute_raw
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +38,29 @@ async def durable(redis: aioredis.Redis, min_replicas: int | None, near: str, *,
     when `min_replicas` is 0."""
     if not min_replicas:
         return
+    commands = wait_commands(redis, min_replicas, near, timeout_ms=timeout_ms)
+    _, acknowledged = await execute_raw(redis, commands, near=near)
+    check_acknowledged(acknowledged, commands)
+
+
+def wait_commands(
+    redis: aioredis.Redis, min_replicas: int, near: str, *, timeout_ms: int | None = None
+) -> list[Command]:
+    """The mark and the WAIT that `durable` sends, for a sender of raw batches to end a batch with
+    (`BatchedScript`): one wait then covers every write of the batch. Sent to the node of `near`."""
     if timeout_ms is None:
         timeout_ms = min(WAIT_MS, int((socket_timeout(redis) or 2.0) * 500))
-    mark = keys.durable_mark(near)
-    _, acknowledged = await execute_raw(
-        redis, [("SET", mark, "", "PX", MARK_TTL_MS), ("WAIT", min_replicas, timeout_ms)], near=mark
-    )
+    return [("SET", keys.durable_mark(near), "", "PX", MARK_TTL_MS), ("WAIT", min_replicas, timeout_ms)]
+
+
+def check_acknowledged(acknowledged: object, commands: list[Command]) -> None:
+    """Raise unless the WAIT of `commands` (`wait_commands`) answered with enough replicas."""
     if isinstance(acknowledged, Exception):
         raise acknowledged
-    if int(acknowledged) < min_replicas:
+    min_replicas, timeout_ms = int(commands[-1][1]), int(commands[-1][2])
+    if int(str(acknowledged)) < min_replicas:
         log.warning(
-            "a write reached %d of the %d replicas it needs within %d ms: answering 503",
+            "a write reached %s of the %d replicas it needs within %d ms: answering 503",
             acknowledged,
             min_replicas,
             timeout_ms,

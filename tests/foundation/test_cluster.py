@@ -16,6 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from foundation.errors import Unavailable
 from foundation.settings import Settings
+from foundation.store.batched_script import BatchedScript
 from foundation.store.cluster import is_cluster, primaries
 from foundation.store.connection import open_redis
 from foundation.store.durable import durable, required_replicas
@@ -136,6 +137,23 @@ async def test_durable_waits_on_the_primary_that_holds_the_write(clean: LocalClu
             replica.proc.send_signal(signal.SIGCONT)
         await asyncio.sleep(0)
         await durable(redis, 1, near=near)
+
+
+async def test_a_batch_waits_on_the_primary_that_holds_its_keys(clean: LocalCluster, tmp_path: Path) -> None:
+    near = "wc:{reports}:index"
+    async with open_redis(external(clean.url, tmp_path)) as redis:
+        script = BatchedScript(redis, ECHO_KEY, replicas=1, near=near)
+        replies = await asyncio.gather(*(script(["wc:{reports}:n"], []) for _ in range(30)))
+        assert sorted(replies) == list(range(1, 31)) and script.round_trips < 30
+        replica = replica_of(clean, node_of(clean, near))
+        assert replica.proc is not None
+        replica.proc.send_signal(signal.SIGSTOP)
+        try:
+            outcomes = await asyncio.gather(*(script(["wc:{reports}:n"], []) for _ in range(3)), return_exceptions=True)
+            assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+        finally:
+            replica.proc.send_signal(signal.SIGCONT)
+        assert await script(["wc:{reports}:n"], []) == 34
 
 
 def replica_of(cluster: LocalCluster, primary: ClusterNode) -> ClusterNode:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import redis as sync_redis
+import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -22,12 +23,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from foundation.errors import Unavailable
 from foundation.settings import Settings, SettingsError
 from foundation.store import keys
+from foundation.store.batched_script import BatchedScript
 from foundation.store.connection import open_redis, redis_server_binary
 from foundation.store.durable import durable, required_replicas
 from foundation.store.modes import HUNG_SECONDS, blocking_seconds, connect, secret_fingerprint
 from tests.redis_cluster import free_port
 
 MASTER = "warncast-test"
+COUNT = "return redis.call('INCR', KEYS[1])"
 NO_PERSISTENCE = ("--save", "", "--appendonly", "no")
 
 
@@ -230,6 +233,38 @@ async def test_durable_waits_for_the_replica_and_refuses_without_it(
             assert replica_client.get("report") == "2"
         finally:
             replica_client.close()
+
+
+async def test_a_batch_of_calls_waits_for_the_replica_once(
+    primary_and_replica: tuple[Server, Server], tmp_path: Path
+) -> None:
+    primary, replica = primary_and_replica
+    async with open_redis(external(primary.url, tmp_path)) as redis:
+        script = BatchedScript(redis, COUNT, replicas=1, near="t:{batch}")
+        waits_before = await _waits(redis)
+        replies = await asyncio.gather(*(script(["t:{batch}:n"], []) for _ in range(40)))
+        assert sorted(replies) == list(range(1, 41))
+        waits = await _waits(redis) - waits_before
+        assert waits == script.round_trips < 40, "one WAIT per batch, not one per call"
+        replica_client = replica.client()
+        try:
+            assert replica_client.get("t:{batch}:n") == "40", "answered only once the replica had it"
+        finally:
+            replica_client.close()
+
+        replica.process.send_signal(signal.SIGSTOP)
+        try:
+            outcomes = await asyncio.gather(*(script(["t:{batch}:n"], []) for _ in range(5)), return_exceptions=True)
+            assert all(isinstance(o, Unavailable) for o in outcomes), outcomes
+        finally:
+            replica.process.send_signal(signal.SIGCONT)
+        assert await script(["t:{batch}:n"], []) == 46, "the refused calls ran (a retry replays them)"
+    with pytest.raises(ValueError, match="near"):
+        BatchedScript(redis, COUNT, replicas=1)
+
+
+async def _waits(redis: aioredis.Redis) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_wait", {}).get("calls", 0))
 
 
 async def test_how_many_replicas_a_durable_write_waits_for(servers: Servers, tmp_path: Path) -> None:
