@@ -146,6 +146,14 @@ async def load_report(desk: ReportDesk, report_id: str) -> Report | None:
     return Report.from_record(json.loads(raw)) if raw else None
 
 
+async def load_reports(desk: ReportDesk, report_ids: list[str]) -> dict[str, Report]:
+    """The reports of `report_ids` that exist, in one round trip (every report is in one hash slot)."""
+    if not report_ids:
+        return {}
+    raws = await desk.redis.mget([keys.report(i) for i in report_ids])
+    return {i: Report.from_record(json.loads(raw)) for i, raw in zip(report_ids, raws, strict=True) if raw}
+
+
 async def _replay(desk: ReportDesk, stored: str, fingerprint: str) -> Submitted:
     report_id, _, first_fingerprint = stored.partition("|")
     if first_fingerprint != fingerprint:

@@ -49,7 +49,7 @@ async def test_an_admin_adds_changes_and_deletes_plans_in_the_console(client, se
         True,
     )
     # Two rows: the first switched off with its areas typed with Chinese commas, the second refused.
-    rows = [("csrf_token", csrf), ("row", "0"), ("row", "1")]
+    rows = [("csrf_token", csrf), ("row", "0"), ("row", "1"), ("row", "2")]  # and an empty row 2
     rows += plan_row(0, new, areas="990101，990102").items()
     rows += plan_row(1, DEMO_PLANS[1], warn_areas="990101 000000").items()
     resp = await client.post("/console/plans?lang=en", data=rows)
@@ -57,6 +57,7 @@ async def test_an_admin_adds_changes_and_deletes_plans_in_the_console(client, se
     assert resp.status == 422 and "Nothing was saved" in text
     assert "Unknown area code: 000000." in text
     assert 'name="1.warn_areas" value="990101 000000"' in text, "what was typed is shown again"
+    assert text.count('name="row"') == 2 + 2, "the typed rows and two empty ones, not one more each time"
     assert await saved_plans(client, staff) == [stored], "a refusal changes nothing"
     rows = [r for r in rows if r[0] != "1.warn_areas"] + [("1.warn_areas", "")]
     resp = await client.post("/console/plans?lang=en", data=rows)
@@ -120,7 +121,10 @@ async def test_templates_are_edited_in_the_console_with_the_apis_rules(client, s
     resp = await client.post(
         "/console/templates?lang=en", data=[("csrf_token", csrf), *rows, ("delete", str(in_use)), *changed]
     )
-    assert resp.status == 409 and "change the plan before removing the template" in await resp.text()
+    text = await resp.text()
+    assert resp.status == 409 and "change the plan before removing the template" in text
+    assert f'name="delete" value="{in_use}" checked' in text, "the tick is kept while nothing is saved"
+    assert text.count('name="row"') == len(stored) + 1
     assert len(
         (await (await client.get("/api/v1/warning-templates", headers=staff["drafter"])).json())["templates"]
     ) == len(stored)

@@ -12,7 +12,7 @@ from aiohttp import web
 from channels.cache import redis_away
 from citizen_report import open311 as spec
 from citizen_report.incidents import Incident
-from citizen_report.intake import load_report, submit_report
+from citizen_report.intake import load_reports, submit_report
 from citizen_report.model import CATEGORIES, Report, ReportInput
 from citizen_report.routing import load_routing
 from foundation.errors import FieldError, NotFound, TooManyRequests, Unavailable, ValidationFailed, WarncastError
@@ -230,8 +230,8 @@ def _date(value: str | None, field: str) -> datetime | None:
 
 
 async def _reports(request: web.Request, ids: list[str]) -> list[Report]:
-    found = [await load_report(request.app[REPORTS], i) for i in ids if i.isdigit()]
-    return [r for r in found if r is not None]
+    found = await load_reports(request.app[REPORTS], [i for i in ids if i.isdigit()])
+    return list(found.values())
 
 
 async def _rows(request: web.Request, reports: list[Report]) -> web.Response:

@@ -44,17 +44,19 @@ async def save_plans_form(request: web.Request) -> web.Response:
     try:
         saved = await replace_plans(request, actor, {"plans": [rows[i] for i in kept]})
     except ValidationFailed as error:
-        return await _plans_page(request, rows, _row_errors(request, error, kept), saved=False, status=422)
+        errors = _row_errors(request, error, kept)
+        return await _plans_page(request, rows, errors, saved=False, status=422, deleted=_deleted(rows, kept))
     return await _plans_page(request, saved, {}, saved=True)
 
 
 def _plan_rows(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[int]]:
-    """Every row as typed (to show again if refused) and the indices of the rows to save: a row
-    left empty, or ticked to delete, is not saved."""
+    """Every row as typed (to show again if refused), but those left empty, and the indices of the
+    rows to save: a row ticked to delete is not saved."""
     deleted = set(form.getall("delete", []))
     enabled = set(form.getall("enabled", []))
-    rows, kept = [], []
-    for index, row in enumerate(form.getall("row", [])):
+    rows: list[dict[str, Any]] = []
+    kept: list[int] = []
+    for row in form.getall("row", []):
         plan_id, names = _id_and_names(form, row, languages)
         plan: dict[str, Any] = {
             "id": plan_id,
@@ -65,9 +67,11 @@ def _plan_rows(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> tuple[l
             **{name: _codes(form.get(f"{row}.{name}", "")) for name in ("areas", "sensors", "warn_areas")},
             "enabled": row in enabled,
         }
+        if not plan_id and not any(v.strip() for v in names.values()):
+            continue  # an empty row: the page adds its own again
+        if row not in deleted:
+            kept.append(len(rows))
         rows.append(plan)
-        if row not in deleted and (plan_id or any(v.strip() for v in names.values())):
-            kept.append(index)
     return rows, kept
 
 
@@ -77,12 +81,23 @@ def _id_and_names(form: MultiDictProxy[Any], row: str, languages: tuple[str, ...
     return str(form.get(f"{row}.id", "")).strip(), names
 
 
+def _deleted(rows: list[dict[str, Any]], kept: list[int]) -> set[int]:
+    """The rows ticked to delete: shown ticked again when the save is refused."""
+    return set(range(len(rows))) - set(kept)
+
+
 def _codes(value: Any) -> list[str]:
     return [code for code in CODES.split(str(value)) if code]
 
 
 async def _plans_page(
-    request: web.Request, plans: list[dict[str, Any]], errors: dict[str, str], *, saved: bool, status: int = 200
+    request: web.Request,
+    plans: list[dict[str, Any]],
+    errors: dict[str, str],
+    *,
+    saved: bool,
+    status: int = 200,
+    deleted: set[int] | None = None,
 ) -> web.Response:
     redis, registry = request.app[REDIS], request.app[AREAS]
     blank = {"id": "", "name": {}, "reading": "", "colour": "red", "template": "", "enabled": True}
@@ -100,6 +115,7 @@ async def _plans_page(
         tag=tag_for(locale(request)),
         errors=errors,
         saved=saved,
+        deleted=deleted or set(),
     )
 
 
@@ -117,17 +133,19 @@ async def save_templates_form(request: web.Request) -> web.Response:
     try:
         saved = await replace_templates(request, actor, {"templates": [cards[i] for i in kept]})
     except ValidationFailed as error:
-        return await _templates_page(request, cards, _row_errors(request, error, kept), saved=False, status=422)
+        errors = _row_errors(request, error, kept)
+        return await _templates_page(request, cards, errors, saved=False, status=422, deleted=_deleted(cards, kept))
     except Conflict as error:  # a plan still drafts from a template ticked for deletion
         problem = {"": t(request, error.message, **error.params)}
-        return await _templates_page(request, cards, problem, saved=False, status=409)
+        return await _templates_page(request, cards, problem, saved=False, status=409, deleted=_deleted(cards, kept))
     return await _templates_page(request, saved, {}, saved=True)
 
 
 def _template_cards(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[int]]:
     deleted = set(form.getall("delete", []))
-    cards, kept = [], []
-    for index, row in enumerate(form.getall("row", [])):
+    cards: list[dict[str, Any]] = []
+    kept: list[int] = []
+    for row in form.getall("row", []):
         hours = str(form.get(f"{row}.expires_hours", "")).strip()
         template_id, names = _id_and_names(form, row, languages)
         card: dict[str, Any] = {
@@ -140,14 +158,22 @@ def _template_cards(form: MultiDictProxy[Any], languages: tuple[str, ...]) -> tu
                 tag: {part: str(form.get(f"{row}.info.{tag}.{part}", "")) for part in LIMITS} for tag in languages
             },
         }
+        if not template_id and not any(v.strip() for v in names.values()):
+            continue  # an empty card: the page adds its own again
+        if row not in deleted:
+            kept.append(len(cards))
         cards.append(card)
-        if row not in deleted and (template_id or any(v.strip() for v in names.values())):
-            kept.append(index)
     return cards, kept
 
 
 async def _templates_page(
-    request: web.Request, templates: list[dict[str, Any]], errors: dict[str, str], *, saved: bool, status: int = 200
+    request: web.Request,
+    templates: list[dict[str, Any]],
+    errors: dict[str, str],
+    *,
+    saved: bool,
+    status: int = 200,
+    deleted: set[int] | None = None,
 ) -> web.Response:
     languages = request.app[SETTINGS].languages
     blank = {"id": "", "name": {}, "grade": "yellow", "event": "rainstorm", "expires_hours": 6, "info": {}}
@@ -165,6 +191,7 @@ async def _templates_page(
         languages_order=languages,
         errors=errors,
         saved=saved,
+        deleted=deleted or set(),
     )
 
 

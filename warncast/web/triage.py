@@ -12,8 +12,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from citizen_report.incidents import MERGED, Incident, board
-from citizen_report.intake import load_report
-from citizen_report.model import CATEGORIES, STATUS_NAMES, TERMINAL, Report
+from citizen_report.intake import load_reports
+from citizen_report.model import CATEGORIES, STATUS_NAMES, TERMINAL
 from citizen_report.routing import load_routing, save_routing, unit_departments, validate_routing
 from citizen_report.triage import ACTION_NAMES, act
 from foundation.areas.svg_map import MapPoint, render_svg
@@ -67,19 +67,16 @@ async def _board_context(request: web.Request) -> dict[str, Any]:
     filters["status"] = filters["status"] or "open"
     incidents = [i for i in await board(request.app[REPORTS]) if matches(i, filters, request.app[AREAS])]
     incidents.sort(key=lambda i: (i.lane != "priority", i.priority, i.deadline))
-    reports: dict[str, Report] = {}
-    for incident in incidents[:200]:
-        for report_id in incident.reports[:5]:
-            if (report := await load_report(request.app[REPORTS], report_id)) is not None:
-                reports[report_id] = report
+    shown = incidents[:200]
+    reports = await load_reports(request.app[REPORTS], [rid for i in shown for rid in i.reports[:5]])
     table = await load_routing(request.app[REDIS])
-    plans = {  # what the threshold plans drafted for each sensor's breach
-        i.id: await incident_plans(request.app[REDIS], request.app[WARNINGS], i.id[1:], locale(request))
-        for i in incidents[:200]
-        if i.kind == "breach"
-    }
+    breaches = [i.id for i in shown if i.kind == "breach"]
+    drafted = await asyncio.gather(  # what the threshold plans drafted for each sensor's breach, at once
+        *(incident_plans(request.app[REDIS], request.app[WARNINGS], i[1:], locale(request)) for i in breaches)
+    )
+    plans = dict(zip(breaches, drafted, strict=True))
     return {
-        "incidents": incidents[:200],
+        "incidents": shown,
         "reports": reports,
         "plans": plans,
         "filters": filters,
