@@ -84,6 +84,21 @@ def negotiate(param: str | None, cookie: str | None, accept_language: str | None
     return DEFAULT_LOCALE
 
 
+@functools.lru_cache(maxsize=16)
+def _read_messages(po_path: Path, mtime_ns: int, size: int) -> dict[str, str | tuple[str, ...]]:
+    """A .po file's translated messages, read once per version of the file (every app of a
+    process, and every test's, shares them; nothing changes them after this)."""
+    messages: dict[str, str | tuple[str, ...]] = {}
+    with po_path.open("rb") as fh:
+        catalog = read_po(fh)
+    for message in catalog:
+        if message.id and message.string and not message.fuzzy:
+            key = message.id[0] if isinstance(message.id, tuple | list) else message.id
+            text = message.string
+            messages[key] = tuple(text) if isinstance(text, list | tuple) else text
+    return messages
+
+
 class PoTranslations(gettext.NullTranslations):
     """gettext over a Babel catalog read straight from a .po file."""
 
@@ -91,13 +106,8 @@ class PoTranslations(gettext.NullTranslations):
         super().__init__()
         self._messages: dict[str, str | tuple[str, ...]] = {}
         if po_path and po_path.exists():
-            with po_path.open("rb") as fh:
-                catalog = read_po(fh)
-            for message in catalog:
-                if message.id and message.string and not message.fuzzy:
-                    key = message.id[0] if isinstance(message.id, tuple | list) else message.id
-                    text = message.string
-                    self._messages[key] = tuple(text) if isinstance(text, list | tuple) else text
+            stat = po_path.stat()
+            self._messages = _read_messages(po_path, stat.st_mtime_ns, stat.st_size)
 
     def gettext(self, message: str) -> str:
         found = self._messages.get(message)

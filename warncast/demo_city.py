@@ -19,6 +19,8 @@ How the geometry is made:
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import random
 import zlib
@@ -208,7 +210,13 @@ def _residents(code: str, name: dict[str, str]) -> int:
 
 
 def demo_areas() -> list[dict]:
-    """Return the Lanjiang registry, parents before children; identical on every call."""
+    """Return the Lanjiang registry, parents before children; identical on every call (worked out
+    once per process: a copy of it, so a caller may change what it gets)."""
+    return copy.deepcopy(_demo_areas())
+
+
+@functools.cache
+def _demo_areas() -> list[dict]:
     city = Polygon(_CITY_OUTLINE)
     quarters = _district_pieces(city)
 
