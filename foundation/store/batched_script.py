@@ -43,6 +43,8 @@ class BatchedScript:
         self.wait = wait_commands(redis, replicas, near) if replicas and near is not None else []
         self.near = near
         # One batch at a time, so one connection; on a cluster, one batch per node of the batch's keys.
+        # (Two batches in flight, each on its own connection, made smaller batches and no more reports
+        # a second: 98 % of one, benchmarks/intake.py with fsync always, 2026-12-03.)
         self.connection = None if is_cluster(redis) else OwnConnection(redis)
         # A script of foundation/store/lua (or, in tests, the source of one): sent as its raw EVALSHA.
         self.script = script if isinstance(script, Script) else Script("inline", script)
