@@ -13,7 +13,7 @@ from redis.exceptions import WatchError
 
 from citizen_report.desk import ReportDesk
 from citizen_report.incidents import MERGED, Incident, load_incident, priority_for, store_incident
-from citizen_report.intake import load_report
+from citizen_report.intake import load_reports
 from citizen_report.model import ASSIGNED, DUPLICATE, IN_PROGRESS, REJECTED, RESOLVED, TERMINAL, TRANSITIONS, VERIFIED
 from citizen_report.notify import pushed, render_notification
 from citizen_report.record import count_triage
@@ -100,7 +100,7 @@ async def _apply(
                 target=status,
             )
         await pipe.watch(*watched, *(keys.report(r) for r in incident.reports))
-        reports = [r for r in [await load_report(desk, rid) for rid in incident.reports] if r]
+        reports = list((await load_reports(desk, incident.reports)).values())  # one MGET
         pipe.multi()
         if target is not None:
             incident.status, incident.merged_into, incident.note = MERGED, target.id, reason

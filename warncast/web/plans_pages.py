@@ -81,9 +81,9 @@ def _id_and_names(form: MultiDictProxy[Any], row: str, languages: tuple[str, ...
     return str(form.get(f"{row}.id", "")).strip(), names
 
 
-def _deleted(rows: list[dict[str, Any]], kept: list[int]) -> set[int]:
+def _deleted(rows: list[dict[str, Any]], kept: list[int]) -> frozenset[int]:
     """The rows ticked to delete: shown ticked again when the save is refused."""
-    return set(range(len(rows))) - set(kept)
+    return frozenset(range(len(rows))) - frozenset(kept)
 
 
 def _codes(value: Any) -> list[str]:
@@ -97,7 +97,7 @@ async def _plans_page(
     *,
     saved: bool,
     status: int = 200,
-    deleted: set[int] | None = None,
+    deleted: frozenset[int] = frozenset(),
 ) -> web.Response:
     redis, registry = request.app[REDIS], request.app[AREAS]
     blank = {"id": "", "name": {}, "reading": "", "colour": "red", "template": "", "enabled": True}
@@ -115,7 +115,7 @@ async def _plans_page(
         tag=tag_for(locale(request)),
         errors=errors,
         saved=saved,
-        deleted=deleted or set(),
+        deleted=deleted,
     )
 
 
@@ -173,7 +173,7 @@ async def _templates_page(
     *,
     saved: bool,
     status: int = 200,
-    deleted: set[int] | None = None,
+    deleted: frozenset[int] = frozenset(),
 ) -> web.Response:
     languages = request.app[SETTINGS].languages
     blank = {"id": "", "name": {}, "grade": "yellow", "event": "rainstorm", "expires_hours": 6, "info": {}}
@@ -191,7 +191,7 @@ async def _templates_page(
         languages_order=languages,
         errors=errors,
         saved=saved,
-        deleted=deleted or set(),
+        deleted=deleted,
     )
 
 
