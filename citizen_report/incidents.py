@@ -22,10 +22,11 @@ from citizen_report.desk import ReportDesk
 from citizen_report.intake import load_report
 from citizen_report.model import CATEGORIES, RECEIVED, TERMINAL
 from citizen_report.record import count_report
-from citizen_report.routing import load_routing, route
+from citizen_report.routing import RoutingForBatch, route
 from citizen_report.signals import signal_events
 from foundation.access.units import organisation_of, stored_units
 from foundation.store import keys
+from foundation.store.raw_pipeline import execute_raw
 from foundation.store.streams import decoded_list
 
 MERGED = "merged"
@@ -90,12 +91,16 @@ async def board(desk: ReportDesk, limit: int = 500) -> list[Incident]:
     return [Incident(**json.loads(r)) for r in raws if r]
 
 
-async def absorb(desk: ReportDesk, entry_id: str, fields: dict[str, str]) -> None:
+async def absorb(
+    desk: ReportDesk, entry_id: str, fields: dict[str, str], routing: RoutingForBatch | None = None
+) -> None:
+    """One queue item onto the board; `routing`: the table as read for the item's batch."""
+    routing = routing or RoutingForBatch(desk.redis)
     kind = fields.get("kind")
     if kind == "report":
-        await _absorb_report(desk, entry_id, fields["ref"])
+        await _absorb_report(desk, entry_id, fields["ref"], routing)
     elif kind in ("breach", "alert"):
-        await _absorb_signal(desk, entry_id, fields)
+        await _absorb_signal(desk, entry_id, fields, routing)
 
 
 def _deadline(desk: ReportDesk, created: str, priority: int) -> str:
@@ -103,7 +108,7 @@ def _deadline(desk: ReportDesk, created: str, priority: int) -> str:
     return (datetime.fromisoformat(created) + timedelta(minutes=minutes)).isoformat()
 
 
-async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> None:
+async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str, routing: RoutingForBatch) -> None:
     redis = desk.redis
     for _attempt in range(20):
         report = await load_report(desk, report_id)
@@ -118,7 +123,7 @@ async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str) -> Non
                 incident = await load_incident(desk, incident.id)
             now = desk.now().isoformat()
             if incident is None:
-                table = await load_routing(redis)
+                table = await routing.table()
                 incident = Incident(
                     id=f"R{report.id}",
                     kind="reports",
@@ -165,13 +170,14 @@ async def _nearby_open(desk: ReportDesk, report: Any) -> Incident | None:
     incident inside that area; and a GPS report joins an incident known only by an area containing
     its point. So one spot reported with and without GPS stays one incident."""
     config = desk.config
-    found = await _search(desk, report.category, report.lat, report.lon, config.corroboration_metres, 20)
+    searches = [(report.lat, report.lon, config.corroboration_metres, 20)]
     if report.location_source == "area" and report.area:
-        inside = await _search(desk, report.category, report.lat, report.lon, AREA_SEARCH_METRES, 50)
-        found += [i for i in inside if i not in found]
-    else:
-        for area in desk.registry.containing(report.lat, report.lon):
-            found += [i for i in await _search(desk, report.category, *area.point, 1, 5) if i not in found]
+        searches.append((report.lat, report.lon, AREA_SEARCH_METRES, 50))
+    else:  # an incident placed at the centre of an area that holds the point
+        searches += [(*area.point, 1, 5) for area in desk.registry.containing(report.lat, report.lon)]
+    found: list[str] = []
+    for hits in await _search(desk, report.category, searches):
+        found += [i for i in hits if i not in found]
     oldest = datetime.fromisoformat(report.created) - timedelta(hours=config.corroboration_hours)
     for incident_id in found:
         incident = await load_incident(desk, incident_id)
@@ -188,11 +194,19 @@ async def _nearby_open(desk: ReportDesk, report: Any) -> Incident | None:
 AREA_SEARCH_METRES = 20_000  # an area-only report looks this far from its area's centre (then by area)
 
 
-async def _search(desk: ReportDesk, category: str, lat: float, lon: float, metres: float, count: int) -> list[str]:
-    found = await desk.redis.geosearch(
-        keys.open_incidents(category), longitude=lon, latitude=lat, radius=metres, unit="m", sort="ASC", count=count
-    )
-    return decoded_list(found)
+async def _search(desk: ReportDesk, category: str, searches: list[tuple[float, float, float, int]]) -> list[list[str]]:
+    """The open incidents of `category` near each (lat, lon) within its metres, at most count each,
+    nearest first: all in one round trip (one key, so one node on a cluster)."""
+    key = keys.open_incidents(category)
+    commands = [
+        ("GEOSEARCH", key, "FROMLONLAT", lon, lat, "BYRADIUS", metres, "m", "ASC", "COUNT", count)
+        for lat, lon, metres, count in searches
+    ]
+    found = await execute_raw(desk.redis, commands)
+    for reply in found:
+        if isinstance(reply, Exception):
+            raise reply
+    return [decoded_list(ids) for ids in found]
 
 
 def _same_place(desk: ReportDesk, report: Any, incident: Incident) -> bool:
@@ -219,12 +233,13 @@ def _metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 def store_incident(pipe: Any, incident: Incident, now: datetime) -> None:
     """Write an incident, index it on the board and tell live boards (inside a transaction)."""
-    pipe.set(keys.incident(incident.id), json.dumps(asdict(incident), ensure_ascii=False))
+    # vars, not asdict: the fields are JSON values already, and asdict copies every one of them.
+    pipe.set(keys.incident(incident.id), json.dumps(vars(incident), ensure_ascii=False))
     pipe.zadd(keys.BOARD_INDEX, {incident.id: now.timestamp()})
     pipe.xadd(keys.BOARD_EVENTS, {"incident": incident.id, "status": incident.status}, maxlen=1000, approximate=True)
 
 
-async def _absorb_signal(desk: ReportDesk, entry_id: str, fields: dict[str, str]) -> None:
+async def _absorb_signal(desk: ReportDesk, entry_id: str, fields: dict[str, str], routing: RoutingForBatch) -> None:
     """A breach updates the open incident of its sensor (or opens one); an alert is one incident
     per CAP identifier."""
     redis = desk.redis
@@ -237,8 +252,7 @@ async def _absorb_signal(desk: ReportDesk, entry_id: str, fields: dict[str, str]
             return
         now = desk.now()
         if incident is None or incident.status in TERMINAL:
-            table = await load_routing(redis)
-            department = table["default"]
+            department = (await routing.table())["default"]
             if units := await stored_units(redis):  # the unit responsible for its event type and area
                 org = organisation_of(units, desk.settings)
                 events = await signal_events(desk, fields)

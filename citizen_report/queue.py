@@ -13,6 +13,7 @@ import time
 
 from citizen_report.desk import ReportDesk
 from citizen_report.incidents import absorb
+from citizen_report.routing import RoutingForBatch
 from foundation.store import keys
 from foundation.store.streams import Entry, entries, read_entries
 from foundation.store.streams import ensure_group as ensure_stream_group
@@ -49,12 +50,18 @@ async def consume(desk: ReportDesk, consumer: str, *, count: int = 100, block_ms
             batch = [entry for entry in entries(claimed) if entry and entry[1]]
             if batch:
                 break
-    for entry_id, fields in batch:
-        await absorb(desk, entry_id, fields)
-        if fields.get("kind") == "breach":
-            for listener in desk.on_breach:
-                await listener(entry_id, fields)
-        await redis.xack(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, entry_id)
+    absorbed: list[str] = []
+    routing = RoutingForBatch(redis)
+    try:
+        for entry_id, fields in batch:
+            await absorb(desk, entry_id, fields, routing)
+            if fields.get("kind") == "breach":
+                for listener in desk.on_breach:
+                    await listener(entry_id, fields)
+            absorbed.append(entry_id)
+    finally:  # one acknowledgement for the items done, even when a later one failed
+        if absorbed:
+            await redis.xack(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, *absorbed)
     if batch:  # the reports and incidents hold what the items said: items go after the retention
         cutoff = int((time.time() - desk.settings.delivery_retention_days * 86400) * 1000)
         await redis.xtrim(keys.MONITORING_QUEUE, minid=str(cutoff), approximate=False)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from citizen_report.incidents import priority_for
 from citizen_report.queue import consume, drain
 from foundation.store import keys
@@ -179,6 +181,24 @@ async def test_a_crashed_consumer_loses_nothing(client, services, staff):
 
     await absorb(services.reports, entry, fields)
     assert [i["count"] for i in await incidents(client, staff)] == [1]
+
+
+async def test_a_batch_that_fails_midway_acknowledges_only_the_items_it_absorbed(client, services, staff):
+    """Items are acknowledged together at the end of a batch: those before a failure are, the
+    failing one and those after it stay pending for the next try."""
+    filed = [await file(client, where=where) for where in (INSIDE, FAR, NEAR)]
+    second = keys.report(filed[1]["id"])
+    record = await services.redis.get(second)
+    await services.redis.set(second, "{not json")  # a record that cannot be read: absorbing it fails
+    with pytest.raises(ValueError):
+        await consume(services.reports, "one")
+    pending = await services.redis.xpending_range(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, "-", "+", 10)
+    assert len(pending) == 2, "the first item was acknowledged, the other two were not"
+    assert [i["count"] for i in await incidents(client, staff)] == [1]
+    await services.redis.set(second, record)
+    assert await consume(services.reports, "one") == 2  # its own pending items, again
+    assert not await services.redis.xpending_range(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, "-", "+", 10)
+    assert sorted(i["count"] for i in await incidents(client, staff)) == [1, 2]  # NEAR joined INSIDE
 
 
 async def test_readings_raise_items_only_on_a_change_of_colour(client, services, staff):
