@@ -98,7 +98,7 @@ async def absorb(
     routing = routing or RoutingForBatch(desk.redis)
     kind = fields.get("kind")
     if kind == "report":
-        await _absorb_report(desk, entry_id, fields["ref"], routing)
+        await _absorb_report(desk, entry_id, fields["ref"], fields.get("category", ""), routing)
     elif kind in ("breach", "alert"):
         await _absorb_signal(desk, entry_id, fields, routing)
 
@@ -108,15 +108,22 @@ def _deadline(desk: ReportDesk, created: str, priority: int) -> str:
     return (datetime.fromisoformat(created) + timedelta(minutes=minutes)).isoformat()
 
 
-async def _absorb_report(desk: ReportDesk, entry_id: str, report_id: str, routing: RoutingForBatch) -> None:
+async def _absorb_report(
+    desk: ReportDesk, entry_id: str, report_id: str, category: str, routing: RoutingForBatch
+) -> None:
     redis = desk.redis
     for _attempt in range(20):
-        report = await load_report(desk, report_id)
-        if report is None or report.incident:
-            return
-        geo_key = keys.open_incidents(report.category)
         async with redis.pipeline(transaction=True) as pipe:
+            # The report is read after it is watched, so that an absorb of the same report that
+            # ends in between (its item claimed again) fails this one instead of going unseen.
+            geo_key = keys.open_incidents(category)  # the item's category: the report's own
             await pipe.watch(geo_key, keys.report(report_id))
+            report = await load_report(desk, report_id)
+            if report is None or report.incident:
+                return
+            if report.category != category:  # an item written without it
+                geo_key = keys.open_incidents(report.category)
+                await pipe.watch(geo_key)
             incident = await _nearby_open(desk, report) if report.lat is not None else None
             if incident is not None:  # joining: guard its count against a concurrent join
                 await pipe.watch(geo_key, keys.report(report_id), keys.incident(incident.id))
