@@ -64,6 +64,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cap_signing.py
 	$(BIN)/python benchmarks/intake.py --cluster
 	$(BIN)/python benchmarks/intake.py --processes 2 --fsync always --requests 5000 --rounds 5
+	$(BIN)/python benchmarks/monitoring.py
 	$(BIN)/python benchmarks/subscribers.py
 	$(BIN)/python benchmarks/sizing.py
 	$(BIN)/python benchmarks/faults.py
