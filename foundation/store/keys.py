@@ -218,6 +218,7 @@ REPORTS_INDEX = f"{PREFIX}:{{reports}}:index"  # report id -> created (epoch s)
 REPORTS_BY_TRACKING = f"{PREFIX}:{{reports}}:by-tracking"  # tracking code -> report id
 MONITORING_QUEUE = f"{PREFIX}:{{reports}}:queue"  # stream: report | breach | alert items
 MONITORING_GROUP = "ops-centre"  # the consumer group that turns items into board entries
+MONITORING_LEASE = f"{PREFIX}:{{reports}}:queue-lease"  # the group's consumer at work (name, with a TTL)
 BOARD_INDEX = f"{PREFIX}:{{reports}}:board"  # incident id -> last change (epoch s)
 BOARD_EVENTS = f"{PREFIX}:{{reports}}:board-events"  # capped stream the live board listens to
 REPORT_NOTIFICATIONS = f"{PREFIX}:{{reports}}:notifications"  # outbox to reporters (SMS/Telegram/web)

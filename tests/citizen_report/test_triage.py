@@ -3,12 +3,16 @@ loop to reporters (outbox), readings with thresholds and upstream CAP alerts."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
 import pytest
 
 from citizen_report.incidents import priority_for
+from citizen_report.intake import submit_report
+from citizen_report.model import ReportInput
 from citizen_report.queue import consume, drain
 from foundation.store import keys
 from tests.citizen_report.test_reports import INSIDE, post_report
@@ -199,6 +203,34 @@ async def test_a_batch_that_fails_midway_acknowledges_only_the_items_it_absorbed
     assert await consume(services.reports, "one") == 2  # its own pending items, again
     assert not await services.redis.xpending_range(keys.MONITORING_QUEUE, keys.MONITORING_GROUP, "-", "+", 10)
     assert sorted(i["count"] for i in await incidents(client, staff)) == [1, 2]  # NEAR joined INSIDE
+
+
+async def test_one_consumer_works_at_a_time_and_another_takes_over_when_it_stops(client, services, staff):
+    for where in (INSIDE, FAR):
+        await file(client, where=where)
+    assert await consume(services.reports, "first", lease_ms=300) == 2
+    await file(client, where=NEAR)
+    started = time.monotonic()
+    assert await consume(services.reports, "second", lease_ms=300, block_ms=50) == 0, "the first is at work"
+    assert time.monotonic() - started >= 0.05, "one that stands by waits before it asks again"
+    assert await consume(services.reports, "first", lease_ms=300) == 1  # the holder renews and goes on
+    await file(client, where=FAR, category="fallen_tree")
+    await asyncio.sleep(0.4)  # the first stopped renewing: its lease lapses
+    assert await consume(services.reports, "second", lease_ms=300) == 1
+    assert await consume(services.reports, "first", lease_ms=300) == 0, "now the second is at work"
+    assert sorted(i["count"] for i in await incidents(client, staff)) == [1, 1, 2]
+
+
+async def test_concurrent_consumers_absorb_a_burst_of_one_category_once_each(client, services, staff):
+    for n in range(30):  # spread over the city, all waterlogging: every absorb writes the same geo key
+        where = {"lat": 30.62 + n * 0.005, "lon": 121.0625}
+        await submit_report(services.reports, ReportInput(category="waterlogging", description="Water here", **where))
+    # Each would take a batch of 8 and contend with the others for the geo key; one works, the rest stand by.
+    handled = await asyncio.gather(*(consume(services.reports, f"c{n}", count=8) for n in range(4)))
+    assert sorted(handled) == [0, 0, 0, 8]
+    assert await drain(services.reports) == 0, "the one at work holds the lease"
+    assert await drain(services.reports, f"c{handled.index(8)}") == 22
+    assert [i["count"] for i in await incidents(client, staff)] == [1] * 30
 
 
 async def test_readings_raise_items_only_on_a_change_of_colour(client, services, staff):
