@@ -6,7 +6,8 @@ acknowledges it only after that is stored, so an item in flight when a process d
 pending and is claimed again by the next consumer: nothing is lost, and absorbing is idempotent.
 
 Every `warncast serve` runs a consumer, but one works at a time: the holder of a lease it renews
-each round; the others stand by and one takes over within `LEASE_MS` of the holder's end. Reports
+each round and hands on when its process stops; the others stand by, and one takes over within
+`LEASE_MS` of a holder that died. Reports
 of one category can join each other's incidents, so two consumers at work would contend for the
 same keys: with two, a burst of one category was absorbed slower than with one, and some batches
 gave up after 20 conflicts in a row (with four, slower still).
@@ -93,8 +94,14 @@ async def drain(desk: ReportDesk, consumer: str = "burst") -> int:
         while handled := await consume(desk, consumer):
             total += handled
     finally:
-        await _LEASE(desk.redis, keys=[keys.MONITORING_LEASE], args=[consumer, 0])
+        await give_up(desk, consumer)
     return total
+
+
+async def give_up(desk: ReportDesk, consumer: str) -> None:
+    """Hand the lease back if `consumer` holds it (a burst drained, a process stopping), so that a
+    consumer standing by starts at its next round instead of when the lease lapses."""
+    await _LEASE(desk.redis, keys=[keys.MONITORING_LEASE], args=[consumer, 0])
 
 
 async def items(desk: ReportDesk, *, after: str = "-", limit: int = 100) -> list[dict[str, str]]:

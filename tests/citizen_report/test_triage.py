@@ -4,6 +4,7 @@ loop to reporters (outbox), readings with thresholds and upstream CAP alerts."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from citizen_report.queue import consume, drain
 from foundation.store import keys
 from tests.citizen_report.test_reports import INSIDE, post_report
 from tests.warncast.test_console import login
+from warncast.web.app import create_app
 
 NEAR = {"lat": 30.6670, "lon": 121.0625}  # ~100 m north of INSIDE
 FAR = {"lat": 30.6800, "lon": 121.0625}  # ~1.5 km north
@@ -219,6 +221,25 @@ async def test_one_consumer_works_at_a_time_and_another_takes_over_when_it_stops
     assert await consume(services.reports, "second", lease_ms=300) == 1
     assert await consume(services.reports, "first", lease_ms=300) == 0, "now the second is at work"
     assert sorted(i["count"] for i in await incidents(client, staff)) == [1, 1, 2]
+
+
+async def test_a_serving_process_works_the_queue_and_hands_the_lease_on_when_it_stops(
+    aiohttp_client, client, services, settings, clock
+):
+    # A second process, same Redis, with its background loops: its consumer takes the lease.
+    serving = await aiohttp_client(create_app(settings.with_(run_scheduler=True), clock=clock))
+    await file(client)
+    for _ in range(100):
+        if await services.redis.zcard(keys.BOARD_INDEX):  # its consumer absorbed the report
+            break
+        await asyncio.sleep(0.05)
+    holder = await services.redis.get(keys.MONITORING_LEASE)
+    assert holder and str(holder).endswith(f"-{os.getpid()}"), holder
+    assert await drain(services.reports) == 0, "the serving process is at work"
+    await serving.close()
+    assert await services.redis.get(keys.MONITORING_LEASE) is None, "handed on at shutdown"
+    await file(client, where=FAR)
+    assert await drain(services.reports) == 1
 
 
 async def test_concurrent_consumers_absorb_a_burst_of_one_category_once_each(client, services, staff):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -11,8 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from channels.cache import redis_away
 from citizen_report.desk import ReportDesk
-from citizen_report.queue import consume
+from citizen_report.queue import consume, give_up
 from foundation.clock import Clock
 from foundation.settings import Settings
 from foundation.store.connection import open_redis
@@ -48,6 +50,7 @@ from warncast.web.limits import install_limits
 from warncast.web.middleware import MIDDLEWARES
 
 log = logging.getLogger(__name__)
+LEASE_GIVE_UP_SECONDS = 0.5  # at shutdown, how long handing on the monitoring lease may take
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_BODY = 1024 * 1024  # warnings are text; nothing legitimate is larger
 
@@ -106,9 +109,10 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
     """Start the app's background loops under its supervisor (more join it, see `live`); on
     shutdown every one of them is cancelled and awaited."""
     settings, services, supervisor = app[SETTINGS], app[SERVICES], app[SUPERVISOR]
+    consumer = f"{socket.gethostname()}-{os.getpid()}"  # this process's in the monitoring queue's group
     if settings.run_scheduler:
         supervisor.add(scheduler_loop(services.registry, services.redis, services.warnings))
-        supervisor.add(monitoring_loop(app[REPORTS]))
+        supervisor.add(monitoring_loop(app[REPORTS], consumer))
         supervisor.add(Loop("duty-pages", partial(services.pager.follow_incidents, app[REPORTS]), within=30.0))
         supervisor.add(Loop("approval-escalation", services.approval_pages.run, within=4 * ESCALATION_CHECK_SECONDS))
     if settings.run_workers:
@@ -118,9 +122,22 @@ async def _background_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await supervisor.stop()
+        if settings.run_scheduler:
+            await _give_up_lease(app[REPORTS], consumer)
 
 
-def monitoring_loop(desk: ReportDesk) -> Loop:
-    """Consume the monitoring queue into triage-board incidents; every process may run one."""
-    consumer = f"{socket.gethostname()}-{os.getpid()}"
+def monitoring_loop(desk: ReportDesk, consumer: str) -> Loop:
+    """Consume the monitoring queue into triage-board incidents; every process runs one, and the
+    holder of the queue's lease works (citizen_report.queue)."""
     return Loop("monitoring", partial(consume, desk, consumer, block_ms=1000), within=30.0)  # rounds of ≤ 1 s waits
+
+
+async def _give_up_lease(desk: ReportDesk, consumer: str) -> None:
+    """A stopping process hands the monitoring lease on at once; with Redis away or slow it does
+    not wait (the 10 s to stop are for everything), and the lease lapses by itself."""
+    try:
+        await asyncio.wait_for(give_up(desk, consumer), LEASE_GIVE_UP_SECONDS)
+    except Exception as exc:
+        if not redis_away(exc):
+            raise
+        log.info("monitoring lease not given back (redis away: %r); it lapses by itself", exc)
