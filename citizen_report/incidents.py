@@ -125,8 +125,8 @@ async def _absorb_report(
                 geo_key = keys.open_incidents(report.category)
                 await pipe.watch(geo_key)
             incident = await _nearby_open(desk, report) if report.lat is not None else None
-            if incident is not None:  # joining: guard its count against a concurrent join
-                await pipe.watch(geo_key, keys.report(report_id), keys.incident(incident.id))
+            if incident is not None:  # joining: guard its count against a concurrent join (WATCH adds keys)
+                await pipe.watch(keys.incident(incident.id))
                 incident = await load_incident(desk, incident.id)
             now = desk.now().isoformat()
             if incident is None:

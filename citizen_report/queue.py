@@ -7,10 +7,10 @@ pending and is claimed again by the next consumer: nothing is lost, and absorbin
 
 Every `warncast serve` runs a consumer, but one works at a time: the holder of a lease it renews
 each round and hands on when its process stops; the others stand by, and one takes over within
-`LEASE_MS` of a holder that died. Reports
-of one category can join each other's incidents, so two consumers at work would contend for the
-same keys: with two, a burst of one category was absorbed slower than with one, and some batches
-gave up after 20 conflicts in a row (with four, slower still).
+`LEASE_MS` of a holder that died. Reports of one category can join each other's incidents, so two
+consumers at work would contend for the same keys: with two, a burst of one category was absorbed
+slower than with one, and some batches gave up after 20 conflicts in a row (with four, slower
+still).
 """
 
 from __future__ import annotations
