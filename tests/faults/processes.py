@@ -107,7 +107,9 @@ class RedisServer:
     processes: Processes
     directory: Path
     port: int = field(default_factory=free_port)
-    fsync: str = "everysec"
+    # always, as the embedded server: a lone Redis keeps every write it answered through a SIGKILL
+    # only so; under disk pressure everysec may answer before it writes the AOF, for up to 2 s.
+    fsync: str = "always"
     replica_of: tuple[str, int] | None = None
     proc: subprocess.Popen[bytes] | None = None
 

@@ -202,10 +202,8 @@ class Deployment:
         figures.notes["logs"] = str(self.workdir)
 
 
-def standalone(
-    processes: Processes, workdir: Path, sizes: Sizes, fsync: str = "everysec"
-) -> tuple[Deployment, RedisServer]:
-    redis = RedisServer(processes, workdir / "redis", fsync=fsync).start()
+def standalone(processes: Processes, workdir: Path, sizes: Sizes) -> tuple[Deployment, RedisServer]:
+    redis = RedisServer(processes, workdir / "redis").start()
     twilio = TwilioProcess(processes).start()
     return Deployment(processes, workdir, sizes, {"REDIS_URL": redis.url}, twilio), redis
 
@@ -296,10 +294,8 @@ async def worker_killed(processes: Processes, workdir: Path, sizes: Sizes = TEST
 async def redis_killed_during_intake(processes: Processes, workdir: Path, sizes: Sizes = TEST) -> Figures:
     figures = Figures("2 Redis SIGKILL mid-intake")
     started = time.monotonic()
-    # A lone Redis keeps every write it acknowledged through a SIGKILL only with fsync always (the
-    # embedded default): under disk pressure everysec may answer before it writes the AOF, for up
-    # to 2 s. Deployments with replicas have the durable acknowledgement (WAIT) instead.
-    dep, redis = standalone(processes, workdir, sizes, fsync="always")
+    # Deployments with replicas have the durable acknowledgement (WAIT) instead of the fsync.
+    dep, redis = standalone(processes, workdir, sizes)
     await seed(redis.url, 0)
     serve = dep.start("serve")
     await dep.ready(serve)
